@@ -1,0 +1,44 @@
+//! Server functions: thin edges that find the caller, call a service port and map its error.
+
+pub mod accounts;
+pub mod audit;
+pub mod error;
+#[cfg(feature = "ssr")]
+pub mod ports;
+
+pub use error::{ApiError, ErrorCode};
+
+#[cfg(feature = "ssr")]
+pub(crate) mod ctx {
+    use leptos::prelude::*;
+
+    use super::error::ApiError;
+    use super::ports::Ports;
+    use crate::domain::auth::Principal;
+
+    /// The caller, as resolved by the server's auth middleware; 401 when there is none.
+    pub fn principal() -> Result<Principal, ApiError> {
+        let parts = use_context::<http::request::Parts>().ok_or_else(ApiError::unauthorized)?;
+        let principal = parts.extensions.get::<Principal>().cloned();
+        principal.ok_or_else(|| fail(ApiError::unauthorized()))
+    }
+
+    /// The caller if there is one (pages that render for anonymous visitors too).
+    pub fn maybe_principal() -> Option<Principal> {
+        use_context::<http::request::Parts>()?.extensions.get::<Principal>().cloned()
+    }
+
+    pub fn ports() -> Result<Ports, ApiError> {
+        use_context::<Ports>().ok_or_else(ApiError::internal)
+    }
+
+    /// Sets the HTTP status of the server-function response to match the error.
+    pub fn fail(err: ApiError) -> ApiError {
+        if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+            if let Ok(status) = http::StatusCode::from_u16(err.code.http_status()) {
+                res.set_status(status);
+            }
+        }
+        err
+    }
+}

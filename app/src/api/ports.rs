@@ -1,0 +1,55 @@
+//! The service ports server functions call. The server crate implements them and provides a
+//! [`Ports`] value through Leptos context; server functions stay thin and never touch storage.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::error::ApiError;
+use crate::domain::audit::{AuditFilter, AuditPage};
+use crate::domain::auth::{Principal, Role, TokenView, UserView};
+
+/// A freshly created API token: the secret is shown once and never stored.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub view: TokenView,
+    pub secret: String,
+}
+
+#[async_trait]
+pub trait AccountsPort: Send + Sync {
+    async fn list_users(&self, actor: &Principal) -> Result<Vec<UserView>, ApiError>;
+    async fn add_user(
+        &self,
+        actor: &Principal,
+        username: &str,
+        role: Role,
+        password: &str,
+    ) -> Result<UserView, ApiError>;
+    async fn set_role(&self, actor: &Principal, user_id: i64, role: Role) -> Result<(), ApiError>;
+    async fn set_disabled(&self, actor: &Principal, user_id: i64, disabled: bool)
+    -> Result<(), ApiError>;
+    /// Returns a new one-time password the user must change at next sign-in.
+    async fn reset_password(&self, actor: &Principal, user_id: i64) -> Result<String, ApiError>;
+    async fn change_own_password(
+        &self,
+        actor: &Principal,
+        current: &str,
+        new: &str,
+    ) -> Result<(), ApiError>;
+    async fn list_tokens(&self, actor: &Principal) -> Result<Vec<TokenView>, ApiError>;
+    async fn create_token(&self, actor: &Principal, name: &str) -> Result<NewToken, ApiError>;
+    async fn revoke_token(&self, actor: &Principal, token_id: i64) -> Result<(), ApiError>;
+}
+
+#[async_trait]
+pub trait AuditPort: Send + Sync {
+    async fn search(&self, actor: &Principal, filter: AuditFilter) -> Result<AuditPage, ApiError>;
+}
+
+/// Everything server functions may call, provided as Leptos context by the server.
+#[derive(Clone)]
+pub struct Ports {
+    pub accounts: Arc<dyn AccountsPort>,
+    pub audit: Arc<dyn AuditPort>,
+}

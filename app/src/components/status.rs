@@ -1,0 +1,31 @@
+//! Small status pieces: notices and errors that say what happened in words, not only colour.
+
+use leptos::prelude::*;
+
+use crate::api::ApiError;
+
+/// An error message box with a text label, announced to screen readers.
+#[component]
+pub fn ErrorBox(#[prop(into)] message: String) -> impl IntoView {
+    view! {
+        <div class="notice notice-error" role="alert">
+            <strong>"Error: "</strong>
+            {message}
+        </div>
+    }
+}
+
+#[component]
+pub fn SuccessBox(children: Children) -> impl IntoView {
+    view! {
+        <div class="notice notice-ok" role="status">
+            <strong>"Done: "</strong>
+            {children()}
+        </div>
+    }
+}
+
+/// The message for one form field, shown beside it, from an action's last error.
+pub fn field_error(err: &Option<ApiError>, field: &str) -> Option<String> {
+    err.as_ref().and_then(|e| e.field_error(field)).map(str::to_string)
+}

@@ -1,0 +1,109 @@
+//! The place a service runs: its targets (instances), the pools that group them behind a router,
+//! and the backends Switchyard drives there. This is a description only; it holds no live state
+//! and checks no cross-references — `validate` does that for the parts a campaign uses.
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::{Name, Release};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    pub name: Name,
+    pub targets: Vec<Target>,
+    pub pools: Vec<Pool>,
+    pub backends: Vec<BackendConfig>,
+}
+
+/// One instance of the service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub name: Name,
+    /// `host:port` the router sends traffic to.
+    pub address: String,
+    /// Free-form placement label (zone, rack); new instances inherit it from the one they replace.
+    pub group: String,
+    pub release: Release,
+    pub health_url: String,
+}
+
+/// Targets behind one load-balancer backend or DNS record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    pub name: Name,
+    /// Name of the [`BackendKind::Router`] backend that owns this pool.
+    pub router: Name,
+    pub targets: Vec<Name>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    Provider,
+    Router,
+    HealthSource,
+    Channel,
+}
+
+impl BackendKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            BackendKind::Provider => "provider",
+            BackendKind::Router => "router",
+            BackendKind::HealthSource => "health source",
+            BackendKind::Channel => "channel",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendConfig {
+    pub name: Name,
+    pub kind: BackendKind,
+    /// Which implementation: `haproxy`, `nginx`, `powerdns`, `local-process`, `http-probe`, …
+    pub driver: String,
+    /// Driver-specific settings, checked by the adapter, not here.
+    #[serde(default)]
+    pub settings: serde_json::Value,
+}
+
+/// Router drivers that steer traffic by rewriting a DNS record rather than by per-member weights.
+pub const DNS_DRIVERS: [&str; 1] = ["powerdns"];
+
+impl BackendConfig {
+    /// A DNS router can only swap the whole record; it has no weights, drain or membership.
+    pub fn is_dns_router(&self) -> bool {
+        self.kind == BackendKind::Router && DNS_DRIVERS.contains(&self.driver.as_str())
+    }
+
+    /// The DNS record a DNS router rewrites: `settings.record`, or the pool name when unset.
+    pub fn dns_record(&self, pool: &Name) -> String {
+        self.settings
+            .get("record")
+            .and_then(serde_json::Value::as_str)
+            .map_or_else(|| pool.to_string(), str::to_string)
+    }
+}
+
+impl Environment {
+    pub fn target(&self, name: &Name) -> Option<&Target> {
+        self.targets.iter().find(|t| &t.name == name)
+    }
+
+    pub fn pool(&self, name: &Name) -> Option<&Pool> {
+        self.pools.iter().find(|p| &p.name == name)
+    }
+
+    pub fn backend(&self, name: &Name) -> Option<&BackendConfig> {
+        self.backends.iter().find(|b| &b.name == name)
+    }
+
+    /// The first backend of a kind, in declaration order; campaigns use it when none is named.
+    pub fn first_backend(&self, kind: BackendKind) -> Option<&BackendConfig> {
+        self.backends.iter().find(|b| b.kind == kind)
+    }
+
+    /// The pool's targets that the environment defines, in the pool's order.
+    pub fn pool_targets(&self, pool: &Pool) -> Vec<&Target> {
+        pool.targets.iter().filter_map(|n| self.target(n)).collect()
+    }
+}

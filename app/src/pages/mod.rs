@@ -1,0 +1,8 @@
+//! One file per page.
+
+pub mod account;
+pub mod admin_users;
+pub mod audit;
+pub mod home;
+pub mod login;
+pub mod not_found;

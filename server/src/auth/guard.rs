@@ -1,0 +1,205 @@
+//! Request guards, in the order they run: find the caller (session or bearer token), refuse
+//! cross-site mutations, and send anonymous visitors to sign in (pages) or a 401 (API).
+
+use std::net::SocketAddr;
+
+use app::domain::auth::{AuthVia, Principal, Role};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use tower_sessions::Session;
+
+use super::{SESSION_EPOCH, SESSION_LOGIN_AT, SESSION_USER, tokens};
+use crate::http::error::json_error;
+use crate::state::AppState;
+
+/// The address a request came from: the peer, or the first `X-Forwarded-For` hop when the
+/// operator said a trusted proxy sits in front.
+#[derive(Clone, Debug)]
+pub struct ClientIp(pub String);
+
+pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trust_forwarded_for: bool) -> String {
+    if trust_forwarded_for {
+        if let Some(first) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+        {
+            let first = first.trim();
+            if !first.is_empty() {
+                return first.to_string();
+            }
+        }
+    }
+    peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+/// Resolves the caller and stores `ClientIp` and, when signed in, `Principal` in the request.
+pub async fn resolve_principal(
+    State(state): State<AppState>,
+    session: Session,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let ip = client_ip(req.headers(), peer, state.config.trust_forwarded_for);
+    req.extensions_mut().insert(ClientIp(ip.clone()));
+
+    if let Some(auth) = req.headers().get(header::AUTHORIZATION) {
+        let secret = auth.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+        let found = match secret {
+            Some(s) => state.store.find_active_token(&tokens::hash(s)).await,
+            None => Ok(None),
+        };
+        return match found {
+            Ok(Some(t)) if !t.owner.disabled => {
+                if let Err(e) = state.store.touch_token(t.token.id).await {
+                    tracing::warn!(error = %e, "could not record token use");
+                }
+                req.extensions_mut().insert(Principal {
+                    user_id: t.owner.id,
+                    username: t.owner.username,
+                    role: t.owner.role.parse().unwrap_or(Role::Viewer),
+                    via: AuthVia::Token,
+                    source_ip: ip,
+                    must_change_password: false,
+                });
+                next.run(req).await
+            }
+            Ok(_) => json_error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the API token is missing, malformed, revoked or belongs to a disabled user",
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "token lookup failed");
+                json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable")
+            }
+        };
+    }
+
+    if let Some(p) = session_principal(&state, &session, ip).await {
+        req.extensions_mut().insert(p);
+    }
+    next.run(req).await
+}
+
+async fn session_principal(state: &AppState, session: &Session, ip: String) -> Option<Principal> {
+    let uid: i64 = session.get(SESSION_USER).await.ok().flatten()?;
+    let login_at: i64 = session.get(SESSION_LOGIN_AT).await.ok().flatten().unwrap_or(0);
+    let epoch: i64 = session.get(SESSION_EPOCH).await.ok().flatten().unwrap_or(-1);
+    let user = state.store.find_user(uid).await.ok().flatten();
+    let expired = chrono::Utc::now().timestamp() - login_at > state.config.session.absolute_timeout_secs;
+    match user {
+        Some(u) if !u.disabled && u.session_epoch == epoch && !expired => Some(Principal {
+            user_id: u.id,
+            username: u.username,
+            role: u.role.parse().unwrap_or(Role::Viewer),
+            via: AuthVia::Session,
+            source_ip: ip,
+            must_change_password: u.must_change_password,
+        }),
+        _ => {
+            // Disabled, password reset, role changed or past the absolute lifetime: end it here.
+            if let Err(e) = session.flush().await {
+                tracing::warn!(error = %e, "could not delete an invalid session");
+            }
+            None
+        }
+    }
+}
+
+/// Paths anyone may reach without signing in.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/login" | "/auth/login" | "/healthz" | "/readyz" | "/metrics" | "/favicon.svg" | "/favicon.ico")
+        || path.starts_with("/pkg/")
+}
+
+/// Anonymous callers get a sign-in redirect (pages) or a 401 (API and server functions).
+pub async fn require_login(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if is_public(path) || req.extensions().get::<Principal>().is_some() {
+        return next.run(req).await;
+    }
+    if path.starts_with("/api/") {
+        return json_error(StatusCode::UNAUTHORIZED, "unauthorized", "sign in or send an API token as 'Authorization: Bearer …'");
+    }
+    let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let location = if target == "/" {
+        "/login".to_string()
+    } else {
+        format!("/login?next={}", app::domain::audit::encode_component(target))
+    };
+    Redirect::to(&location).into_response()
+}
+
+/// Refuses state-changing requests that a browser says came from another site. Requests
+/// authenticated by a bearer token carry no ambient credentials and are exempt.
+pub async fn same_origin_mutations(req: Request, next: Next) -> Response {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if safe || req.headers().contains_key(header::AUTHORIZATION) {
+        return next.run(req).await;
+    }
+    match same_origin(req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(why) => json_error(StatusCode::FORBIDDEN, "forbidden", why),
+    }
+}
+
+fn same_origin(headers: &HeaderMap) -> Result<(), &'static str> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = get("sec-fetch-site") {
+        return match site {
+            "same-origin" | "none" => Ok(()),
+            _ => Err("cross-site request refused"),
+        };
+    }
+    match (get("origin"), get("host")) {
+        (Some(origin), Some(host)) => {
+            let authority = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
+            if authority.eq_ignore_ascii_case(host) {
+                Ok(())
+            } else {
+                Err("cross-site request refused: the Origin does not match this server")
+            }
+        }
+        _ => Err("request refused: a browser mutation must send Origin (or use an API token)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, header::HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn same_origin_accepts_matching_origin_and_refuses_others() {
+        assert!(same_origin(&headers(&[("origin", "http://127.0.0.1:3000"), ("host", "127.0.0.1:3000")])).is_ok());
+        assert!(same_origin(&headers(&[("origin", "http://evil.test"), ("host", "127.0.0.1:3000")])).is_err());
+        assert!(same_origin(&headers(&[("sec-fetch-site", "cross-site")])).is_err());
+        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")])).is_ok());
+        assert!(same_origin(&headers(&[("host", "127.0.0.1:3000")])).is_err());
+    }
+
+    #[test]
+    fn forwarded_for_is_used_only_when_trusted() {
+        let h = headers(&[("x-forwarded-for", "203.0.113.9, 10.0.0.1")]);
+        let peer = Some(SocketAddr::from(([127, 0, 0, 1], 5000)));
+        assert_eq!(client_ip(&h, peer, true), "203.0.113.9");
+        assert_eq!(client_ip(&h, peer, false), "127.0.0.1");
+    }
+
+    #[test]
+    fn only_sign_in_health_and_assets_are_public() {
+        assert!(is_public("/login") && is_public("/pkg/switchyard.js") && is_public("/healthz"));
+        assert!(!is_public("/") && !is_public("/audit") && !is_public("/api/v1/me"));
+    }
+}

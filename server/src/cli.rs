@@ -1,0 +1,153 @@
+//! The `switchyard` command line. Scripts and CI rely on these names; keep them stable.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use app::domain::auth::{Role, Username, check_new_password};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use crate::audit::{system_record, verify_chain};
+use crate::auth::{accounts, password};
+use crate::config::Config;
+use crate::startup::{Application, bootstrap_admin, shutdown_signal};
+use crate::store::{NewUser, Store};
+use crate::telemetry;
+
+#[derive(Parser, Debug)]
+#[command(name = "switchyard", version, about = "Zero-downtime deployment campaigns: plan, run, watch, abort, audit.")]
+#[command(after_help = Config::help_text())]
+pub struct Cli {
+    /// Read settings from this TOML file (else $SWITCHYARD_CONFIG, if set)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the dashboard (creates the database and applies migrations if needed)
+    Serve,
+    /// Manage users
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Inspect the audit trail
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add a user (the password is read from standard input)
+    Add {
+        name: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Read the password from the first line of standard input
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an API token for user NAME; prints only the token, once
+    Create {
+        /// The user the token acts as (with that user's role)
+        name: String,
+        /// A label for the token
+        #[arg(long, default_value = "cli")]
+        label: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the hash chain; exit 0 when intact, 1 naming the first broken event
+    Verify,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse().map_err(|e: app::domain::auth::UnknownRole| e.to_string())
+}
+
+/// Exit codes: 0 ok, 1 a check failed (e.g. audit verify), 2 bad configuration or usage.
+pub async fn run(cli: Cli, config: Config) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::User(UserCommand::Add { name, role, password_stdin: _ }) => {
+            let store = Store::connect(&config.database_url).await?;
+            let name = Username::parse(&name).map_err(anyhow::Error::msg)?;
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input).context("reading the password from standard input")?;
+            let pw = input.lines().next().unwrap_or_default().to_string();
+            if let Err(m) = check_new_password(&pw) {
+                bail!("{m}");
+            }
+            let hash = password::hash(pw).await?;
+            store
+                .create_user(
+                    NewUser { username: name.as_str(), password_hash: &hash, role: role.as_str(), must_change_password: false },
+                    system_record("user.create", format!("user:{name}"), json!({ "role": role.as_str() })),
+                )
+                .await?;
+            eprintln!("added user {name} with role {role}");
+            Ok(0)
+        }
+        Command::Token(TokenCommand::Create { name, label }) => {
+            let store = Store::connect(&config.database_url).await?;
+            let user = store.find_user_by_name(&name).await?.with_context(|| format!("no user named '{name}'"))?;
+            if user.disabled {
+                bail!("user '{name}' is disabled");
+            }
+            let created = accounts::issue_token(
+                &store,
+                user.id,
+                &label,
+                system_record("token.create", format!("user:{}", user.username), json!({ "name": label })),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            println!("{}", created.secret);
+            Ok(0)
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let store = Store::connect(&config.database_url).await?;
+            let report = verify_chain(&store).await?;
+            match report.first_broken {
+                None => {
+                    println!("audit chain intact: {} events verified", report.events_checked);
+                    Ok(0)
+                }
+                Some(b) => {
+                    println!("audit chain BROKEN at event #{}: {}", b.event_id, b.reason);
+                    Ok(1)
+                }
+            }
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<i32> {
+    telemetry::init(config.log_format, &config.log_filter);
+    let site = config.site_root.join("pkg").join("switchyard.js");
+    if !site.exists() {
+        tracing::warn!(
+            path = %site.display(),
+            "the browser client is not built: pages render but stay static; run scripts/run to build it"
+        );
+    }
+    let app = Application::build(config).await?;
+    if let Some(pw) = bootstrap_admin(&app.store).await? {
+        println!("\nFirst run: created user 'admin' with the one-time password\n\n    {pw}\n");
+        println!("Sign in with it; you will be asked to choose your own. It is not shown again.\n");
+    }
+    println!("Switchyard is listening on http://{}", app.addr);
+    app.run_until(shutdown_signal()).await?;
+    Ok(0)
+}

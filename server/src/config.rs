@@ -1,0 +1,267 @@
+//! Configuration: defaults in code, then an optional TOML file, then `SWITCHYARD_*`
+//! environment variables. Every setting is one row of [`SETTINGS`], which also feeds `--help`.
+//! A bad value is reported with its key, where it came from, and what would be valid.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// (key in the TOML file, environment variable, default, help)
+pub const SETTINGS: &[(&str, &str, &str, &str)] = &[
+    ("listen", "SWITCHYARD_LISTEN", "127.0.0.1:3000", "address and port the dashboard listens on"),
+    ("database_url", "SWITCHYARD_DATABASE_URL", "sqlite://data/switchyard.db", "SQLite URL of the store (created if missing)"),
+    ("site_root", "SWITCHYARD_SITE_ROOT", "target/site", "folder with the built browser client (pkg/)"),
+    ("log_format", "SWITCHYARD_LOG_FORMAT", "pretty", "log format: pretty or json"),
+    ("log_filter", "SWITCHYARD_LOG", "info,sqlx=warn", "tracing filter, e.g. info or switchyard=debug"),
+    ("trust_forwarded_for", "SWITCHYARD_TRUST_FORWARDED_FOR", "false", "take the client address from X-Forwarded-For (only behind a trusted proxy)"),
+    ("session.cookie_name", "SWITCHYARD_COOKIE_NAME", "switchyard_session", "name of the session cookie"),
+    ("session.cookie_secure", "SWITCHYARD_COOKIE_SECURE", "false", "mark the cookie Secure (set true when served over TLS)"),
+    ("session.same_site", "SWITCHYARD_COOKIE_SAME_SITE", "lax", "cookie SameSite: lax or strict"),
+    ("session.idle_minutes", "SWITCHYARD_SESSION_IDLE_MINUTES", "60", "sign out after this many idle minutes"),
+    ("session.absolute_hours", "SWITCHYARD_SESSION_ABSOLUTE_HOURS", "12", "sign out this many hours after sign-in, active or not"),
+    ("auth.max_failures_per_user", "SWITCHYARD_MAX_FAILURES_PER_USER", "5", "failed sign-ins per user name before throttling"),
+    ("auth.max_failures_per_ip", "SWITCHYARD_MAX_FAILURES_PER_IP", "20", "failed sign-ins per client address before throttling"),
+    ("auth.failure_window_minutes", "SWITCHYARD_FAILURE_WINDOW_MINUTES", "15", "window over which failed sign-ins are counted"),
+];
+
+pub const CONFIG_FILE_ENV: &str = "SWITCHYARD_CONFIG";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    Lax,
+    Strict,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub cookie_name: String,
+    pub cookie_secure: bool,
+    pub same_site: SameSite,
+    pub idle_timeout_secs: i64,
+    pub absolute_timeout_secs: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub max_failures_per_user: i64,
+    pub max_failures_per_ip: i64,
+    pub failure_window_secs: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub site_root: PathBuf,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub trust_forwarded_for: bool,
+    pub session: SessionConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("invalid configuration: {key} = '{value}' (from {origin}): {why}")]
+    Invalid { key: String, value: String, origin: String, why: String },
+    #[error("cannot read config file {path}: {why}")]
+    File { path: String, why: String },
+    #[error("unknown key '{key}' in config file {path}; known keys: {known}")]
+    UnknownKey { key: String, path: String, known: String },
+}
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone)]
+struct Raw {
+    value: String,
+    source: String,
+}
+
+impl Config {
+    /// Loads defaults ← file (the explicit path, or `SWITCHYARD_CONFIG`) ← environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    pub fn load_from(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut raw: BTreeMap<&'static str, Raw> = SETTINGS
+            .iter()
+            .map(|(k, _, d, _)| (*k, Raw { value: (*d).to_string(), source: "default".into() }))
+            .collect();
+
+        let file = file.map(Path::to_path_buf).or_else(|| env.get(CONFIG_FILE_ENV).map(PathBuf::from));
+        if let Some(path) = file {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::File { path: shown.clone(), why: e.to_string() })?;
+            let table: toml::Table = text
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::File { path: shown.clone(), why: e.to_string() })?;
+            let mut flat = Vec::new();
+            flatten("", &table, &mut flat);
+            for (key, value) in flat {
+                let Some((k, ..)) = SETTINGS.iter().find(|(k, ..)| *k == key) else {
+                    return Err(ConfigError::UnknownKey {
+                        key,
+                        path: shown,
+                        known: SETTINGS.iter().map(|s| s.0).collect::<Vec<_>>().join(", "),
+                    });
+                };
+                raw.insert(k, Raw { value, source: format!("file {shown}") });
+            }
+        }
+        for (k, var, ..) in SETTINGS {
+            if let Some(v) = env.get(*var) {
+                raw.insert(k, Raw { value: v.clone(), source: format!("environment variable {var}") });
+            }
+        }
+        Self::parse(&raw)
+    }
+
+    fn parse(raw: &BTreeMap<&'static str, Raw>) -> Result<Self, ConfigError> {
+        let get = |key: &'static str| raw.get(key).cloned().unwrap_or(Raw { value: String::new(), source: "default".into() });
+        let bad = |key: &'static str, why: &str| {
+            let r = get(key);
+            ConfigError::Invalid { key: key.into(), value: r.value, origin: r.source, why: why.into() }
+        };
+        let boolean = |key: &'static str| match get(key).value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(bad(key, "expected true or false")),
+        };
+        let positive = |key: &'static str, unit: &str| {
+            get(key)
+                .value
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| bad(key, &format!("expected a whole number of {unit} greater than 0")))
+        };
+
+        let listen = get("listen")
+            .value
+            .trim()
+            .parse::<SocketAddr>()
+            .map_err(|_| bad("listen", "expected IP:PORT, e.g. 127.0.0.1:3000 or [::1]:3000"))?;
+        let database_url = get("database_url").value.trim().to_string();
+        if !database_url.starts_with("sqlite:") {
+            return Err(bad("database_url", "expected a SQLite URL like sqlite://data/switchyard.db"));
+        }
+        let log_format = match get("log_format").value.trim() {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            _ => return Err(bad("log_format", "expected pretty or json")),
+        };
+        let same_site = match get("session.same_site").value.trim().to_ascii_lowercase().as_str() {
+            "lax" => SameSite::Lax,
+            "strict" => SameSite::Strict,
+            _ => return Err(bad("session.same_site", "expected lax or strict")),
+        };
+        let cookie_name = get("session.cookie_name").value.trim().to_string();
+        if cookie_name.is_empty() || !cookie_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(bad("session.cookie_name", "expected letters, digits, '_' or '-'"));
+        }
+        Ok(Config {
+            listen,
+            database_url,
+            site_root: PathBuf::from(get("site_root").value.trim()),
+            log_format,
+            log_filter: get("log_filter").value.trim().to_string(),
+            trust_forwarded_for: boolean("trust_forwarded_for")?,
+            session: SessionConfig {
+                cookie_name,
+                cookie_secure: boolean("session.cookie_secure")?,
+                same_site,
+                idle_timeout_secs: positive("session.idle_minutes", "minutes")? * 60,
+                absolute_timeout_secs: positive("session.absolute_hours", "hours")? * 3600,
+            },
+            auth: AuthConfig {
+                max_failures_per_user: positive("auth.max_failures_per_user", "attempts")?,
+                max_failures_per_ip: positive("auth.max_failures_per_ip", "attempts")?,
+                failure_window_secs: positive("auth.failure_window_minutes", "minutes")? * 60,
+            },
+        })
+    }
+
+    /// The settings table for `--help`.
+    pub fn help_text() -> String {
+        let mut out = String::from("Settings (TOML key / environment variable, default):\n");
+        for (k, var, d, help) in SETTINGS {
+            out.push_str(&format!("  {k:<30} {var}\n      {help} [default: {d}]\n"));
+        }
+        out.push_str(&format!("\nA TOML file is read from --config or {CONFIG_FILE_ENV}; environment variables override it.\n"));
+        out
+    }
+}
+
+fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            toml::Value::Table(t) => flatten(&key, t, out),
+            toml::Value::String(s) => out.push((key, s.clone())),
+            toml::Value::Integer(i) => out.push((key, i.to_string())),
+            toml::Value::Float(f) => out.push((key, f.to_string())),
+            toml::Value::Boolean(b) => out.push((key, b.to_string())),
+            toml::Value::Datetime(d) => out.push((key, d.to_string())),
+            toml::Value::Array(_) => out.push((key, "[array]".to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_listen_on_loopback_3000_with_sqlite() {
+        let c = Config::load_from(None, &env(&[])).expect("defaults are valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+        assert!(c.database_url.starts_with("sqlite:"));
+        assert_eq!(c.session.idle_timeout_secs, 3600);
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:4000\"\n[session]\nidle_minutes = 5\n").expect("write");
+        let c = Config::load_from(Some(&path), &env(&[])).expect("valid");
+        assert_eq!(c.listen.port(), 4000);
+        assert_eq!(c.session.idle_timeout_secs, 300);
+        let c = Config::load_from(Some(&path), &env(&[("SWITCHYARD_LISTEN", "127.0.0.1:5000")])).expect("valid");
+        assert_eq!(c.listen.port(), 5000);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key_the_value_and_its_source() {
+        let err = Config::load_from(None, &env(&[("SWITCHYARD_LISTEN", "nowhere")])).expect_err("invalid");
+        let msg = err.to_string();
+        assert!(msg.contains("listen = 'nowhere'"), "{msg}");
+        assert!(msg.contains("SWITCHYARD_LISTEN"), "{msg}");
+        assert!(msg.contains("IP:PORT"), "{msg}");
+        let err = Config::load_from(None, &env(&[("SWITCHYARD_SESSION_IDLE_MINUTES", "0")])).expect_err("invalid");
+        assert!(err.to_string().contains("session.idle_minutes"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, "lsiten = \"x\"\n").expect("write");
+        let err = Config::load_from(Some(&path), &env(&[])).expect_err("unknown key");
+        assert!(err.to_string().contains("unknown key 'lsiten'"));
+    }
+}

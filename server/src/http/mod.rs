@@ -1,0 +1,76 @@
+//! The HTTP surface: pages (Leptos SSR), server functions, the REST API, sign-in, health and
+//! metrics, assembled with the guards in a fixed order.
+
+pub mod api;
+pub mod error;
+pub mod metrics;
+
+use std::sync::Arc;
+
+use app::{App, shell};
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use leptos::prelude::provide_context;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tower_sessions::cookie::time::Duration as CookieDuration;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::auth::{guard, login};
+use crate::config::SameSite;
+use crate::state::AppState;
+use crate::store::SqlSessionStore;
+
+pub fn app(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let ports = state.ports.clone();
+    let context = move || provide_context(ports.clone());
+    let cfg = &state.config.session;
+    let sessions = SessionManagerLayer::new(SqlSessionStore::new(state.store.clone()))
+        .with_name(cfg.cookie_name.clone())
+        .with_http_only(true)
+        .with_secure(cfg.cookie_secure)
+        .with_same_site(match cfg.same_site {
+            SameSite::Lax => tower_sessions::cookie::SameSite::Lax,
+            SameSite::Strict => tower_sessions::cookie::SameSite::Strict,
+        })
+        .with_expiry(Expiry::OnInactivity(CookieDuration::seconds(cfg.idle_timeout_secs)));
+
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics::handler))
+        .route("/auth/login", post(login::login))
+        .route("/auth/logout", post(login::logout))
+        .merge(api::router())
+        .leptos_routes_with_context(&state, routes, context.clone(), {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
+        // Layers run bottom-up on the way in: metrics → sessions → caller → cross-site check
+        // → sign-in gate, so refused requests are counted too.
+        .layer(from_fn(guard::require_login))
+        .layer(from_fn(guard::same_origin_mutations))
+        .layer(from_fn_with_state(state.clone(), guard::resolve_principal))
+        .layer(sessions)
+        .layer(from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
+        .with_state(state)
+}
+
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+        }
+    }
+}
+
+/// Shared metrics handle type.
+pub type SharedMetrics = Arc<metrics::Metrics>;

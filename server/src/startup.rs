@@ -1,0 +1,115 @@
+//! Building and running the server: open the store, make sure an admin exists, bind, serve,
+//! and stop gracefully on SIGTERM/SIGINT (or when a test drops its handle).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use app::api::ports::Ports;
+use leptos::config::LeptosOptions;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::audit::{AuditService, system_record};
+use crate::auth::accounts::AccountsService;
+use crate::auth::password;
+use crate::config::Config;
+use crate::http;
+use crate::state::AppState;
+use crate::store::{NewUser, SqlSessionStore, Store};
+
+pub struct Application {
+    pub addr: SocketAddr,
+    pub store: Store,
+    listener: TcpListener,
+    router: axum::Router,
+}
+
+impl Application {
+    /// Opens the store (applying migrations), binds the listener and assembles the router.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.database_url).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (is another server running there?)", config.listen))?;
+        let addr = listener.local_addr()?;
+        let leptos_options = LeptosOptions::builder()
+            .output_name("switchyard")
+            .site_root(config.site_root.display().to_string())
+            .site_pkg_dir("pkg")
+            .site_addr(addr)
+            .build();
+        let ports = Ports {
+            accounts: Arc::new(AccountsService::new(store.clone())),
+            audit: Arc::new(AuditService::new(store.clone())),
+        };
+        let state = AppState {
+            config: Arc::new(config),
+            store: store.clone(),
+            ports,
+            leptos_options,
+            metrics: Arc::default(),
+        };
+        let router = http::app(state);
+        Ok(Self { addr, store, listener, router })
+    }
+
+    /// Serves until `shutdown` resolves, finishing in-flight requests.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let sessions = SqlSessionStore::new(self.store.clone());
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                if let Err(e) = sessions.delete_expired().await {
+                    tracing::warn!(error = %e, "could not delete expired sessions");
+                }
+            }
+        });
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        sweeper.abort();
+        self.store.close().await;
+        result.context("server error")
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// On a store with no users, creates `admin` with a random one-time password and returns it.
+/// Never a fixed default: the password is printed once and must be changed at first sign-in.
+pub async fn bootstrap_admin(store: &Store) -> anyhow::Result<Option<String>> {
+    if store.user_count().await? > 0 {
+        return Ok(None);
+    }
+    let one_time = password::generate_one_time();
+    let hash = password::hash(one_time.clone()).await?;
+    store
+        .create_user(
+            NewUser { username: "admin", password_hash: &hash, role: "admin", must_change_password: true },
+            system_record("user.create", "user:admin", json!({ "role": "admin", "first_run": true })),
+        )
+        .await?;
+    Ok(Some(one_time))
+}

@@ -1,0 +1,20 @@
+//! Shared application state handed to every handler.
+
+use std::sync::Arc;
+
+use app::api::ports::Ports;
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+
+use crate::config::Config;
+use crate::http::metrics::Metrics;
+use crate::store::Store;
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub ports: Ports,
+    pub leptos_options: LeptosOptions,
+    pub metrics: Arc<Metrics>,
+}

@@ -1,0 +1,106 @@
+//! The store: the only place with SQL. Every method is one unit of work; a method that
+//! changes state takes the audit record of that change and writes both in one transaction.
+//! Services see only these methods and plain row types, so another engine (PostgreSQL) can be
+//! added behind the same methods without touching them.
+
+mod audit;
+mod sessions;
+mod tokens;
+mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+pub use audit::{AuditQuery, AuditRecord, AuditRow, ChainHead};
+pub use sessions::SqlSessionStore;
+pub use tokens::{TokenRow, TokenWithOwner};
+pub use users::{NewUser, UserRow};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Other(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// A unique-constraint violation becomes `Conflict` with a human message.
+    fn from_write(err: sqlx::Error, conflict_message: impl FnOnce() -> String) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(conflict_message())
+            }
+            _ => StoreError::Other(err),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if missing) the database and applies pending migrations.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn connect(database_url: &str) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let options = SqliteConnectOptions::from_str(database_url)
+            .with_context(|| format!("database_url '{database_url}' is not a SQLite URL"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        if let Some(parent) = options.get_filename().parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).with_context(|| {
+                    format!("cannot create the database directory {}", parent.display())
+                })?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open database {database_url}"))?;
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&pool)
+            .await
+            .context("applying database migrations failed")?;
+        Ok(Self { pool })
+    }
+
+    /// `SELECT 1`, for readiness checks.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A write transaction that holds SQLite's write lock from its first statement, so a
+    /// read-then-write (the audit chain's head) cannot race another writer.
+    async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Current time in the store's text format: RFC 3339 UTC with microseconds, sortable as text.
+pub fn now_ts() -> String {
+    format_ts(chrono::Utc::now())
+}
+
+pub fn format_ts(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}

@@ -1,0 +1,191 @@
+//! `spawn_app()` and friends.
+
+use std::collections::BTreeMap;
+
+use std::path::{Path, PathBuf};
+
+use app::domain::auth::Role;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, HeaderMap, HeaderValue, LOCATION, SET_COOKIE};
+use serde_json::json;
+use server::audit::system_record;
+use server::auth::password;
+use server::config::Config;
+use server::startup::Application;
+use server::store::{NewUser, Store};
+use tokio::sync::oneshot;
+
+pub const PASSWORD: &str = "a long enough password";
+
+pub struct TestApp {
+    pub url: String,
+    pub store: Store,
+    pub db_path: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn test_config(db_path: &Path, overrides: &[(&str, &str)]) -> Config {
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    env.insert("SWITCHYARD_LISTEN".into(), "127.0.0.1:0".into());
+    env.insert("SWITCHYARD_DATABASE_URL".into(), format!("sqlite://{}", db_path.display()));
+    env.insert("SWITCHYARD_SITE_ROOT".into(), "/nonexistent-site".into());
+    env.insert("SWITCHYARD_LOG".into(), "warn".into());
+    for (k, v) in overrides {
+        env.insert((*k).into(), (*v).into());
+    }
+    Config::load_from(None, &env).expect("test config is valid")
+}
+
+/// A server on a fresh database in its own temporary directory.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("switchyard.db");
+    let mut app = spawn_app_on(&db, overrides).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// A server on an existing database file (to test restarts).
+pub async fn spawn_app_on(db_path: &Path, overrides: &[(&str, &str)]) -> TestApp {
+    let config = test_config(db_path, overrides);
+    let app = Application::build(config).await.expect("server builds");
+    let addr = app.addr;
+    let store = app.store.clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        app.run_until(async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("server runs");
+    });
+    TestApp {
+
+        url: format!("http://{addr}"),
+        store,
+        db_path: db_path.to_path_buf(),
+        _dir: None,
+        stop: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    /// Stops the server gracefully; the database file stays (for restart tests).
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("server task ends cleanly");
+        }
+        self._dir.take()
+    }
+
+    pub async fn add_user(&self, name: &str, role: Role) -> i64 {
+        let hash = password::hash(PASSWORD.to_string()).await.expect("hash");
+        self.store
+            .create_user(
+                NewUser { username: name, password_hash: &hash, role: role.as_str(), must_change_password: false },
+                system_record("user.create", format!("user:{name}"), json!({ "role": role.as_str() })),
+            )
+            .await
+            .expect("user created")
+            .id
+    }
+
+    /// A token for `name`, created as the CLI would.
+    pub async fn token_for(&self, name: &str) -> String {
+        let user = self.store.find_user_by_name(name).await.expect("lookup").expect("user exists");
+        server::auth::accounts::issue_token(
+            &self.store,
+            user.id,
+            "test",
+            system_record("token.create", format!("user:{name}"), json!({})),
+        )
+        .await
+        .expect("token")
+        .secret
+    }
+
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
+    /// Signs in through the form; returns the response (303) and the session cookie, if any.
+    pub async fn login(&self, username: &str, password: &str) -> (reqwest::Response, Option<String>) {
+        let res = self
+            .client()
+            .post(format!("{}/auth/login", self.url))
+            .header("origin", &self.url)
+            .form(&[("username", username), ("password", password), ("next", "/")])
+            .send()
+            .await
+            .expect("login request");
+        let cookie = session_cookie(res.headers());
+        (res, cookie)
+    }
+
+    pub async fn login_ok(&self, username: &str) -> String {
+        let (res, cookie) = self.login(username, PASSWORD).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&res), "/", "a successful sign-in goes home");
+        cookie.expect("a session cookie is set at sign-in")
+    }
+
+    pub async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut req = self.client().get(format!("{}{path}", self.url));
+        if let Some(c) = cookie {
+            req = req.header(COOKIE, c);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn get_bearer(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client()
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn audit_actions(&self) -> Vec<(String, String, String)> {
+        sqlx::query_as("SELECT action, object, outcome FROM audit_events ORDER BY id")
+            .fetch_all(&self.raw_pool().await)
+            .await
+            .expect("audit rows")
+    }
+
+    /// A separate connection for poking at the database the way an attacker could.
+    pub async fn raw_pool(&self) -> sqlx::SqlitePool {
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", self.db_path.display())).await.expect("raw pool")
+    }
+}
+
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("switchyard_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
+}
+
+pub fn location(res: &reqwest::Response) -> String {
+    res.headers()
+        .get(LOCATION)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}

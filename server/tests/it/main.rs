@@ -1,0 +1,8 @@
+//! Integration tests: the real server on port 0, a fresh SQLite file per test, a real HTTP
+//! client. One binary (modules below) so the suite links once.
+
+mod audit_trail;
+mod auth;
+mod cli;
+mod helpers;
+mod operations;
