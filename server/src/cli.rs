@@ -16,7 +16,11 @@ use crate::store::{NewUser, Store};
 use crate::telemetry;
 
 #[derive(Parser, Debug)]
-#[command(name = "switchyard", version, about = "Zero-downtime deployment campaigns: plan, run, watch, abort, audit.")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Zero-downtime deployment campaigns: plan, run, watch, abort, audit."
+)]
 #[command(after_help = Config::help_text())]
 pub struct Cli {
     /// Read settings from this TOML file (else $SWITCHYARD_CONFIG, if set)
@@ -84,7 +88,9 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<i32> {
             let store = Store::connect(&config.database_url).await?;
             let name = Username::parse(&name).map_err(anyhow::Error::msg)?;
             let mut input = String::new();
-            std::io::stdin().read_to_string(&mut input).context("reading the password from standard input")?;
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .context("reading the password from standard input")?;
             let pw = input.lines().next().unwrap_or_default().to_string();
             if let Err(m) = check_new_password(&pw) {
                 bail!("{m}");
@@ -92,8 +98,17 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<i32> {
             let hash = password::hash(pw).await?;
             store
                 .create_user(
-                    NewUser { username: name.as_str(), password_hash: &hash, role: role.as_str(), must_change_password: false },
-                    system_record("user.create", format!("user:{name}"), json!({ "role": role.as_str() })),
+                    NewUser {
+                        username: name.as_str(),
+                        password_hash: &hash,
+                        role: role.as_str(),
+                        must_change_password: false,
+                    },
+                    system_record(
+                        "user.create",
+                        format!("user:{name}"),
+                        json!({ "role": role.as_str() }),
+                    ),
                 )
                 .await?;
             eprintln!("added user {name} with role {role}");
@@ -101,7 +116,10 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<i32> {
         }
         Command::Token(TokenCommand::Create { name, label }) => {
             let store = Store::connect(&config.database_url).await?;
-            let user = store.find_user_by_name(&name).await?.with_context(|| format!("no user named '{name}'"))?;
+            let user = store
+                .find_user_by_name(&name)
+                .await?
+                .with_context(|| format!("no user named '{name}'"))?;
             if user.disabled {
                 bail!("user '{name}' is disabled");
             }
@@ -109,7 +127,11 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<i32> {
                 &store,
                 user.id,
                 &label,
-                system_record("token.create", format!("user:{}", user.username), json!({ "name": label })),
+                system_record(
+                    "token.create",
+                    format!("user:{}", user.username),
+                    json!({ "name": label }),
+                ),
             )
             .await
             .map_err(|e| anyhow::anyhow!("{}", e.message))?;

@@ -9,19 +9,74 @@ use std::path::{Path, PathBuf};
 /// (key in the TOML file, environment variable, default, help)
 pub const SETTINGS: &[(&str, &str, &str, &str)] = &[
     ("listen", "SWITCHYARD_LISTEN", "127.0.0.1:3000", "address and port the dashboard listens on"),
-    ("database_url", "SWITCHYARD_DATABASE_URL", "sqlite://data/switchyard.db", "SQLite URL of the store (created if missing)"),
-    ("site_root", "SWITCHYARD_SITE_ROOT", "target/site", "folder with the built browser client (pkg/)"),
+    (
+        "database_url",
+        "SWITCHYARD_DATABASE_URL",
+        "sqlite://data/switchyard.db",
+        "SQLite URL of the store (created if missing)",
+    ),
+    (
+        "site_root",
+        "SWITCHYARD_SITE_ROOT",
+        "target/site",
+        "folder with the built browser client (pkg/)",
+    ),
     ("log_format", "SWITCHYARD_LOG_FORMAT", "pretty", "log format: pretty or json"),
-    ("log_filter", "SWITCHYARD_LOG", "info,sqlx=warn", "tracing filter, e.g. info or switchyard=debug"),
-    ("trust_forwarded_for", "SWITCHYARD_TRUST_FORWARDED_FOR", "false", "take the client address from X-Forwarded-For (only behind a trusted proxy)"),
-    ("session.cookie_name", "SWITCHYARD_COOKIE_NAME", "switchyard_session", "name of the session cookie"),
-    ("session.cookie_secure", "SWITCHYARD_COOKIE_SECURE", "false", "mark the cookie Secure (set true when served over TLS)"),
+    (
+        "log_filter",
+        "SWITCHYARD_LOG",
+        "info,sqlx=warn",
+        "tracing filter, e.g. info or switchyard=debug",
+    ),
+    (
+        "trust_forwarded_for",
+        "SWITCHYARD_TRUST_FORWARDED_FOR",
+        "false",
+        "take the client address from X-Forwarded-For (only behind a trusted proxy)",
+    ),
+    (
+        "session.cookie_name",
+        "SWITCHYARD_COOKIE_NAME",
+        "switchyard_session",
+        "name of the session cookie",
+    ),
+    (
+        "session.cookie_secure",
+        "SWITCHYARD_COOKIE_SECURE",
+        "false",
+        "mark the cookie Secure (set true when served over TLS)",
+    ),
     ("session.same_site", "SWITCHYARD_COOKIE_SAME_SITE", "lax", "cookie SameSite: lax or strict"),
-    ("session.idle_minutes", "SWITCHYARD_SESSION_IDLE_MINUTES", "60", "sign out after this many idle minutes"),
-    ("session.absolute_hours", "SWITCHYARD_SESSION_ABSOLUTE_HOURS", "12", "sign out this many hours after sign-in, active or not"),
-    ("auth.max_failures_per_user", "SWITCHYARD_MAX_FAILURES_PER_USER", "5", "failed sign-ins per user name before throttling"),
-    ("auth.max_failures_per_ip", "SWITCHYARD_MAX_FAILURES_PER_IP", "20", "failed sign-ins per client address before throttling"),
-    ("auth.failure_window_minutes", "SWITCHYARD_FAILURE_WINDOW_MINUTES", "15", "window over which failed sign-ins are counted"),
+    (
+        "session.idle_minutes",
+        "SWITCHYARD_SESSION_IDLE_MINUTES",
+        "60",
+        "sign out after this many idle minutes",
+    ),
+    (
+        "session.absolute_hours",
+        "SWITCHYARD_SESSION_ABSOLUTE_HOURS",
+        "12",
+        "sign out this many hours after sign-in, active or not",
+    ),
+    (
+        "auth.max_failures_per_user",
+        "SWITCHYARD_MAX_FAILURES_PER_USER",
+        "5",
+        "failed sign-ins per user name before throttling",
+    ),
+    (
+        "auth.max_failures_per_ip",
+        "SWITCHYARD_MAX_FAILURES_PER_IP",
+        "20",
+        "failed sign-ins per client address before throttling",
+    ),
+    (
+        "auth.failure_window_minutes",
+        "SWITCHYARD_FAILURE_WINDOW_MINUTES",
+        "15",
+        "window over which failed sign-ins are counted",
+    ),
 ];
 
 pub const CONFIG_FILE_ENV: &str = "SWITCHYARD_CONFIG";
@@ -90,20 +145,24 @@ impl Config {
         Self::load_from(file, &env)
     }
 
-    pub fn load_from(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+    pub fn load_from(
+        file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
         let mut raw: BTreeMap<&'static str, Raw> = SETTINGS
             .iter()
             .map(|(k, _, d, _)| (*k, Raw { value: (*d).to_string(), source: "default".into() }))
             .collect();
 
-        let file = file.map(Path::to_path_buf).or_else(|| env.get(CONFIG_FILE_ENV).map(PathBuf::from));
+        let file =
+            file.map(Path::to_path_buf).or_else(|| env.get(CONFIG_FILE_ENV).map(PathBuf::from));
         if let Some(path) = file {
             let shown = path.display().to_string();
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| ConfigError::File { path: shown.clone(), why: e.to_string() })?;
-            let table: toml::Table = text
-                .parse()
-                .map_err(|e: toml::de::Error| ConfigError::File { path: shown.clone(), why: e.to_string() })?;
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                ConfigError::File { path: shown.clone(), why: e.to_string() }
+            })?;
             let mut flat = Vec::new();
             flatten("", &table, &mut flat);
             for (key, value) in flat {
@@ -119,41 +178,50 @@ impl Config {
         }
         for (k, var, ..) in SETTINGS {
             if let Some(v) = env.get(*var) {
-                raw.insert(k, Raw { value: v.clone(), source: format!("environment variable {var}") });
+                raw.insert(
+                    k,
+                    Raw { value: v.clone(), source: format!("environment variable {var}") },
+                );
             }
         }
         Self::parse(&raw)
     }
 
     fn parse(raw: &BTreeMap<&'static str, Raw>) -> Result<Self, ConfigError> {
-        let get = |key: &'static str| raw.get(key).cloned().unwrap_or(Raw { value: String::new(), source: "default".into() });
+        let get = |key: &'static str| {
+            raw.get(key).cloned().unwrap_or(Raw { value: String::new(), source: "default".into() })
+        };
         let bad = |key: &'static str, why: &str| {
             let r = get(key);
-            ConfigError::Invalid { key: key.into(), value: r.value, origin: r.source, why: why.into() }
+            ConfigError::Invalid {
+                key: key.into(),
+                value: r.value,
+                origin: r.source,
+                why: why.into(),
+            }
         };
-        let boolean = |key: &'static str| match get(key).value.trim().to_ascii_lowercase().as_str() {
+        let boolean = |key: &'static str| match get(key).value.trim().to_ascii_lowercase().as_str()
+        {
             "true" | "1" | "yes" | "on" => Ok(true),
             "false" | "0" | "no" | "off" => Ok(false),
             _ => Err(bad(key, "expected true or false")),
         };
         let positive = |key: &'static str, unit: &str| {
-            get(key)
-                .value
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| bad(key, &format!("expected a whole number of {unit} greater than 0")))
+            get(key).value.trim().parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                bad(key, &format!("expected a whole number of {unit} greater than 0"))
+            })
         };
 
-        let listen = get("listen")
-            .value
-            .trim()
-            .parse::<SocketAddr>()
-            .map_err(|_| bad("listen", "expected IP:PORT, e.g. 127.0.0.1:3000 or [::1]:3000"))?;
+        let listen =
+            get("listen").value.trim().parse::<SocketAddr>().map_err(|_| {
+                bad("listen", "expected IP:PORT, e.g. 127.0.0.1:3000 or [::1]:3000")
+            })?;
         let database_url = get("database_url").value.trim().to_string();
         if !database_url.starts_with("sqlite:") {
-            return Err(bad("database_url", "expected a SQLite URL like sqlite://data/switchyard.db"));
+            return Err(bad(
+                "database_url",
+                "expected a SQLite URL like sqlite://data/switchyard.db",
+            ));
         }
         let log_format = match get("log_format").value.trim() {
             "pretty" => LogFormat::Pretty,
@@ -166,7 +234,9 @@ impl Config {
             _ => return Err(bad("session.same_site", "expected lax or strict")),
         };
         let cookie_name = get("session.cookie_name").value.trim().to_string();
-        if cookie_name.is_empty() || !cookie_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if cookie_name.is_empty()
+            || !cookie_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             return Err(bad("session.cookie_name", "expected letters, digits, '_' or '-'"));
         }
         Ok(Config {
@@ -237,22 +307,26 @@ mod tests {
     fn environment_overrides_file_which_overrides_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:4000\"\n[session]\nidle_minutes = 5\n").expect("write");
+        std::fs::write(&path, "listen = \"127.0.0.1:4000\"\n[session]\nidle_minutes = 5\n")
+            .expect("write");
         let c = Config::load_from(Some(&path), &env(&[])).expect("valid");
         assert_eq!(c.listen.port(), 4000);
         assert_eq!(c.session.idle_timeout_secs, 300);
-        let c = Config::load_from(Some(&path), &env(&[("SWITCHYARD_LISTEN", "127.0.0.1:5000")])).expect("valid");
+        let c = Config::load_from(Some(&path), &env(&[("SWITCHYARD_LISTEN", "127.0.0.1:5000")]))
+            .expect("valid");
         assert_eq!(c.listen.port(), 5000);
     }
 
     #[test]
     fn a_bad_value_names_the_key_the_value_and_its_source() {
-        let err = Config::load_from(None, &env(&[("SWITCHYARD_LISTEN", "nowhere")])).expect_err("invalid");
+        let err = Config::load_from(None, &env(&[("SWITCHYARD_LISTEN", "nowhere")]))
+            .expect_err("invalid");
         let msg = err.to_string();
         assert!(msg.contains("listen = 'nowhere'"), "{msg}");
         assert!(msg.contains("SWITCHYARD_LISTEN"), "{msg}");
         assert!(msg.contains("IP:PORT"), "{msg}");
-        let err = Config::load_from(None, &env(&[("SWITCHYARD_SESSION_IDLE_MINUTES", "0")])).expect_err("invalid");
+        let err = Config::load_from(None, &env(&[("SWITCHYARD_SESSION_IDLE_MINUTES", "0")]))
+            .expect_err("invalid");
         assert!(err.to_string().contains("session.idle_minutes"));
     }
 

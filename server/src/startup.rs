@@ -29,9 +29,9 @@ impl Application {
     /// Opens the store (applying migrations), binds the listener and assembles the router.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let store = Store::connect(&config.database_url).await?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (is another server running there?)", config.listen))?;
+        let listener = TcpListener::bind(config.listen).await.with_context(|| {
+            format!("cannot listen on {} (is another server running there?)", config.listen)
+        })?;
         let addr = listener.local_addr()?;
         let leptos_options = LeptosOptions::builder()
             .output_name("switchyard")
@@ -55,7 +55,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, finishing in-flight requests.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let sessions = SqlSessionStore::new(self.store.clone());
         let sweeper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
@@ -107,8 +110,17 @@ pub async fn bootstrap_admin(store: &Store) -> anyhow::Result<Option<String>> {
     let hash = password::hash(one_time.clone()).await?;
     store
         .create_user(
-            NewUser { username: "admin", password_hash: &hash, role: "admin", must_change_password: true },
-            system_record("user.create", "user:admin", json!({ "role": "admin", "first_run": true })),
+            NewUser {
+                username: "admin",
+                password_hash: &hash,
+                role: "admin",
+                must_change_password: true,
+            },
+            system_record(
+                "user.create",
+                "user:admin",
+                json!({ "role": "admin", "first_run": true }),
+            ),
         )
         .await?;
     Ok(Some(one_time))

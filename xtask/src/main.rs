@@ -83,7 +83,11 @@ fn build_site(release: bool, site_root: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    for f in [format!("{OUTPUT_NAME}_bg.wasm"), format!("{OUTPUT_NAME}.js"), format!("{OUTPUT_NAME}.css")] {
+    for f in [
+        format!("{OUTPUT_NAME}_bg.wasm"),
+        format!("{OUTPUT_NAME}.js"),
+        format!("{OUTPUT_NAME}.css"),
+    ] {
         let len = std::fs::metadata(pkg.join(&f)).map(|m| m.len()).unwrap_or(0);
         eprintln!("    {f}: {len} bytes");
     }
@@ -104,19 +108,24 @@ fn optimise(wasm: &Path) -> anyhow::Result<()> {
     for c in candidates.into_iter().flatten() {
         let Ok(out) = Command::new(&c).arg("--version").output() else { continue };
         let version = String::from_utf8_lossy(&out.stdout).to_string();
-        let major: u32 = version
-            .split_whitespace()
-            .find_map(|w| w.parse().ok())
-            .unwrap_or(0);
+        let major: u32 = version.split_whitespace().find_map(|w| w.parse().ok()).unwrap_or(0);
         if major < 110 {
-            eprintln!("    skipping {} ({}): versions before 110 break the module", c.display(), version.trim());
+            eprintln!(
+                "    skipping {} ({}): versions before 110 break the module",
+                c.display(),
+                version.trim()
+            );
             continue;
         }
         eprintln!("==> optimising with {} ({})", c.display(), version.trim());
         let tmp = wasm.with_extension("opt.wasm");
         let status = Command::new(&c)
             .arg("-Oz")
-            .args(["--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext"])
+            .args([
+                "--enable-bulk-memory",
+                "--enable-nontrapping-float-to-int",
+                "--enable-sign-ext",
+            ])
             .args(["--enable-reference-types", "--enable-multivalue", "--enable-mutable-globals"])
             .arg(wasm)
             .arg("-o")

@@ -19,11 +19,16 @@ pub async fn list_users() -> Result<Vec<UserView>, ApiError> {
 }
 
 #[server]
-pub async fn add_user(username: String, role: String, password: String) -> Result<UserView, ApiError> {
+pub async fn add_user(
+    username: String,
+    role: String,
+    password: String,
+) -> Result<UserView, ApiError> {
     let me = super::ctx::principal()?;
-    let role: crate::domain::auth::Role = role.parse().map_err(|e: crate::domain::auth::UnknownRole| {
-        super::ctx::fail(ApiError::field("role", e.to_string()))
-    })?;
+    let role: crate::domain::auth::Role =
+        role.parse().map_err(|e: crate::domain::auth::UnknownRole| {
+            super::ctx::fail(ApiError::field("role", e.to_string()))
+        })?;
     super::ctx::ports()?
         .accounts
         .add_user(&me, &username, role, &password)
@@ -34,9 +39,10 @@ pub async fn add_user(username: String, role: String, password: String) -> Resul
 #[server]
 pub async fn set_user_role(user_id: i64, role: String) -> Result<(), ApiError> {
     let me = super::ctx::principal()?;
-    let role: crate::domain::auth::Role = role.parse().map_err(|e: crate::domain::auth::UnknownRole| {
-        super::ctx::fail(ApiError::field("role", e.to_string()))
-    })?;
+    let role: crate::domain::auth::Role =
+        role.parse().map_err(|e: crate::domain::auth::UnknownRole| {
+            super::ctx::fail(ApiError::field("role", e.to_string()))
+        })?;
     super::ctx::ports()?.accounts.set_role(&me, user_id, role).await.map_err(super::ctx::fail)
 }
 
@@ -69,7 +75,11 @@ pub async fn reset_user_password(user_id: i64) -> Result<PasswordReset, ApiError
 }
 
 #[server]
-pub async fn change_password(current: String, new: String, confirm: String) -> Result<(), ApiError> {
+pub async fn change_password(
+    current: String,
+    new: String,
+    confirm: String,
+) -> Result<(), ApiError> {
     let me = super::ctx::principal()?;
     if new != confirm {
         return Err(super::ctx::fail(ApiError::field(
@@ -100,11 +110,8 @@ pub struct CreatedToken {
 #[server]
 pub async fn create_token(name: String) -> Result<CreatedToken, ApiError> {
     let me = super::ctx::principal()?;
-    let created = super::ctx::ports()?
-        .accounts
-        .create_token(&me, &name)
-        .await
-        .map_err(super::ctx::fail)?;
+    let created =
+        super::ctx::ports()?.accounts.create_token(&me, &name).await.map_err(super::ctx::fail)?;
     Ok(CreatedToken { token: created.view, secret: created.secret })
 }
 

@@ -34,10 +34,10 @@ pub(crate) mod ctx {
 
     /// Sets the HTTP status of the server-function response to match the error.
     pub fn fail(err: ApiError) -> ApiError {
-        if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
-            if let Ok(status) = http::StatusCode::from_u16(err.code.http_status()) {
-                res.set_status(status);
-            }
+        if let Some(res) = use_context::<leptos_axum::ResponseOptions>()
+            && let Ok(status) = http::StatusCode::from_u16(err.code.http_status())
+        {
+            res.set_status(status);
         }
         err
     }

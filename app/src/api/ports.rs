@@ -27,8 +27,12 @@ pub trait AccountsPort: Send + Sync {
         password: &str,
     ) -> Result<UserView, ApiError>;
     async fn set_role(&self, actor: &Principal, user_id: i64, role: Role) -> Result<(), ApiError>;
-    async fn set_disabled(&self, actor: &Principal, user_id: i64, disabled: bool)
-    -> Result<(), ApiError>;
+    async fn set_disabled(
+        &self,
+        actor: &Principal,
+        user_id: i64,
+        disabled: bool,
+    ) -> Result<(), ApiError>;
     /// Returns a new one-time password the user must change at next sign-in.
     async fn reset_password(&self, actor: &Principal, user_id: i64) -> Result<String, ApiError>;
     async fn change_own_password(

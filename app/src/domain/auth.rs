@@ -89,9 +89,8 @@ impl Username {
         if s.chars().count() > 64 {
             return Err("user name is longer than 64 characters".into());
         }
-        if let Some(bad) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')))
+        if let Some(bad) =
+            s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')))
         {
             return Err(format!(
                 "user name contains '{bad}': use only letters, digits, '.', '_', '-' or '@'"
@@ -117,9 +116,7 @@ pub const MIN_PASSWORD_LEN: usize = 12;
 pub fn check_new_password(password: &str) -> Result<(), String> {
     let n = password.chars().count();
     if n < MIN_PASSWORD_LEN {
-        return Err(format!(
-            "password has {n} characters: use at least {MIN_PASSWORD_LEN}"
-        ));
+        return Err(format!("password has {n} characters: use at least {MIN_PASSWORD_LEN}"));
     }
     if n > 256 {
         return Err("password is longer than 256 characters".into());

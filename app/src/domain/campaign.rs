@@ -41,11 +41,7 @@ pub struct CampaignSpec {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Strategy {
     /// Provision a full new (green) set beside the old (blue) one, then move traffic over.
-    BlueGreen {
-        switch: Switch,
-        bake_secs: u64,
-        verify_preview: bool,
-    },
+    BlueGreen { switch: Switch, bake_secs: u64, verify_preview: bool },
     /// Replace the release on the existing targets, a batch at a time.
     Rolling {
         batch: BatchSize,
@@ -206,10 +202,7 @@ pub struct RollbackPlan {
 
 impl Default for RollbackPlan {
     fn default() -> Self {
-        Self {
-            mode: RollbackMode::Automatic,
-            hold_secs: 600,
-        }
+        Self { mode: RollbackMode::Automatic, hold_secs: 600 }
     }
 }
 
@@ -223,10 +216,7 @@ pub struct ApprovalPolicy {
 
 impl Default for ApprovalPolicy {
     fn default() -> Self {
-        Self {
-            required: 1,
-            role: Role::Approver,
-        }
+        Self { required: 1, role: Role::Approver }
     }
 }
 
@@ -254,11 +244,7 @@ impl std::fmt::Display for PreviewRoute {
         if let Some(c) = &self.cookie {
             parts.push(format!("cookie {}={}", c.name, c.value));
         }
-        if parts.is_empty() {
-            f.write_str("no match")
-        } else {
-            f.write_str(&parts.join(" or "))
-        }
+        if parts.is_empty() { f.write_str("no match") } else { f.write_str(&parts.join(" or ")) }
     }
 }
 
@@ -312,41 +298,23 @@ mod tests {
 
     #[test]
     fn strategies_serialize_with_a_kind_tag() {
-        let s = Strategy::Canary {
-            steps: vec![],
-            canary_count: 1,
-        };
+        let s = Strategy::Canary { steps: vec![], canary_count: 1 };
         let json = serde_json::to_value(&s).ok();
-        assert_eq!(
-            json.and_then(|v| v.get("kind").cloned()),
-            Some("canary".into())
-        );
+        assert_eq!(json.and_then(|v| v.get("kind").cloned()), Some("canary".into()));
     }
 
     #[test]
     fn canary_count_defaults_to_one_when_absent() {
         let s: Result<Strategy, _> = serde_json::from_str(r#"{"kind":"canary","steps":[]}"#);
-        assert_eq!(
-            s.ok(),
-            Some(Strategy::Canary {
-                steps: vec![],
-                canary_count: 1
-            })
-        );
+        assert_eq!(s.ok(), Some(Strategy::Canary { steps: vec![], canary_count: 1 }));
     }
 
     #[test]
     fn a_window_shows_in_its_own_timezone() {
         let start = DateTime::parse_from_rfc3339("2025-06-01T22:00:00Z").map(|d| d.to_utc());
         let end = DateTime::parse_from_rfc3339("2025-06-01T23:00:00Z").map(|d| d.to_utc());
-        let (Ok(start), Ok(end)) = (start, end) else {
-            panic!("bad fixture")
-        };
-        let w = MaintenanceWindow {
-            start,
-            end,
-            timezone: "Europe/Paris".into(),
-        };
+        let (Ok(start), Ok(end)) = (start, end) else { panic!("bad fixture") };
+        let w = MaintenanceWindow { start, end, timezone: "Europe/Paris".into() };
         let local = w.local().map(|(s, _)| s.to_rfc3339());
         assert_eq!(local.as_deref(), Some("2025-06-02T00:00:00+02:00"));
         assert_eq!(w.duration_secs(), 3600);

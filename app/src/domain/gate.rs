@@ -66,10 +66,8 @@ fn metrics(
     let requests: u64 = inside.iter().map(|s| s.requests).sum();
     let errors: u64 = inside.iter().map(|s| s.errors.min(s.requests)).sum();
     let probes: u64 = inside.iter().map(|s| u64::from(s.probes)).sum();
-    let probe_failures: u64 = inside
-        .iter()
-        .map(|s| u64::from(s.probe_failures.min(s.probes)))
-        .sum();
+    let probe_failures: u64 =
+        inside.iter().map(|s| u64::from(s.probe_failures.min(s.probes))).sum();
     #[allow(clippy::cast_precision_loss)]
     let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
     GateMetrics {
@@ -89,11 +87,7 @@ fn breaches(gate: &GateSpec, m: &GateMetrics) -> Vec<String> {
     if let Some(e) = m.error_rate
         && e > gate.max_error_rate
     {
-        out.push(format!(
-            "error rate {} > {}",
-            pct(e),
-            pct(gate.max_error_rate)
-        ));
+        out.push(format!("error rate {} > {}", pct(e), pct(gate.max_error_rate)));
     }
     #[allow(clippy::cast_precision_loss)]
     if let Some(p) = m.p99_ms
@@ -104,11 +98,7 @@ fn breaches(gate: &GateSpec, m: &GateMetrics) -> Vec<String> {
     if let Some(s) = m.probe_success
         && s < gate.min_probe_success
     {
-        out.push(format!(
-            "probe success {} < {}",
-            pct(s),
-            pct(gate.min_probe_success)
-        ));
+        out.push(format!("probe success {} < {}", pct(s), pct(gate.min_probe_success)));
     }
     out
 }
@@ -119,20 +109,14 @@ pub fn judge(
     started_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Verdict {
-    let mut seen: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.at >= started_at && s.at <= now && s.has_data())
-        .collect();
+    let mut seen: Vec<&Sample> =
+        samples.iter().filter(|s| s.at >= started_at && s.at <= now && s.has_data()).collect();
     seen.sort_by_key(|s| s.at);
     let min_samples = gate.min_samples.max(1);
     let current = metrics(gate, &seen, started_at, now);
     let past_deadline = now - started_at
         >= Duration::seconds(i64::try_from(gate.deadline_secs).unwrap_or(i64::MAX / 1000));
-    let verdict = |outcome, reason: String| Verdict {
-        outcome,
-        reason,
-        metrics: current.clone(),
-    };
+    let verdict = |outcome, reason: String| Verdict { outcome, reason, metrics: current.clone() };
 
     // A breach counts once per evaluation point (each sample's arrival) that had enough data.
     let needed = usize::try_from(gate.consecutive_failures.max(1)).unwrap_or(usize::MAX);
@@ -173,10 +157,8 @@ pub fn judge(
         };
     }
     if !now_breaching.is_empty() {
-        let reason = format!(
-            "{} ({streak} of {needed} evaluations in a row)",
-            now_breaching.join(", ")
-        );
+        let reason =
+            format!("{} ({streak} of {needed} evaluations in a row)", now_breaching.join(", "));
         return if past_deadline {
             verdict(Outcome::Fail, format!("{reason}; deadline reached"))
         } else {
@@ -185,26 +167,15 @@ pub fn judge(
     }
     let mut ok = Vec::new();
     if let Some(e) = current.error_rate {
-        ok.push(format!(
-            "error rate {} ≤ {}",
-            pct(e),
-            pct(gate.max_error_rate)
-        ));
+        ok.push(format!("error rate {} ≤ {}", pct(e), pct(gate.max_error_rate)));
     }
     if let Some(p) = current.p99_ms {
         ok.push(format!("p99 {p} ms ≤ {} ms", gate.max_p99_ms));
     }
     if let Some(s) = current.probe_success {
-        ok.push(format!(
-            "probe success {} ≥ {}",
-            pct(s),
-            pct(gate.min_probe_success)
-        ));
+        ok.push(format!("probe success {} ≥ {}", pct(s), pct(gate.min_probe_success)));
     }
-    verdict(
-        Outcome::Pass,
-        format!("{} over {} samples", ok.join(", "), current.samples),
-    )
+    verdict(Outcome::Pass, format!("{} over {} samples", ok.join(", "), current.samples))
 }
 
 #[cfg(test)]
@@ -232,10 +203,7 @@ mod tests {
     }
 
     fn erroring(s: i64) -> Sample {
-        Sample {
-            errors: 20,
-            ..healthy(s)
-        }
+        Sample { errors: 20, ..healthy(s) }
     }
 
     /// One sample every 5 s from `from` to `to` inclusive.
@@ -254,17 +222,9 @@ mod tests {
     #[test]
     fn samples_without_any_measurement_do_not_count() {
         let empty: Vec<Sample> = (1..=20)
-            .map(|s| Sample {
-                requests: 0,
-                p99_ms: None,
-                probes: 0,
-                ..healthy(s)
-            })
+            .map(|s| Sample { requests: 0, p99_ms: None, probes: 0, ..healthy(s) })
             .collect();
-        assert_eq!(
-            judge(&GateSpec::default(), &empty, t0(), secs(30)).outcome,
-            Outcome::Wait
-        );
+        assert_eq!(judge(&GateSpec::default(), &empty, t0(), secs(30)).outcome, Outcome::Wait);
     }
 
     #[test]
@@ -284,12 +244,7 @@ mod tests {
 
     #[test]
     fn enough_healthy_samples_pass_with_the_numbers_behind_it() {
-        let v = judge(
-            &GateSpec::default(),
-            &every_5s(5, 60, healthy),
-            t0(),
-            secs(60),
-        );
+        let v = judge(&GateSpec::default(), &every_5s(5, 60, healthy), t0(), secs(60));
         assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
         assert_eq!(v.metrics.samples, 12);
         assert_eq!(v.metrics.error_rate, Some(0.0));
@@ -308,37 +263,20 @@ mod tests {
         samples.push(erroring(60));
         let v = judge(&gate, &samples, t0(), secs(60));
         assert_eq!(v.outcome, Outcome::Wait, "{}", v.reason);
-        assert!(
-            v.reason.starts_with("error rate 1.67 % > 1 %"),
-            "{}",
-            v.reason
-        );
+        assert!(v.reason.starts_with("error rate 1.67 % > 1 %"), "{}", v.reason);
 
         samples.extend([erroring(65), erroring(70)]);
         let v = judge(&gate, &samples, t0(), secs(70));
         assert_eq!(v.outcome, Outcome::Fail, "{}", v.reason);
-        assert!(
-            v.reason.ends_with("for 3 evaluations in a row"),
-            "{}",
-            v.reason
-        );
+        assert!(v.reason.ends_with("for 3 evaluations in a row"), "{}", v.reason);
     }
 
     #[test]
     fn a_slow_p99_or_failing_probes_fail_the_gate_too() {
-        let gate = GateSpec {
-            consecutive_failures: 1,
-            ..GateSpec::default()
-        };
-        let slow = every_5s(5, 60, |s| Sample {
-            p99_ms: Some(2500.0),
-            ..healthy(s)
-        });
+        let gate = GateSpec { consecutive_failures: 1, ..GateSpec::default() };
+        let slow = every_5s(5, 60, |s| Sample { p99_ms: Some(2500.0), ..healthy(s) });
         assert_eq!(judge(&gate, &slow, t0(), secs(60)).outcome, Outcome::Fail);
-        let flaky = every_5s(5, 60, |s| Sample {
-            probe_failures: 1,
-            ..healthy(s)
-        });
+        let flaky = every_5s(5, 60, |s| Sample { probe_failures: 1, ..healthy(s) });
         let v = judge(&gate, &flaky, t0(), secs(60));
         assert_eq!(v.outcome, Outcome::Fail);
         assert_eq!(v.metrics.probe_success, Some(0.0));
@@ -355,10 +293,7 @@ mod tests {
 
     #[test]
     fn a_breach_that_outlasts_the_deadline_fails_even_below_the_consecutive_limit() {
-        let gate = GateSpec {
-            consecutive_failures: 100,
-            ..GateSpec::default()
-        };
+        let gate = GateSpec { consecutive_failures: 100, ..GateSpec::default() };
         let v = judge(&gate, &every_5s(5, 300, erroring), t0(), secs(300));
         assert_eq!(v.outcome, Outcome::Fail);
         assert!(v.reason.ends_with("deadline reached"), "{}", v.reason);

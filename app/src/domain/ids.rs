@@ -13,11 +13,7 @@ pub enum ParseError {
     #[error("{what} must not be empty; use 1–{max} characters")]
     Empty { what: String, max: usize },
     #[error("{what} is {len} characters long; the limit is {max}")]
-    TooLong {
-        what: String,
-        len: usize,
-        max: usize,
-    },
+    TooLong { what: String, len: usize, max: usize },
     #[error(
         "{what} contains {found:?}; only lowercase letters a–z, digits 0–9 and '-' are allowed, e.g. web-pool"
     )]
@@ -53,27 +49,16 @@ impl Name {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let what = || "name".to_string();
         if raw.is_empty() {
-            return Err(ParseError::Empty {
-                what: what(),
-                max: Self::MAX_LEN,
-            });
+            return Err(ParseError::Empty { what: what(), max: Self::MAX_LEN });
         }
         let len = raw.chars().count();
         if len > Self::MAX_LEN {
-            return Err(ParseError::TooLong {
-                what: what(),
-                len,
-                max: Self::MAX_LEN,
-            });
+            return Err(ParseError::TooLong { what: what(), len, max: Self::MAX_LEN });
         }
-        if let Some(found) = raw
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+        if let Some(found) =
+            raw.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
         {
-            return Err(ParseError::BadNameChar {
-                what: what(),
-                found,
-            });
+            return Err(ParseError::BadNameChar { what: what(), found });
         }
         if raw.starts_with('-') || raw.ends_with('-') {
             return Err(ParseError::EdgeHyphen { what: what() });
@@ -124,18 +109,11 @@ impl Release {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let what = || "release".to_string();
         if raw.is_empty() {
-            return Err(ParseError::Empty {
-                what: what(),
-                max: Self::MAX_LEN,
-            });
+            return Err(ParseError::Empty { what: what(), max: Self::MAX_LEN });
         }
         let len = raw.chars().count();
         if len > Self::MAX_LEN {
-            return Err(ParseError::TooLong {
-                what: what(),
-                len,
-                max: Self::MAX_LEN,
-            });
+            return Err(ParseError::TooLong { what: what(), len, max: Self::MAX_LEN });
         }
         if raw.chars().any(char::is_whitespace) {
             return Err(ParseError::Whitespace { what: what() });
@@ -159,11 +137,7 @@ impl Release {
             }
         }
         let trimmed = out.trim_end_matches('-');
-        if trimmed.is_empty() {
-            "new".to_string()
-        } else {
-            trimmed.to_string()
-        }
+        if trimmed.is_empty() { "new".to_string() } else { trimmed.to_string() }
     }
 }
 
@@ -197,17 +171,13 @@ const FULL_BP: u32 = 10_000;
 
 fn parse_percent_bp(raw: &str) -> Result<u32, ParseError> {
     let input = raw.trim().trim_end_matches('%').trim_end();
-    let not_a_percent = || ParseError::NotAPercent {
-        input: raw.to_string(),
-    };
+    let not_a_percent = || ParseError::NotAPercent { input: raw.to_string() };
     let (whole, frac) = match input.split_once('.') {
         Some((w, f)) => (w, f),
         None => (input, ""),
     };
     if input.starts_with('-') && !whole.is_empty() {
-        return Err(ParseError::OutOfRange {
-            input: input.to_string(),
-        });
+        return Err(ParseError::OutOfRange { input: input.to_string() });
     }
     let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
     if whole.is_empty()
@@ -218,23 +188,17 @@ fn parse_percent_bp(raw: &str) -> Result<u32, ParseError> {
         return Err(not_a_percent());
     }
     if frac.len() > 2 {
-        return Err(ParseError::TooPrecise {
-            input: input.to_string(),
-        });
+        return Err(ParseError::TooPrecise { input: input.to_string() });
     }
     // More than three integer digits is out of range whatever they are; stops u32 overflow too.
     if whole.trim_start_matches('0').len() > 3 {
-        return Err(ParseError::OutOfRange {
-            input: input.to_string(),
-        });
+        return Err(ParseError::OutOfRange { input: input.to_string() });
     }
     let whole: u32 = whole.parse().map_err(|_| not_a_percent())?;
     let frac: u32 = format!("{frac:0<2}").parse().map_err(|_| not_a_percent())?;
     let bp = whole * 100 + frac;
     if bp > FULL_BP {
-        return Err(ParseError::OutOfRange {
-            input: input.to_string(),
-        });
+        return Err(ParseError::OutOfRange { input: input.to_string() });
     }
     Ok(bp)
 }
@@ -370,9 +334,7 @@ impl Weight {
         }
         let base = self.0 / n32;
         let extra = self.0 % n32;
-        (0..n32)
-            .map(|i| Weight(base + u32::from(i < extra)))
-            .collect()
+        (0..n32).map(|i| Weight(base + u32::from(i < extra))).collect()
     }
 }
 
@@ -386,9 +348,7 @@ pub struct Secs(pub u64);
 impl Secs {
     /// Parses `90`, `90s`, `5m`, `2h`, `1h30m`, `1m30s`.
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        let bad = || ParseError::NotADuration {
-            input: raw.to_string(),
-        };
+        let bad = || ParseError::NotADuration { input: raw.to_string() };
         let input = raw.trim();
         if input.is_empty() {
             return Err(bad());
@@ -410,10 +370,7 @@ impl Secs {
                 _ => return Err(bad()),
             };
             let n: u64 = number.parse().map_err(|_| bad())?;
-            total = n
-                .checked_mul(unit)
-                .and_then(|v| total.checked_add(v))
-                .ok_or_else(bad)?;
+            total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
             number.clear();
         }
         if !number.is_empty() {
@@ -457,25 +414,14 @@ mod tests {
 
     #[test]
     fn names_refuse_uppercase_spaces_edges_and_length() {
-        for bad in [
-            "",
-            "Web",
-            "web pool",
-            "-web",
-            "web-",
-            "web_pool",
-            "wéb",
-            &"a".repeat(64),
-        ] {
+        for bad in ["", "Web", "web pool", "-web", "web-", "web_pool", "wéb", &"a".repeat(64)] {
             assert!(Name::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
 
     #[test]
     fn a_bad_name_message_says_what_is_allowed() {
-        let err = Name::parse("Web")
-            .expect_err("uppercase is refused")
-            .to_string();
+        let err = Name::parse("Web").expect_err("uppercase is refused").to_string();
         assert!(err.contains("only lowercase letters"), "{err}");
     }
 
@@ -515,39 +461,16 @@ mod tests {
 
     #[test]
     fn weights_refuse_three_decimals_negatives_over_100_and_junk() {
-        for bad in [
-            "12.345",
-            "-1",
-            "100.01",
-            "101",
-            "abc",
-            "",
-            "1e2",
-            "1.",
-            ".5",
-            "99999999999",
-        ] {
-            assert!(
-                Weight::parse_percent(bad).is_err(),
-                "{bad:?} should be refused"
-            );
+        for bad in ["12.345", "-1", "100.01", "101", "abc", "", "1e2", "1.", ".5", "99999999999"] {
+            assert!(Weight::parse_percent(bad).is_err(), "{bad:?} should be refused");
         }
-        assert!(matches!(
-            Weight::parse_percent("12.345"),
-            Err(ParseError::TooPrecise { .. })
-        ));
-        assert!(matches!(
-            Weight::parse_percent("-1"),
-            Err(ParseError::OutOfRange { .. })
-        ));
+        assert!(matches!(Weight::parse_percent("12.345"), Err(ParseError::TooPrecise { .. })));
+        assert!(matches!(Weight::parse_percent("-1"), Err(ParseError::OutOfRange { .. })));
     }
 
     #[test]
     fn weights_from_floats_refuse_nan_and_excess_precision() {
-        assert_eq!(
-            Weight::from_percent(12.34).map(Weight::basis_points),
-            Ok(1234)
-        );
+        assert_eq!(Weight::from_percent(12.34).map(Weight::basis_points), Ok(1234));
         assert_eq!(Weight::from_percent(0.01).map(Weight::basis_points), Ok(1));
         assert!(Weight::from_percent(f64::NAN).is_err());
         assert!(Weight::from_percent(-0.5).is_err());
@@ -557,11 +480,7 @@ mod tests {
 
     #[test]
     fn weights_display_without_trailing_zeros() {
-        let show = |bp| {
-            Weight::from_basis_points(bp)
-                .map(|w| w.to_string())
-                .unwrap_or_default()
-        };
+        let show = |bp| Weight::from_basis_points(bp).map(|w| w.to_string()).unwrap_or_default();
         assert_eq!(show(1234), "12.34 %");
         assert_eq!(show(2500), "25 %");
         assert_eq!(show(1250), "12.5 %");
@@ -570,10 +489,7 @@ mod tests {
 
     #[test]
     fn weights_serialize_as_basis_points_and_refuse_more_than_full() {
-        assert_eq!(
-            serde_json::to_string(&Weight::FULL).ok().as_deref(),
-            Some("10000")
-        );
+        assert_eq!(serde_json::to_string(&Weight::FULL).ok().as_deref(), Some("10000"));
         assert!(serde_json::from_str::<Weight>("10001").is_err());
         assert!(serde_json::from_str::<Percent>("2500").is_ok());
     }
@@ -581,10 +497,7 @@ mod tests {
     #[test]
     fn an_even_split_adds_up_exactly() {
         let parts = Weight::FULL.split_even(3);
-        assert_eq!(
-            parts.iter().map(|w| w.basis_points()).collect::<Vec<_>>(),
-            [3334, 3333, 3333]
-        );
+        assert_eq!(parts.iter().map(|w| w.basis_points()).collect::<Vec<_>>(), [3334, 3333, 3333]);
         assert!(Weight::FULL.split_even(0).is_empty());
     }
 

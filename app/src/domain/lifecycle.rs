@@ -159,10 +159,7 @@ pub fn transition(
         (S::Running | S::Paused | S::AwaitingApproval | S::Aborting, C::Fail) => S::Failed,
         (S::Aborting, C::RollbackDone) => S::RolledBack,
         _ => {
-            return Err(TransitionError {
-                from: state,
-                command,
-            });
+            return Err(TransitionError { from: state, command });
         }
     };
     Ok(next)
@@ -170,10 +167,7 @@ pub fn transition(
 
 /// Commands that `transition` accepts from `state`, for enabling buttons.
 pub fn allowed_commands(state: CampaignState) -> Vec<Command> {
-    Command::ALL
-        .into_iter()
-        .filter(|c| transition(state, *c).is_ok())
-        .collect()
+    Command::ALL.into_iter().filter(|c| transition(state, *c).is_ok()).collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -183,11 +177,7 @@ pub enum ApprovalError {
     )]
     OwnCampaign { approver: String, needed: Role },
     #[error("approving needs the {needed} role or above; {approver} has the {have} role")]
-    RoleTooLow {
-        approver: String,
-        needed: Role,
-        have: Role,
-    },
+    RoleTooLow { approver: String, needed: Role, have: Role },
 }
 
 /// Whether `approver` may approve a campaign `creator` made. Four eyes: never the creator.
@@ -200,10 +190,7 @@ pub fn can_approve(
     // The policy could only name a lower role through a hand-edited record; approver is the floor.
     let needed = policy.role.max(Role::Approver);
     if creator.trim().eq_ignore_ascii_case(approver.trim()) {
-        return Err(ApprovalError::OwnCampaign {
-            approver: approver.to_string(),
-            needed,
-        });
+        return Err(ApprovalError::OwnCampaign { approver: approver.to_string(), needed });
     }
     if !approver_role.allows(needed) {
         return Err(ApprovalError::RoleTooLow {
@@ -242,11 +229,7 @@ mod tests {
     #[test]
     fn abort_leads_through_aborting_to_rolled_back() {
         for from in [S::Running, S::Paused, S::AwaitingApproval, S::Failed] {
-            assert_eq!(
-                transition(from, C::Abort),
-                Ok(S::Aborting),
-                "abort from {from}"
-            );
+            assert_eq!(transition(from, C::Abort), Ok(S::Aborting), "abort from {from}");
         }
         assert_eq!(transition(S::Aborting, C::RollbackDone), Ok(S::RolledBack));
         assert_eq!(transition(S::AwaitingApproval, C::Reject), Ok(S::Aborting));
@@ -264,10 +247,7 @@ mod tests {
         let err = transition(S::Succeeded, C::Pause).expect_err("terminal");
         assert_eq!(err.to_string(), "cannot pause a campaign that is succeeded");
         let err = transition(S::AwaitingApproval, C::Skip).expect_err("approvals can't be skipped");
-        assert_eq!(
-            err.to_string(),
-            "cannot skip a step of a campaign that is awaiting approval"
-        );
+        assert_eq!(err.to_string(), "cannot skip a step of a campaign that is awaiting approval");
         assert!(transition(S::Draft, C::Approve).is_err());
         assert!(transition(S::Paused, C::Complete).is_err());
     }
@@ -281,18 +261,12 @@ mod tests {
                 allowed_commands(state)
             );
         }
-        assert_eq!(
-            allowed_commands(S::Paused),
-            [C::Resume, C::Skip, C::Abort, C::Fail]
-        );
+        assert_eq!(allowed_commands(S::Paused), [C::Resume, C::Skip, C::Abort, C::Fail]);
     }
 
     #[test]
     fn the_creator_can_never_approve_their_own_campaign() {
-        let policy = ApprovalPolicy {
-            required: 1,
-            role: Role::Approver,
-        };
+        let policy = ApprovalPolicy { required: 1, role: Role::Approver };
         let err = can_approve("alice", "alice", Role::Admin, &policy).expect_err("four eyes");
         assert_eq!(
             err.to_string(),
@@ -304,20 +278,14 @@ mod tests {
 
     #[test]
     fn approving_needs_the_policy_role_or_above() {
-        let admins = ApprovalPolicy {
-            required: 1,
-            role: Role::Admin,
-        };
+        let admins = ApprovalPolicy { required: 1, role: Role::Admin };
         let err = can_approve("alice", "bob", Role::Approver, &admins).expect_err("admin needed");
         assert_eq!(
             err.to_string(),
             "approving needs the admin role or above; bob has the approver role"
         );
         assert_eq!(can_approve("alice", "carol", Role::Admin, &admins), Ok(()));
-        let approvers = ApprovalPolicy {
-            required: 1,
-            role: Role::Approver,
-        };
+        let approvers = ApprovalPolicy { required: 1, role: Role::Approver };
         assert!(can_approve("alice", "dave", Role::Operator, &approvers).is_err());
     }
 }

@@ -3,3 +3,17 @@
 
 pub mod audit;
 pub mod auth;
+pub mod campaign;
+pub mod environment;
+pub mod gate;
+pub mod ids;
+pub mod lifecycle;
+pub mod plan;
+pub mod rollback;
+pub mod traffic;
+pub mod validate;
+
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod testkit;

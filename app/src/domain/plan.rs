@@ -179,11 +179,7 @@ pub enum BackendCall {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ProviderCall {
     /// Ensure an instance named `target` exists and runs `release`, placed in `group`.
-    Create {
-        target: Name,
-        release: Release,
-        group: String,
-    },
+    Create { target: Name, release: Release, group: String },
     /// Ensure the existing instance runs `release`.
     Replace { target: Name, release: Release },
     /// Ensure the instance is gone.
@@ -266,11 +262,7 @@ impl fmt::Display for BackendCall {
             BackendCall::Provider { backend, call } => {
                 write!(f, "provider({backend}).")?;
                 match call {
-                    ProviderCall::Create {
-                        target,
-                        release,
-                        group,
-                    } => {
+                    ProviderCall::Create { target, release, group } => {
                         write!(f, "create({target}, {release}, group={group})")
                     }
                     ProviderCall::Replace { target, release } => {
@@ -282,69 +274,36 @@ impl fmt::Display for BackendCall {
             BackendCall::Router { backend, call } => {
                 write!(f, "router({backend}).")?;
                 match call {
-                    RouterCall::SetWeight {
-                        pool,
-                        target,
-                        weight,
-                    } => {
+                    RouterCall::SetWeight { pool, target, weight } => {
                         write!(f, "set_weight({pool}, {target}, {weight})")
                     }
-                    RouterCall::SetState {
-                        pool,
-                        target,
-                        state,
-                    } => {
+                    RouterCall::SetState { pool, target, state } => {
                         write!(f, "set_state({pool}, {target}, {state})")
                     }
-                    RouterCall::AddMember {
-                        pool,
-                        target,
-                        weight,
-                    } => {
+                    RouterCall::AddMember { pool, target, weight } => {
                         write!(f, "add_member({pool}, {target}, {weight})")
                     }
                     RouterCall::RemoveMember { pool, target } => {
                         write!(f, "remove_member({pool}, {target})")
                     }
-                    RouterCall::AwaitDrained {
-                        pool,
-                        target,
-                        timeout_secs,
-                    } => {
-                        write!(
-                            f,
-                            "await_drained({pool}, {target}, {})",
-                            Secs(*timeout_secs)
-                        )
+                    RouterCall::AwaitDrained { pool, target, timeout_secs } => {
+                        write!(f, "await_drained({pool}, {target}, {})", Secs(*timeout_secs))
                     }
                     RouterCall::SwitchDns { record, targets } => {
                         write!(f, "switch_dns({record}, [{}])", names(targets))
                     }
-                    RouterCall::SetPreviewRoute {
-                        pool,
-                        targets,
-                        route,
-                    } => {
-                        write!(
-                            f,
-                            "set_preview_route({pool}, {route}, [{}])",
-                            names(targets)
-                        )
+                    RouterCall::SetPreviewRoute { pool, targets, route } => {
+                        write!(f, "set_preview_route({pool}, {route}, [{}])", names(targets))
                     }
                     RouterCall::ClearPreviewRoute { pool } => {
                         write!(f, "clear_preview_route({pool})")
                     }
                 }
             }
-            BackendCall::Health {
-                backend,
-                call: HealthCall::Probe { target },
-            } => {
+            BackendCall::Health { backend, call: HealthCall::Probe { target } } => {
                 write!(f, "health({backend}).probe({target})")
             }
-            BackendCall::Flag {
-                call: FlagCall::Set { flag, percent },
-            } => {
+            BackendCall::Flag { call: FlagCall::Set { flag, percent } } => {
                 write!(f, "flags.set({flag}, {percent})")
             }
             BackendCall::Notify { event, audiences } => {
@@ -388,11 +347,7 @@ pub(crate) fn list(items: &[Name]) -> String {
 
 impl<'a> Builder<'a> {
     pub fn new(v: &'a ValidSpec) -> Self {
-        Self {
-            v,
-            steps: Vec::new(),
-            notes: Vec::new(),
-        }
+        Self { v, steps: Vec::new(), notes: Vec::new() }
     }
 
     pub fn push(
@@ -402,20 +357,9 @@ impl<'a> Builder<'a> {
         calls: Vec<BackendCall>,
         (expected_secs, timeout): (u64, u64),
     ) {
-        let timeout_secs = if kind.needs_person() {
-            None
-        } else {
-            Some(timeout)
-        };
+        let timeout_secs = if kind.needs_person() { None } else { Some(timeout) };
         let index = self.steps.len();
-        self.steps.push(Step {
-            index,
-            kind,
-            description,
-            calls,
-            timeout_secs,
-            expected_secs,
-        });
+        self.steps.push(Step { index, kind, description, calls, timeout_secs, expected_secs });
     }
 
     pub fn pool(&self) -> &'a Name {
@@ -435,36 +379,24 @@ impl<'a> Builder<'a> {
     }
 
     pub fn router(&self, call: RouterCall) -> BackendCall {
-        BackendCall::Router {
-            backend: self.v.router().name.clone(),
-            call,
-        }
+        BackendCall::Router { backend: self.v.router().name.clone(), call }
     }
 
     fn provider(&self, call: ProviderCall) -> Option<BackendCall> {
-        self.v.provider().map(|backend| BackendCall::Provider {
-            backend: backend.clone(),
-            call,
-        })
+        self.v.provider().map(|backend| BackendCall::Provider { backend: backend.clone(), call })
     }
 
     pub fn probe(&self, target: &Name) -> BackendCall {
         BackendCall::Health {
             backend: self.v.health().clone(),
-            call: HealthCall::Probe {
-                target: target.clone(),
-            },
+            call: HealthCall::Probe { target: target.clone() },
         }
     }
 
     /// Weights every member of the pool starts with: an even split in the pool's order.
     pub fn initial_weights(&self) -> Vec<(Name, Weight)> {
         let targets = self.v.targets();
-        targets
-            .iter()
-            .map(|t| t.name.clone())
-            .zip(Weight::FULL.split_even(targets.len()))
-            .collect()
+        targets.iter().map(|t| t.name.clone()).zip(Weight::FULL.split_even(targets.len())).collect()
     }
 
     pub fn initial_weight(&self, target: &Name) -> Weight {
@@ -493,10 +425,7 @@ impl<'a> Builder<'a> {
                 self.from()
             ),
         };
-        let calls = vec![BackendCall::Notify {
-            event,
-            audiences: c.audiences.clone(),
-        }];
+        let calls = vec![BackendCall::Notify { event, audiences: c.audiences.clone() }];
         self.push(StepKind::Notify, description, calls, timing::NOTIFY);
     }
 
@@ -518,19 +447,11 @@ impl<'a> Builder<'a> {
         let calls = targets
             .iter()
             .filter_map(|t| {
-                self.provider(ProviderCall::Replace {
-                    target: t.clone(),
-                    release: release.clone(),
-                })
+                self.provider(ProviderCall::Replace { target: t.clone(), release: release.clone() })
             })
             .collect();
         let description = format!("Replace the release on {} with {release}", list(targets));
-        self.push(
-            StepKind::ReplaceRelease,
-            description,
-            calls,
-            timing::REPLACE,
-        );
+        self.push(StepKind::ReplaceRelease, description, calls, timing::REPLACE);
     }
 
     pub fn decommission(&mut self, targets: &[Name], description: String) {
@@ -538,27 +459,14 @@ impl<'a> Builder<'a> {
             .iter()
             .filter_map(|t| self.provider(ProviderCall::Destroy { target: t.clone() }))
             .collect();
-        self.push(
-            StepKind::Decommission,
-            description,
-            calls,
-            timing::DECOMMISSION,
-        );
+        self.push(StepKind::Decommission, description, calls, timing::DECOMMISSION);
     }
 
     pub fn wait_healthy(&mut self, targets: &[Name], release: &Release) {
         let calls = targets.iter().map(|t| self.probe(t)).collect();
-        let description = format!(
-            "Wait until {} {} healthy on {release}",
-            list(targets),
-            are(targets)
-        );
-        self.push(
-            StepKind::WaitHealthy,
-            description,
-            calls,
-            timing::WAIT_HEALTHY,
-        );
+        let description =
+            format!("Wait until {} {} healthy on {release}", list(targets), are(targets));
+        self.push(StepKind::WaitHealthy, description, calls, timing::WAIT_HEALTHY);
     }
 
     pub fn add_members(&mut self, members: &[(Name, Weight)], description: String, preview: bool) {
@@ -575,11 +483,7 @@ impl<'a> Builder<'a> {
             .collect();
         if preview && let Some(route) = self.v.spec().preview_route.clone() {
             let targets = members.iter().map(|(t, _)| t.clone()).collect();
-            calls.push(self.router(RouterCall::SetPreviewRoute {
-                pool,
-                targets,
-                route,
-            }));
+            calls.push(self.router(RouterCall::SetPreviewRoute { pool, targets, route }));
         }
         self.push(StepKind::AddToPool, description, calls, timing::ROUTER);
     }
@@ -589,10 +493,7 @@ impl<'a> Builder<'a> {
         let mut calls: Vec<BackendCall> = targets
             .iter()
             .map(|t| {
-                self.router(RouterCall::RemoveMember {
-                    pool: pool.clone(),
-                    target: t.clone(),
-                })
+                self.router(RouterCall::RemoveMember { pool: pool.clone(), target: t.clone() })
             })
             .collect();
         if clear_preview && self.v.spec().preview_route.is_some() && !self.is_dns() {
@@ -618,10 +519,7 @@ impl<'a> Builder<'a> {
 
     pub fn switch_dns(&mut self, targets: &[Name], description: String) {
         let record = self.v.router().dns_record(self.pool());
-        let call = self.router(RouterCall::SwitchDns {
-            record,
-            targets: targets.to_vec(),
-        });
+        let call = self.router(RouterCall::SwitchDns { record, targets: targets.to_vec() });
         self.push(StepKind::SwitchDns, description, vec![call], timing::DNS);
     }
 
@@ -728,22 +626,13 @@ fn fraction(f: f64) -> String {
 /// One new instance per old target, named after it (`web-1` → `web-1-v2-1-0`) and placed in the
 /// same group; names are made unique against every target the environment defines.
 pub(crate) fn new_instances(v: &ValidSpec) -> Vec<(Name, String)> {
-    let mut used: BTreeSet<Name> = v
-        .environment()
-        .targets
-        .iter()
-        .map(|t| t.name.clone())
-        .collect();
+    let mut used: BTreeSet<Name> = v.environment().targets.iter().map(|t| t.name.clone()).collect();
     let old_suffix = format!("-{}", v.from_release().slug());
     let slug = v.to_release().slug();
     v.targets()
         .iter()
         .map(|t: &Target| {
-            let base = t
-                .name
-                .as_str()
-                .strip_suffix(&old_suffix)
-                .unwrap_or(t.name.as_str());
+            let base = t.name.as_str().strip_suffix(&old_suffix).unwrap_or(t.name.as_str());
             (fresh_name(base, &slug, &mut used), t.group.clone())
         })
         .collect()
@@ -752,11 +641,7 @@ pub(crate) fn new_instances(v: &ValidSpec) -> Vec<(Name, String)> {
 fn fresh_name(base: &str, slug: &str, used: &mut BTreeSet<Name>) -> Name {
     let mut n: u32 = 1;
     loop {
-        let suffix = if n == 1 {
-            String::new()
-        } else {
-            format!("-{n}")
-        };
+        let suffix = if n == 1 { String::new() } else { format!("-{n}") };
         let mut stem = format!("{base}-{slug}");
         // Names are ASCII, so byte truncation keeps whole characters.
         stem.truncate(Name::MAX_LEN.saturating_sub(suffix.len()));
@@ -774,11 +659,7 @@ pub fn compile(v: &ValidSpec) -> Plan {
     let mut b = Builder::new(v);
     b.notify(NotifyEvent::Started);
     match v.strategy() {
-        Strategy::BlueGreen {
-            switch,
-            bake_secs,
-            verify_preview,
-        } => {
+        Strategy::BlueGreen { switch, bake_secs, verify_preview } => {
             blue_green::plan(&mut b, switch, *bake_secs, *verify_preview);
         }
         Strategy::Rolling {
@@ -797,10 +678,7 @@ pub fn compile(v: &ValidSpec) -> Plan {
             };
             rolling::plan(&mut b, &params);
         }
-        Strategy::Canary {
-            steps,
-            canary_count,
-        } => canary::plan(&mut b, steps, *canary_count),
+        Strategy::Canary { steps, canary_count } => canary::plan(&mut b, steps, *canary_count),
         Strategy::FeatureFlag { steps, .. } => feature_flag::plan(&mut b, steps),
     }
     b.notify(NotifyEvent::Completed);
@@ -829,11 +707,7 @@ mod tests {
     }
 
     fn find(plan: &Plan, kind: StepKind, nth: usize) -> &Step {
-        plan.steps
-            .iter()
-            .filter(|s| s.kind == kind)
-            .nth(nth)
-            .expect("step exists")
+        plan.steps.iter().filter(|s| s.kind == kind).nth(nth).expect("step exists")
     }
 
     struct Case {
@@ -876,13 +750,8 @@ mod tests {
                 name: "canary on one target needs no growth",
                 strategy: canary(&["50", "100"]),
                 targets: 1,
-                kinds: [
-                    &[K::Provision, K::WaitHealthy, K::AddToPool][..],
-                    &setw,
-                    &setw,
-                    &tail,
-                ]
-                .concat(),
+                kinds: [&[K::Provision, K::WaitHealthy, K::AddToPool][..], &setw, &setw, &tail]
+                    .concat(),
             },
             Case {
                 name: "canary with a single 100 % step",
@@ -918,44 +787,27 @@ mod tests {
                 name: "blue-green at once",
                 strategy: blue_green(Switch::AtOnce),
                 targets: 4,
-                kinds: [
-                    &[K::Provision, K::WaitHealthy, K::AddToPool][..],
-                    &setw,
-                    &tail,
-                ]
-                .concat(),
+                kinds: [&[K::Provision, K::WaitHealthy, K::AddToPool][..], &setw, &tail].concat(),
             },
             Case {
                 name: "blue-green in two weighted steps on one target",
                 strategy: blue_green(Switch::Steps(vec![w("10"), w("100")])),
                 targets: 1,
-                kinds: [
-                    &[K::Provision, K::WaitHealthy, K::AddToPool][..],
-                    &setw,
-                    &setw,
-                    &tail,
-                ]
-                .concat(),
+                kinds: [&[K::Provision, K::WaitHealthy, K::AddToPool][..], &setw, &setw, &tail]
+                    .concat(),
             },
             Case {
                 name: "feature flag",
                 strategy: flag(&["10", "100"]),
                 targets: 4,
-                kinds: [
-                    &[K::SetFlag, K::Bake, K::Gate][..],
-                    &[K::SetFlag, K::Bake, K::Gate],
-                ]
-                .concat(),
+                kinds: [&[K::SetFlag, K::Bake, K::Gate][..], &[K::SetFlag, K::Bake, K::Gate]]
+                    .concat(),
             },
         ];
         for case in cases {
             let (_, plan) = plan_for(&spec(case.strategy), &env(case.targets));
             assert_eq!(kinds(&plan), case.kinds, "{}", case.name);
-            assert!(
-                plan.steps.iter().enumerate().all(|(i, s)| s.index == i),
-                "{}",
-                case.name
-            );
+            assert!(plan.steps.iter().enumerate().all(|(i, s)| s.index == i), "{}", case.name);
         }
     }
 
@@ -986,10 +838,7 @@ mod tests {
                 .contains(&"router(haproxy-main).set_weight(web-pool, web-1, 0 %)".to_string())
         );
         let grow = find(&plan, K::Provision, 1);
-        assert_eq!(
-            calls(grow)[0],
-            "provider(local).create(web-2-v2-1-0, v2.1.0, group=zone-b)"
-        );
+        assert_eq!(calls(grow)[0], "provider(local).create(web-2-v2-1-0, v2.1.0, group=zone-b)");
     }
 
     #[test]
@@ -1000,21 +849,12 @@ mod tests {
             last_drain.description,
             "Drain web-5 in web-pool: no new connections (batch 3 of 3); 4 of 5 keep serving"
         );
-        assert_eq!(
-            calls(last_drain),
-            ["router(haproxy-main).set_state(web-pool, web-5, drain)"]
-        );
+        assert_eq!(calls(last_drain), ["router(haproxy-main).set_state(web-pool, web-5, drain)"]);
         let replace = find(&plan, K::ReplaceRelease, 0);
-        assert_eq!(
-            replace.description,
-            "Replace the release on web-1 and web-2 with v2.1.0"
-        );
+        assert_eq!(replace.description, "Replace the release on web-1 and web-2 with v2.1.0");
         assert_eq!(
             calls(replace),
-            [
-                "provider(local).replace(web-1, v2.1.0)",
-                "provider(local).replace(web-2, v2.1.0)"
-            ]
+            ["provider(local).replace(web-1, v2.1.0)", "provider(local).replace(web-2, v2.1.0)"]
         );
         assert_eq!(
             calls(find(&plan, K::AddToPool, 0))[0],
@@ -1045,27 +885,17 @@ mod tests {
             verify_preview: true,
         });
         s.preview_route = Some(PreviewRoute {
-            header: Some(RouteMatch {
-                name: "x-preview".into(),
-                value: "1".into(),
-            }),
+            header: Some(RouteMatch { name: "x-preview".into(), value: "1".into() }),
             cookie: None,
         });
         let (_, plan) = plan_for(&s, &env(2));
         assert_eq!(
             kinds(&plan)[..5],
-            [
-                K::Provision,
-                K::WaitHealthy,
-                K::AddToPool,
-                K::Approval,
-                K::SetWeight
-            ]
+            [K::Provision, K::WaitHealthy, K::AddToPool, K::Approval, K::SetWeight]
         );
         let add = find(&plan, K::AddToPool, 0);
         assert!(
-            add.description
-                .ends_with("requests with header x-preview: 1 reach them"),
+            add.description.ends_with("requests with header x-preview: 1 reach them"),
             "{}",
             add.description
         );
@@ -1161,16 +991,8 @@ mod tests {
     fn pauses_and_approvals_follow_their_gate_and_wait_for_people() {
         let mut s = spec(Strategy::Canary {
             steps: vec![
-                CanaryStep {
-                    weight: w("10"),
-                    bake_secs: 60,
-                    pause: Pause::Manual,
-                },
-                CanaryStep {
-                    weight: w("100"),
-                    bake_secs: 60,
-                    pause: Pause::Approval,
-                },
+                CanaryStep { weight: w("10"), bake_secs: 60, pause: Pause::Manual },
+                CanaryStep { weight: w("100"), bake_secs: 60, pause: Pause::Approval },
             ],
             canary_count: 2,
         });
@@ -1193,10 +1015,7 @@ mod tests {
         let (_, plan) = plan_for(&s, &env(1));
         let first = plan.steps.first().expect("steps");
         let last = plan.steps.last().expect("steps");
-        assert_eq!(
-            first.description,
-            "Tell customers that web v1.0.0 → v2.1.0 is starting"
-        );
+        assert_eq!(first.description, "Tell customers that web v1.0.0 → v2.1.0 is starting");
         assert_eq!(calls(first), ["notify(started, [customers])"]);
         assert_eq!(last.kind, K::Notify);
     }
@@ -1226,10 +1045,8 @@ mod tests {
         let s = spec(canary(&["5", "25", "100"]));
         let (_, a) = plan_for(&s, &env(4));
         let (_, b) = plan_for(&s, &env(4));
-        let (a, b) = (
-            serde_json::to_string(&a).expect("json"),
-            serde_json::to_string(&b).expect("json"),
-        );
+        let (a, b) =
+            (serde_json::to_string(&a).expect("json"), serde_json::to_string(&b).expect("json"));
         assert_eq!(a, b);
         let back: Plan = serde_json::from_str(&a).expect("round trip");
         assert_eq!(serde_json::to_string(&back).expect("json"), a);

@@ -25,11 +25,7 @@ fn rising_steps() -> impl Strategy<Value = Vec<u32>> {
 }
 
 fn pause() -> impl Strategy<Value = Pause> {
-    prop_oneof![
-        Just(Pause::None),
-        Just(Pause::Manual),
-        Just(Pause::Approval)
-    ]
+    prop_oneof![Just(Pause::None), Just(Pause::Manual), Just(Pause::Approval)]
 }
 
 fn weight(bp: u32) -> Weight {
@@ -48,52 +44,34 @@ fn rolling(n: usize) -> impl Strategy<Value = Rollout> {
         0u64..=60,
         0u64..=60,
     )
-        .prop_map(
-            |(batch, max_unavailable, min_healthy, drain_timeout_secs, bake_secs)| {
-                Rollout::Rolling {
-                    batch,
-                    max_unavailable,
-                    min_healthy,
-                    drain_timeout_secs,
-                    bake_secs,
-                }
-            },
-        )
+        .prop_map(|(batch, max_unavailable, min_healthy, drain_timeout_secs, bake_secs)| {
+            Rollout::Rolling { batch, max_unavailable, min_healthy, drain_timeout_secs, bake_secs }
+        })
 }
 
 fn canary(n: usize) -> impl Strategy<Value = Rollout> {
     let n32 = u32::try_from(n).unwrap_or(1);
-    (
-        rising_steps(),
-        proptest::collection::vec(pause(), 6),
-        1..=n32,
-    )
-        .prop_map(|(bps, pauses, canary_count)| Rollout::Canary {
+    (rising_steps(), proptest::collection::vec(pause(), 6), 1..=n32).prop_map(
+        |(bps, pauses, canary_count)| Rollout::Canary {
             steps: bps
                 .iter()
                 .zip(pauses)
-                .map(|(&bp, pause)| CanaryStep {
-                    weight: weight(bp),
-                    bake_secs: 60,
-                    pause,
-                })
+                .map(|(&bp, pause)| CanaryStep { weight: weight(bp), bake_secs: 60, pause })
                 .collect(),
             canary_count,
-        })
+        },
+    )
 }
 
 fn blue_green() -> impl Strategy<Value = Rollout> {
-    (
-        prop_oneof![Just(None), rising_steps().prop_map(Some)],
-        any::<bool>(),
-    )
-        .prop_map(|(steps, verify_preview)| Rollout::BlueGreen {
-            switch: steps.map_or(Switch::AtOnce, |s| {
-                Switch::Steps(s.into_iter().map(weight).collect())
-            }),
+    (prop_oneof![Just(None), rising_steps().prop_map(Some)], any::<bool>()).prop_map(
+        |(steps, verify_preview)| Rollout::BlueGreen {
+            switch: steps
+                .map_or(Switch::AtOnce, |s| Switch::Steps(s.into_iter().map(weight).collect())),
             bake_secs: 30,
             verify_preview,
-        })
+        },
+    )
 }
 
 fn feature_flag() -> impl Strategy<Value = Rollout> {
@@ -124,11 +102,7 @@ fn any_campaign() -> impl Strategy<Value = (ValidSpec, Plan)> {
         .prop_map(|(n, dns, notify, strategy)| {
             let dns_ok = matches!(
                 strategy,
-                Rollout::BlueGreen {
-                    switch: Switch::AtOnce,
-                    verify_preview: false,
-                    ..
-                }
+                Rollout::BlueGreen { switch: Switch::AtOnce, verify_preview: false, .. }
             );
             let e: Environment = if dns && dns_ok { dns_env(n) } else { env(n) };
             let mut s = spec(strategy);
@@ -136,10 +110,7 @@ fn any_campaign() -> impl Strategy<Value = (ValidSpec, Plan)> {
             s.communications.audiences = vec!["customers".into()];
             if !(dns && dns_ok) {
                 s.preview_route = Some(PreviewRoute {
-                    header: Some(RouteMatch {
-                        name: "x-preview".into(),
-                        value: "1".into(),
-                    }),
+                    header: Some(RouteMatch { name: "x-preview".into(), value: "1".into() }),
                     cookie: None,
                 });
             }
@@ -161,11 +132,7 @@ fn states_after_each_step(v: &ValidSpec, plan: &Plan) -> Vec<TrafficState> {
 }
 
 fn weight_sum(state: &TrafficState) -> u32 {
-    state
-        .members
-        .values()
-        .map(|m| m.weight.basis_points())
-        .sum()
+    state.members.values().map(|m| m.weight.basis_points()).sum()
 }
 
 proptest! {

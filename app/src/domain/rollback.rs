@@ -51,11 +51,7 @@ pub fn rollback_from(state: &TrafficState, v: &ValidSpec) -> Vec<Step> {
         .collect();
     if !missing.is_empty() {
         let names: Vec<Name> = missing.iter().map(|(n, _)| n.clone()).collect();
-        b.provision(
-            &missing,
-            &from,
-            format!("Re-create {} on {from}", list(&names)),
-        );
+        b.provision(&missing, &from, format!("Re-create {} on {from}", list(&names)));
         b.wait_healthy(&names, &from);
     }
 
@@ -65,17 +61,9 @@ pub fn rollback_from(state: &TrafficState, v: &ValidSpec) -> Vec<Step> {
         .map(|t| t.name.clone())
         .partition(|n| state.release_of(n).is_none_or(|r| r == &from));
     let (min_healthy, batch) = match v.strategy() {
-        Strategy::Rolling {
-            batch,
-            max_unavailable,
-            min_healthy,
-            ..
-        } => {
+        Strategy::Rolling { batch, max_unavailable, min_healthy, .. } => {
             let (size, _) = effective_batch(*batch, *max_unavailable, *min_healthy, old.len());
-            (
-                usize::try_from(*min_healthy).unwrap_or(usize::MAX).max(1),
-                size,
-            )
+            (usize::try_from(*min_healthy).unwrap_or(usize::MAX).max(1), size)
         }
         _ => (1, old.len().max(1)),
     };
@@ -84,19 +72,13 @@ pub fn rollback_from(state: &TrafficState, v: &ValidSpec) -> Vec<Step> {
         restore_onto(&mut b, state, &avail);
         if !in_place.is_empty() {
             // They take no traffic since the restore, so they can go out all at once.
-            b.remove_members(
-                &in_place,
-                format!("Take {} out of {pool}", list(&in_place)),
-                false,
-            );
+            b.remove_members(&in_place, format!("Take {} out of {pool}", list(&in_place)), false);
             roll_back_in_place(&mut b, &in_place);
         }
     } else {
         if !avail.is_empty() {
-            let back: Vec<(Name, Weight)> = avail
-                .iter()
-                .map(|n| (n.clone(), b.initial_weight(n)))
-                .collect();
+            let back: Vec<(Name, Weight)> =
+                avail.iter().map(|n| (n.clone(), b.initial_weight(n))).collect();
             b.add_members(
                 &back,
                 format!("Return {} (still on {from}) to {pool}, ready", list(&avail)),
@@ -107,9 +89,7 @@ pub fn rollback_from(state: &TrafficState, v: &ValidSpec) -> Vec<Step> {
         let mut order = in_place.clone();
         order.sort_by_key(|n| serving(state, n));
         let drain_timeout = match v.strategy() {
-            Strategy::Rolling {
-                drain_timeout_secs, ..
-            } => *drain_timeout_secs,
+            Strategy::Rolling { drain_timeout_secs, .. } => *drain_timeout_secs,
             _ => 0,
         };
         for chunk in order.chunks(batch) {
@@ -120,29 +100,16 @@ pub fn rollback_from(state: &TrafficState, v: &ValidSpec) -> Vec<Step> {
         }
     }
 
-    let extra_members: Vec<Name> = state
-        .members
-        .keys()
-        .filter(|n| !is_old(n))
-        .cloned()
-        .collect();
+    let extra_members: Vec<Name> = state.members.keys().filter(|n| !is_old(n)).cloned().collect();
     if !b.is_dns() && (!extra_members.is_empty() || !state.preview.is_empty()) {
         b.remove_members(
             &extra_members,
-            format!(
-                "Remove {} (on {}) from {pool}",
-                list(&extra_members),
-                v.to_release()
-            ),
+            format!("Remove {} (on {}) from {pool}", list(&extra_members), v.to_release()),
             true,
         );
     }
-    let extra_instances: Vec<Name> = state
-        .instances
-        .keys()
-        .filter(|n| !is_old(n))
-        .cloned()
-        .collect();
+    let extra_instances: Vec<Name> =
+        state.instances.keys().filter(|n| !is_old(n)).cloned().collect();
     if !extra_instances.is_empty() {
         b.decommission(
             &extra_instances,
@@ -158,10 +125,7 @@ pub fn rollback_from(state: &TrafficState, v: &ValidSpec) -> Vec<Step> {
 }
 
 fn serving(state: &TrafficState, n: &Name) -> bool {
-    state
-        .members
-        .get(n)
-        .is_some_and(|m| m.state == MemberState::Ready && !m.weight.is_zero())
+    state.members.get(n).is_some_and(|m| m.state == MemberState::Ready && !m.weight.is_zero())
 }
 
 fn reset_flags(b: &mut Builder<'_>, state: &TrafficState) {
@@ -177,10 +141,7 @@ fn reset_flags(b: &mut Builder<'_>, state: &TrafficState) {
     let calls = flags
         .iter()
         .map(|flag| BackendCall::Flag {
-            call: FlagCall::Set {
-                flag: flag.clone(),
-                percent: Percent::ZERO,
-            },
+            call: FlagCall::Set { flag: flag.clone(), percent: Percent::ZERO },
         })
         .collect();
     let description = format!("Turn flag {} off (0 %)", list(&flags));
@@ -194,32 +155,17 @@ fn restore_onto(b: &mut Builder<'_>, state: &TrafficState, avail: &[Name]) {
     }
     let (pool, from) = (b.pool().clone(), b.from().clone());
     if b.is_dns() {
-        b.switch_dns(
-            avail,
-            format!(
-                "Point {pool}'s DNS record back at {} on {from}",
-                list(avail)
-            ),
-        );
+        b.switch_dns(avail, format!("Point {pool}'s DNS record back at {} on {from}", list(avail)));
         return;
     }
     let mut calls: Vec<BackendCall> = avail
         .iter()
         .zip(Weight::FULL.split_even(avail.len()))
         .map(|(t, weight)| {
-            b.router(RouterCall::AddMember {
-                pool: pool.clone(),
-                target: t.clone(),
-                weight,
-            })
+            b.router(RouterCall::AddMember { pool: pool.clone(), target: t.clone(), weight })
         })
         .collect();
-    let others: Vec<Name> = state
-        .members
-        .keys()
-        .filter(|n| !avail.contains(n))
-        .cloned()
-        .collect();
+    let others: Vec<Name> = state.members.keys().filter(|n| !avail.contains(n)).cloned().collect();
     calls.extend(others.iter().map(|t| {
         b.router(RouterCall::SetWeight {
             pool: pool.clone(),
@@ -230,11 +176,8 @@ fn restore_onto(b: &mut Builder<'_>, state: &TrafficState, avail: &[Name]) {
     if b.v.spec().preview_route.is_some() {
         calls.push(b.router(RouterCall::ClearPreviewRoute { pool: pool.clone() }));
     }
-    let zeroed = if others.is_empty() {
-        String::new()
-    } else {
-        format!("; {} to 0 %", list(&others))
-    };
+    let zeroed =
+        if others.is_empty() { String::new() } else { format!("; {} to 0 %", list(&others)) };
     b.push(
         StepKind::SetWeight,
         format!(
@@ -250,15 +193,9 @@ fn roll_back_in_place(b: &mut Builder<'_>, targets: &[Name]) {
     let (pool, from) = (b.pool().clone(), b.from().clone());
     b.replace(targets, &from);
     b.wait_healthy(targets, &from);
-    let back: Vec<(Name, Weight)> = targets
-        .iter()
-        .map(|n| (n.clone(), b.initial_weight(n)))
-        .collect();
-    b.add_members(
-        &back,
-        format!("Put {} back into {pool} on {from}", list(targets)),
-        false,
-    );
+    let back: Vec<(Name, Weight)> =
+        targets.iter().map(|n| (n.clone(), b.initial_weight(n))).collect();
+    b.add_members(&back, format!("Put {} back into {pool} on {from}", list(targets)), false);
 }
 
 /// Ends where the campaign began: every old target ready at its original even share.
@@ -309,12 +246,7 @@ mod tests {
     use StepKind as K;
 
     fn index_of(plan: &Plan, kind: StepKind, nth: usize) -> usize {
-        plan.steps
-            .iter()
-            .filter(|s| s.kind == kind)
-            .nth(nth)
-            .map(|s| s.index)
-            .expect("step exists")
+        plan.steps.iter().filter(|s| s.kind == kind).nth(nth).map(|s| s.index).expect("step exists")
     }
 
     fn kinds(steps: &[Step]) -> Vec<StepKind> {
@@ -323,11 +255,7 @@ mod tests {
 
     fn run(v: &ValidSpec, plan: &Plan, reached: usize, rollback: &[Step]) -> TrafficState {
         let mut state = initial_traffic(v);
-        plan.steps
-            .iter()
-            .take(reached + 1)
-            .chain(rollback)
-            .for_each(|s| apply(&mut state, s));
+        plan.steps.iter().take(reached + 1).chain(rollback).for_each(|s| apply(&mut state, s));
         state
     }
 
@@ -336,32 +264,17 @@ mod tests {
         let (v, plan) = plan_for(&spec(canary(&["25", "100"])), &env(4));
         let reached = index_of(&plan, K::SetWeight, 0);
         let steps = rollback_plan(&plan, &v, reached);
-        assert_eq!(
-            kinds(&steps),
-            [
-                K::SetWeight,
-                K::RemoveFromPool,
-                K::Decommission,
-                K::SetWeight
-            ]
-        );
+        assert_eq!(kinds(&steps), [K::SetWeight, K::RemoveFromPool, K::Decommission, K::SetWeight]);
         assert_eq!(
             steps[0].description,
             "Put all web-pool traffic back on v1.0.0: web-1, web-2, web-3 and web-4 ready at 100 % between them; web-1-v2-1-0 to 0 %"
         );
         assert_eq!(
-            steps[2]
-                .calls
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
+            steps[2].calls.iter().map(ToString::to_string).collect::<Vec<_>>(),
             ["provider(local).destroy(web-1-v2-1-0)"]
         );
         let end = run(&v, &plan, reached, &steps);
-        assert_eq!(
-            share_by_release(&end).get(&release(FROM)),
-            Some(&Weight::FULL)
-        );
+        assert_eq!(share_by_release(&end).get(&release(FROM)), Some(&Weight::FULL));
     }
 
     #[test]
@@ -380,10 +293,7 @@ mod tests {
                 K::SetWeight
             ]
         );
-        assert_eq!(
-            steps[2].description,
-            "Replace the release on web-1 with v1.0.0"
-        );
+        assert_eq!(steps[2].description, "Replace the release on web-1 with v1.0.0");
     }
 
     #[test]
@@ -399,10 +309,7 @@ mod tests {
             K::WaitHealthy,
             K::AddToPool,
         ];
-        assert_eq!(
-            kinds(&steps),
-            [&batch[..], &batch, &batch, &[K::SetWeight]].concat()
-        );
+        assert_eq!(kinds(&steps), [&batch[..], &batch, &batch, &[K::SetWeight]].concat());
         let mut state = initial_traffic(&v);
         plan.steps.iter().for_each(|s| apply(&mut state, s));
         for s in &steps {
@@ -444,11 +351,7 @@ mod tests {
         let steps = rollback_plan(&plan, &v, reached);
         assert_eq!(kinds(&steps), [K::SwitchDns, K::Decommission, K::SwitchDns]);
         assert_eq!(
-            steps[0]
-                .calls
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
+            steps[0].calls.iter().map(ToString::to_string).collect::<Vec<_>>(),
             ["router(pdns).switch_dns(web.example.com, [web-1, web-2])"]
         );
     }
@@ -460,11 +363,7 @@ mod tests {
         let steps = rollback_plan(&plan, &v, 0);
         assert_eq!(kinds(&steps), [K::SetFlag]);
         assert_eq!(
-            steps[0]
-                .calls
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
+            steps[0].calls.iter().map(ToString::to_string).collect::<Vec<_>>(),
             ["flags.set(new-checkout, 0 %)"]
         );
     }

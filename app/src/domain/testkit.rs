@@ -29,18 +29,11 @@ pub fn w(pct: &str) -> Weight {
 }
 
 pub fn at(rfc3339: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(rfc3339)
-        .expect("fixture time is valid")
-        .to_utc()
+    DateTime::parse_from_rfc3339(rfc3339).expect("fixture time is valid").to_utc()
 }
 
 fn backend(n: &str, kind: BackendKind, driver: &str) -> BackendConfig {
-    BackendConfig {
-        name: name(n),
-        kind,
-        driver: driver.into(),
-        settings: serde_json::json!({}),
-    }
+    BackendConfig { name: name(n), kind, driver: driver.into(), settings: serde_json::json!({}) }
 }
 
 /// `production`: targets web-1..web-n on v1.0.0 in pool web-pool behind haproxy-main, a
@@ -50,11 +43,7 @@ pub fn env(n: usize) -> Environment {
         .map(|i| Target {
             name: name(&format!("web-{i}")),
             address: format!("127.0.0.1:{}", 8000 + i),
-            group: if i % 2 == 0 {
-                "zone-b".into()
-            } else {
-                "zone-a".into()
-            },
+            group: if i % 2 == 0 { "zone-b".into() } else { "zone-a".into() },
             release: release(FROM),
             health_url: format!("http://127.0.0.1:{}/healthz", 8000 + i),
         })
@@ -107,14 +96,8 @@ pub fn spec(strategy: Strategy) -> CampaignSpec {
             timezone: "Europe/Paris".into(),
         },
         communications: CommunicationsPlan::default(),
-        rollback: RollbackPlan {
-            mode: RollbackMode::Automatic,
-            hold_secs: 600,
-        },
-        approvals: ApprovalPolicy {
-            required: 1,
-            role: Role::Approver,
-        },
+        rollback: RollbackPlan { mode: RollbackMode::Automatic, hold_secs: 600 },
+        approvals: ApprovalPolicy { required: 1, role: Role::Approver },
         preview_route: None,
     }
 }
@@ -123,32 +106,18 @@ pub fn canary(weights: &[&str]) -> Strategy {
     Strategy::Canary {
         steps: weights
             .iter()
-            .map(|p| CanaryStep {
-                weight: w(p),
-                bake_secs: 300,
-                pause: Pause::None,
-            })
+            .map(|p| CanaryStep { weight: w(p), bake_secs: 300, pause: Pause::None })
             .collect(),
         canary_count: 1,
     }
 }
 
 pub fn rolling(batch: BatchSize, max_unavailable: u32, min_healthy: u32) -> Strategy {
-    Strategy::Rolling {
-        batch,
-        max_unavailable,
-        min_healthy,
-        drain_timeout_secs: 30,
-        bake_secs: 60,
-    }
+    Strategy::Rolling { batch, max_unavailable, min_healthy, drain_timeout_secs: 30, bake_secs: 60 }
 }
 
 pub fn blue_green(switch: Switch) -> Strategy {
-    Strategy::BlueGreen {
-        switch,
-        bake_secs: 300,
-        verify_preview: false,
-    }
+    Strategy::BlueGreen { switch, bake_secs: 300, verify_preview: false }
 }
 
 pub fn flag(percents: &[&str]) -> Strategy {

@@ -64,36 +64,18 @@ pub fn initial_traffic(v: &ValidSpec) -> TrafficState {
     let members = targets
         .iter()
         .zip(Weight::FULL.split_even(targets.len()))
-        .map(|(t, weight)| {
-            (
-                t.name.clone(),
-                Member {
-                    weight,
-                    state: MemberState::Ready,
-                },
-            )
-        })
+        .map(|(t, weight)| (t.name.clone(), Member { weight, state: MemberState::Ready }))
         .collect();
     let instances = targets
         .iter()
-        .map(|t| {
-            (
-                t.name.clone(),
-                Instance {
-                    release: t.release.clone(),
-                    group: t.group.clone(),
-                },
-            )
-        })
+        .map(|t| (t.name.clone(), Instance { release: t.release.clone(), group: t.group.clone() }))
         .collect();
     let router = v.router();
     TrafficState {
         pool: v.pool().name.clone(),
         members,
         instances,
-        dns_record: router
-            .is_dns_router()
-            .then(|| router.dns_record(&v.pool().name)),
+        dns_record: router.is_dns_router().then(|| router.dns_record(&v.pool().name)),
         flags: BTreeMap::new(),
         preview: Vec::new(),
     }
@@ -110,17 +92,10 @@ pub fn apply(state: &mut TrafficState, step: &Step) {
 fn apply_call(state: &mut TrafficState, call: &BackendCall) {
     match call {
         BackendCall::Provider { call, .. } => match call {
-            ProviderCall::Create {
-                target,
-                release,
-                group,
-            } => {
+            ProviderCall::Create { target, release, group } => {
                 state.instances.insert(
                     target.clone(),
-                    Instance {
-                        release: release.clone(),
-                        group: group.clone(),
-                    },
+                    Instance { release: release.clone(), group: group.clone() },
                 );
             }
             ProviderCall::Replace { target, release } => {
@@ -133,9 +108,7 @@ fn apply_call(state: &mut TrafficState, call: &BackendCall) {
             }
         },
         BackendCall::Router { call, .. } => apply_router(state, call),
-        BackendCall::Flag {
-            call: FlagCall::Set { flag, percent },
-        } => {
+        BackendCall::Flag { call: FlagCall::Set { flag, percent } } => {
             state.flags.insert(flag.clone(), *percent);
         }
         BackendCall::Health { .. } | BackendCall::Notify { .. } => {}
@@ -145,36 +118,20 @@ fn apply_call(state: &mut TrafficState, call: &BackendCall) {
 fn apply_router(state: &mut TrafficState, call: &RouterCall) {
     let ours = |pool: &Name| pool == &state.pool;
     match call {
-        RouterCall::SetWeight {
-            pool,
-            target,
-            weight,
-        } if ours(pool) => {
+        RouterCall::SetWeight { pool, target, weight } if ours(pool) => {
             if let Some(m) = state.members.get_mut(target) {
                 m.weight = *weight;
             }
         }
-        RouterCall::SetState {
-            pool,
-            target,
-            state: s,
-        } if ours(pool) => {
+        RouterCall::SetState { pool, target, state: s } if ours(pool) => {
             if let Some(m) = state.members.get_mut(target) {
                 m.state = *s;
             }
         }
-        RouterCall::AddMember {
-            pool,
-            target,
-            weight,
-        } if ours(pool) => {
-            state.members.insert(
-                target.clone(),
-                Member {
-                    weight: *weight,
-                    state: MemberState::Ready,
-                },
-            );
+        RouterCall::AddMember { pool, target, weight } if ours(pool) => {
+            state
+                .members
+                .insert(target.clone(), Member { weight: *weight, state: MemberState::Ready });
         }
         RouterCall::RemoveMember { pool, target } if ours(pool) => {
             state.members.remove(target);
@@ -184,15 +141,7 @@ fn apply_router(state: &mut TrafficState, call: &RouterCall) {
                 .iter()
                 .cloned()
                 .zip(Weight::FULL.split_even(targets.len()))
-                .map(|(t, weight)| {
-                    (
-                        t,
-                        Member {
-                            weight,
-                            state: MemberState::Ready,
-                        },
-                    )
-                })
+                .map(|(t, weight)| (t, Member { weight, state: MemberState::Ready }))
                 .collect();
         }
         RouterCall::SetPreviewRoute { pool, targets, .. } if ours(pool) => {
@@ -215,26 +164,18 @@ pub fn share_by_release(state: &TrafficState) -> BTreeMap<Release, Weight> {
         return BTreeMap::new();
     }
     let full = u64::from(Weight::FULL.basis_points());
-    let mut parts: Vec<(&Release, u64, u64)> = by_release
-        .iter()
-        .map(|(r, w)| (*r, w * full / total, w * full % total))
-        .collect();
+    let mut parts: Vec<(&Release, u64, u64)> =
+        by_release.iter().map(|(r, w)| (*r, w * full / total, w * full % total)).collect();
     let assigned: u64 = parts.iter().map(|p| p.1).sum();
     let mut order: Vec<usize> = (0..parts.len()).collect();
     order.sort_by(|&a, &b| parts[b].2.cmp(&parts[a].2).then(a.cmp(&b)));
-    for &i in order
-        .iter()
-        .take(usize::try_from(full - assigned).unwrap_or(0))
-    {
+    for &i in order.iter().take(usize::try_from(full - assigned).unwrap_or(0)) {
         parts[i].1 += 1;
     }
     parts
         .into_iter()
         .map(|(r, bp, _)| {
-            (
-                r.clone(),
-                Weight::saturating_from_basis_points(u32::try_from(bp).unwrap_or(u32::MAX)),
-            )
+            (r.clone(), Weight::saturating_from_basis_points(u32::try_from(bp).unwrap_or(u32::MAX)))
         })
         .collect()
 }
@@ -267,10 +208,7 @@ mod tests {
             m.state = MemberState::Drain;
         }
         assert_eq!(state.serving_count(), 1);
-        assert_eq!(
-            share_by_release(&state).get(&release(FROM)),
-            Some(&Weight::FULL)
-        );
+        assert_eq!(share_by_release(&state).get(&release(FROM)), Some(&Weight::FULL));
         for m in state.members.values_mut() {
             m.weight = Weight::ZERO;
         }

@@ -27,11 +27,7 @@ pub struct ValidationErrors(pub Vec<FieldError>);
 impl ValidationErrors {
     /// Messages for exactly this field, in the order they were found.
     pub fn errors_for(&self, field: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|e| e.field == field)
-            .map(|e| e.message.as_str())
-            .collect()
+        self.0.iter().filter(|e| e.field == field).map(|e| e.message.as_str()).collect()
     }
 
     /// Messages for this field and everything inside it (`strategy` covers `strategy.steps[0]`).
@@ -56,10 +52,7 @@ impl ValidationErrors {
     }
 
     fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError {
-            field: field.into(),
-            message: message.into(),
-        });
+        self.0.push(FieldError { field: field.into(), message: message.into() });
     }
 }
 
@@ -199,9 +192,7 @@ pub fn validate(spec: &CampaignSpec, env: &Environment) -> Result<ValidSpec, Val
         }
     }
 
-    let provider = env
-        .first_backend(BackendKind::Provider)
-        .map(|b| b.name.clone());
+    let provider = env.first_backend(BackendKind::Provider).map(|b| b.name.clone());
     if provider.is_none() && !is_flag {
         errs.push(
             "environment",
@@ -212,9 +203,7 @@ pub fn validate(spec: &CampaignSpec, env: &Environment) -> Result<ValidSpec, Val
             ),
         );
     }
-    let health = env
-        .first_backend(BackendKind::HealthSource)
-        .map(|b| b.name.clone());
+    let health = env.first_backend(BackendKind::HealthSource).map(|b| b.name.clone());
     if health.is_none() {
         errs.push(
             "gates",
@@ -227,11 +216,7 @@ pub fn validate(spec: &CampaignSpec, env: &Environment) -> Result<ValidSpec, Val
     }
 
     check_window(&mut errs, spec);
-    let gates = if spec.gates.is_empty() {
-        vec![GateSpec::default()]
-    } else {
-        spec.gates.clone()
-    };
+    let gates = if spec.gates.is_empty() { vec![GateSpec::default()] } else { spec.gates.clone() };
     for (i, gate) in spec.gates.iter().enumerate() {
         check_gate(&mut errs, &format!("gates[{i}]"), gate);
     }
@@ -269,25 +254,18 @@ pub fn validate(spec: &CampaignSpec, env: &Environment) -> Result<ValidSpec, Val
             gates,
         }),
         _ => {
-            errs.push(
-                "",
-                "the campaign could not be checked; fix the fields above",
-            );
+            errs.push("", "the campaign could not be checked; fix the fields above");
             Err(errs)
         }
     }
 }
 
 fn parsed_name(errs: &mut ValidationErrors, field: &str, raw: &str) -> Option<Name> {
-    Name::parse(raw)
-        .map_err(|e| errs.push(field, e.to_string()))
-        .ok()
+    Name::parse(raw).map_err(|e| errs.push(field, e.to_string())).ok()
 }
 
 fn parsed_release(errs: &mut ValidationErrors, field: &str, raw: &str) -> Option<Release> {
-    Release::parse(raw)
-        .map_err(|e| errs.push(field, e.to_string()))
-        .ok()
+    Release::parse(raw).map_err(|e| errs.push(field, e.to_string())).ok()
 }
 
 fn check_pool(
@@ -305,11 +283,7 @@ fn check_pool(
             format!(
                 "environment {} has no pool named {pool_name}; choose one of: {}",
                 env.name,
-                if known.is_empty() {
-                    "(none defined)".to_string()
-                } else {
-                    known.join(", ")
-                }
+                if known.is_empty() { "(none defined)".to_string() } else { known.join(", ") }
             ),
         );
         return (None, Vec::new(), None);
@@ -406,10 +380,7 @@ fn check_gate(errs: &mut ValidationErrors, at: &str, g: &GateSpec) {
         );
     }
     if g.window_secs == 0 {
-        errs.push(
-            format!("{at}.window_secs"),
-            "the window must be at least 1 second long",
-        );
+        errs.push(format!("{at}.window_secs"), "the window must be at least 1 second long");
     }
     if g.min_samples == 0 {
         errs.push(
@@ -472,10 +443,7 @@ fn check_approvals(errs: &mut ValidationErrors, spec: &CampaignSpec) {
     if a.required > MAX_APPROVALS {
         errs.push(
             "approvals.required",
-            format!(
-                "{} approvals is too many; use 0 to {MAX_APPROVALS}",
-                a.required
-            ),
+            format!("{} approvals is too many; use 0 to {MAX_APPROVALS}", a.required),
         );
     }
     if a.required == 0 && wants_approval(&spec.strategy) {
@@ -487,10 +455,7 @@ fn check_approvals(errs: &mut ValidationErrors, spec: &CampaignSpec) {
     if !matches!(a.role, Role::Approver | Role::Admin) {
         errs.push(
             "approvals.role",
-            format!(
-                "a {} cannot approve campaigns; use approver or admin",
-                a.role
-            ),
+            format!("a {} cannot approve campaigns; use approver or admin", a.role),
         );
     }
 }
@@ -503,17 +468,11 @@ fn check_preview(errs: &mut ValidationErrors, spec: &CampaignSpec) {
             "a preview route needs a header or a cookie to match; add one or remove the route",
         );
     }
-    for (field, m) in [
-        ("preview_route.header", &p.header),
-        ("preview_route.cookie", &p.cookie),
-    ] {
+    for (field, m) in [("preview_route.header", &p.header), ("preview_route.cookie", &p.cookie)] {
         if let Some(m) = m
             && (m.name.trim().is_empty() || m.value.trim().is_empty())
         {
-            errs.push(
-                field,
-                "both a name and a value are needed, e.g. x-preview: 1",
-            );
+            errs.push(field, "both a name and a value are needed, e.g. x-preview: 1");
         }
     }
 }
@@ -526,9 +485,7 @@ fn check_steps(
     bps: &[u32],
 ) {
     let show = |bp: u32| {
-        super::ids::Weight::from_basis_points(bp)
-            .map(|w| w.to_string())
-            .unwrap_or_default()
+        super::ids::Weight::from_basis_points(bp).map(|w| w.to_string()).unwrap_or_default()
     };
     if bps.is_empty() {
         errs.push(list, "add at least one step; the last one must be 100 %");
@@ -587,11 +544,7 @@ fn check_strategy(
         }
     };
     match &spec.strategy {
-        Strategy::BlueGreen {
-            switch,
-            verify_preview,
-            ..
-        } => {
+        Strategy::BlueGreen { switch, verify_preview, .. } => {
             if let Switch::Steps(ws) = switch {
                 let bps: Vec<u32> = ws.iter().map(|w| w.basis_points()).collect();
                 check_steps(
@@ -614,17 +567,10 @@ fn check_strategy(
             }
             None
         }
-        Strategy::Rolling {
-            batch,
-            max_unavailable,
-            min_healthy,
-            ..
-        } => {
+        Strategy::Rolling { batch, max_unavailable, min_healthy, .. } => {
             match batch {
-                BatchSize::Count(0) => errs.push(
-                    "strategy.batch",
-                    "a batch of 0 targets never finishes; use at least 1",
-                ),
+                BatchSize::Count(0) => errs
+                    .push("strategy.batch", "a batch of 0 targets never finishes; use at least 1"),
                 BatchSize::Percent(p) if *p == 0 || *p > 100 => errs.push(
                     "strategy.batch",
                     format!("{p} % is not a batch size; use 1 to 100 % of the pool"),
@@ -656,17 +602,9 @@ fn check_strategy(
             needs_lb(errs, "strategy", "rolling");
             None
         }
-        Strategy::Canary {
-            steps,
-            canary_count,
-        } => {
+        Strategy::Canary { steps, canary_count } => {
             let bps: Vec<u32> = steps.iter().map(|s| s.weight.basis_points()).collect();
-            check_steps(
-                errs,
-                "strategy.steps",
-                |i| format!("strategy.steps[{i}].weight"),
-                &bps,
-            );
+            check_steps(errs, "strategy.steps", |i| format!("strategy.steps[{i}].weight"), &bps);
             if *canary_count == 0 || (pool_size > 0 && u64::from(*canary_count) > pool_size as u64)
             {
                 errs.push(
@@ -682,12 +620,7 @@ fn check_strategy(
         }
         Strategy::FeatureFlag { flag, steps } => {
             let bps: Vec<u32> = steps.iter().map(|s| s.percent.basis_points()).collect();
-            check_steps(
-                errs,
-                "strategy.steps",
-                |i| format!("strategy.steps[{i}].percent"),
-                &bps,
-            );
+            check_steps(errs, "strategy.steps", |i| format!("strategy.steps[{i}].percent"), &bps);
             parsed_name(errs, "strategy.flag", flag)
         }
     }
@@ -711,12 +644,7 @@ mod tests {
             "name",
             "only lowercase",
         ),
-        (
-            "an empty service",
-            |s, _| s.service = String::new(),
-            "service",
-            "must not be empty",
-        ),
+        ("an empty service", |s, _| s.service = String::new(), "service", "must not be empty"),
         (
             "another environment",
             |s, _| s.environment = "staging".into(),
@@ -735,18 +663,8 @@ mod tests {
             "from_release",
             "whitespace",
         ),
-        (
-            "an unknown pool",
-            |s, _| s.pool = "api-pool".into(),
-            "pool",
-            "choose one of: web-pool",
-        ),
-        (
-            "an empty pool",
-            |_, e| e.pools[0].targets.clear(),
-            "pool",
-            "has no targets",
-        ),
+        ("an unknown pool", |s, _| s.pool = "api-pool".into(), "pool", "choose one of: web-pool"),
+        ("an empty pool", |_, e| e.pools[0].targets.clear(), "pool", "has no targets"),
         (
             "a pool listing an undefined target",
             |_, e| e.pools[0].targets.push(name("web-9")),
@@ -803,12 +721,7 @@ mod tests {
         ),
         (
             "an error rate above 1",
-            |s, _| {
-                s.gates = vec![GateSpec {
-                    max_error_rate: 1.5,
-                    ..GateSpec::default()
-                }]
-            },
+            |s, _| s.gates = vec![GateSpec { max_error_rate: 1.5, ..GateSpec::default() }],
             "gates[0].max_error_rate",
             "from 0 to 1",
         ),
@@ -817,10 +730,7 @@ mod tests {
             |s, _| {
                 s.gates = vec![
                     GateSpec::default(),
-                    GateSpec {
-                        min_probe_success: f64::NAN,
-                        ..GateSpec::default()
-                    },
+                    GateSpec { min_probe_success: f64::NAN, ..GateSpec::default() },
                 ]
             },
             "gates[1].min_probe_success",
@@ -828,34 +738,19 @@ mod tests {
         ),
         (
             "a deadline shorter than the window",
-            |s, _| {
-                s.gates = vec![GateSpec {
-                    deadline_secs: 30,
-                    ..GateSpec::default()
-                }]
-            },
+            |s, _| s.gates = vec![GateSpec { deadline_secs: 30, ..GateSpec::default() }],
             "gates[0].deadline_secs",
             "at least 60s",
         ),
         (
             "zero minimum samples",
-            |s, _| {
-                s.gates = vec![GateSpec {
-                    min_samples: 0,
-                    ..GateSpec::default()
-                }]
-            },
+            |s, _| s.gates = vec![GateSpec { min_samples: 0, ..GateSpec::default() }],
             "gates[0].min_samples",
             "never passes on no data",
         ),
         (
             "zero consecutive failures",
-            |s, _| {
-                s.gates = vec![GateSpec {
-                    consecutive_failures: 0,
-                    ..GateSpec::default()
-                }]
-            },
+            |s, _| s.gates = vec![GateSpec { consecutive_failures: 0, ..GateSpec::default() }],
             "gates[0].consecutive_failures",
             "at least 1",
         ),
@@ -875,12 +770,7 @@ mod tests {
             "communications.audiences",
             "name at least one",
         ),
-        (
-            "six approvals",
-            |s, _| s.approvals.required = 6,
-            "approvals.required",
-            "use 0 to 5",
-        ),
+        ("six approvals", |s, _| s.approvals.required = 6, "approvals.required", "use 0 to 5"),
         (
             "an operator as approving role",
             |s, _| s.approvals.role = Role::Operator,
@@ -937,11 +827,7 @@ mod tests {
             "more canaries than targets",
             |s, _| {
                 s.strategy = Strategy::Canary {
-                    steps: vec![CanaryStep {
-                        weight: w("100"),
-                        bake_secs: 0,
-                        pause: Pause::None,
-                    }],
+                    steps: vec![CanaryStep { weight: w("100"), bake_secs: 0, pause: Pause::None }],
                     canary_count: 5,
                 }
             },
@@ -1008,10 +894,7 @@ mod tests {
         (
             "a flag name with underscores",
             |s, _| {
-                s.strategy = Strategy::FeatureFlag {
-                    flag: "new_checkout".into(),
-                    steps: vec![],
-                }
+                s.strategy = Strategy::FeatureFlag { flag: "new_checkout".into(), steps: vec![] }
             },
             "strategy.flag",
             "only lowercase",
@@ -1055,11 +938,7 @@ mod tests {
         s.window.timezone = "Mars/Olympus".into();
         let errs = validate(&s, &env(4)).expect_err("three problems");
         let fields: Vec<&str> = errs.0.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            ["name", "window.timezone", "strategy.steps[1].weight"],
-            "{errs}"
-        );
+        assert_eq!(fields, ["name", "window.timezone", "strategy.steps[1].weight"], "{errs}");
     }
 
     #[test]
@@ -1081,12 +960,7 @@ mod tests {
             blue_green(Switch::Steps(vec![w("100")])),
         ] {
             let errs = validate(&spec(strategy), &dns_env(4)).expect_err("dns can't weigh");
-            assert!(
-                errs.0
-                    .iter()
-                    .any(|e| e.message.contains("load-balancer router")),
-                "{errs}"
-            );
+            assert!(errs.0.iter().any(|e| e.message.contains("load-balancer router")), "{errs}");
         }
         assert!(validate(&spec(blue_green(Switch::AtOnce)), &dns_env(4)).is_ok());
     }

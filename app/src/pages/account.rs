@@ -11,10 +11,8 @@ pub fn AccountPage() -> impl IntoView {
     let change = ServerAction::<ChangePassword>::new();
     let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
-    let tokens = Resource::new(
-        move || (create.version().get(), revoke.version().get()),
-        |_| list_tokens(),
-    );
+    let tokens =
+        Resource::new(move || (create.version().get(), revoke.version().get()), |_| list_tokens());
     let change_err = move || change.value().get().and_then(|r| r.err());
 
     view! {

@@ -15,7 +15,14 @@ pub fn AdminUsersPage() -> impl IntoView {
     let set_disabled = ServerAction::<SetUserDisabled>::new();
     let reset = ServerAction::<ResetUserPassword>::new();
     let users = Resource::new(
-        move || (add.version().get(), set_role.version().get(), set_disabled.version().get(), reset.version().get()),
+        move || {
+            (
+                add.version().get(),
+                set_role.version().get(),
+                set_disabled.version().get(),
+                reset.version().get(),
+            )
+        },
         |_| list_users(),
     );
     let add_err = move || add.value().get().and_then(|r| r.err());

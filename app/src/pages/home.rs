@@ -11,10 +11,8 @@ use crate::domain::auth::Role;
 #[component]
 pub fn HomePage() -> impl IntoView {
     let Me(me) = expect_context::<Me>();
-    let recent = Resource::new(
-        || (),
-        |_| search_audit(AuditFilter { per_page: 8, ..Default::default() }),
-    );
+    let recent =
+        Resource::new(|| (), |_| search_audit(AuditFilter { per_page: 8, ..Default::default() }));
     view! {
         <Title text="Home" />
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>

@@ -36,10 +36,17 @@ pub fn record(
 }
 
 /// An audit record for actions taken from the command line on the server's own machine.
-pub fn system_record(action: &str, object: impl Into<String>, details: serde_json::Value) -> AuditRecord {
-    let os_user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+pub fn system_record(
+    action: &str,
+    object: impl Into<String>,
+    details: serde_json::Value,
+) -> AuditRecord {
+    let actor = match std::env::var("USER").or_else(|_| std::env::var("LOGNAME")) {
+        Ok(user) if !user.is_empty() => format!("cli:{user}"),
+        _ => "cli".to_string(),
+    };
     AuditRecord {
-        actor: format!("cli:{os_user}"),
+        actor,
         role: "admin".into(),
         source_ip: "local".into(),
         action: action.to_string(),
@@ -51,7 +58,8 @@ pub fn system_record(action: &str, object: impl Into<String>, details: serde_jso
 
 pub fn to_view(row: AuditRow) -> AuditEventView {
     AuditEventView {
-        details: serde_json::from_str(&row.details).unwrap_or(serde_json::Value::String(row.details)),
+        details: serde_json::from_str(&row.details)
+            .unwrap_or(serde_json::Value::String(row.details)),
         id: row.id,
         ts: row.ts,
         actor: row.actor,
@@ -67,8 +75,11 @@ pub fn to_view(row: AuditRow) -> AuditEventView {
 /// Turns the user's filter into a store query, naming the field that does not parse.
 pub fn parse_filter(f: &AuditFilter) -> Result<AuditQuery, ApiError> {
     let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
-    let from_ts = opt(&f.from).map(|s| parse_instant(&s).map_err(|m| ApiError::field("from", m))).transpose()?;
-    let to_ts = opt(&f.to).map(|s| parse_instant(&s).map_err(|m| ApiError::field("to", m))).transpose()?;
+    let from_ts = opt(&f.from)
+        .map(|s| parse_instant(&s).map_err(|m| ApiError::field("from", m)))
+        .transpose()?;
+    let to_ts =
+        opt(&f.to).map(|s| parse_instant(&s).map_err(|m| ApiError::field("to", m))).transpose()?;
     Ok(AuditQuery {
         actor: opt(&f.actor),
         action_prefix: opt(&f.action),
@@ -82,10 +93,10 @@ fn parse_instant(s: &str) -> Result<String, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(format_ts(t.with_timezone(&Utc)));
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        if let Some(t) = d.and_hms_opt(0, 0, 0) {
-            return Ok(format_ts(t.and_utc()));
-        }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(format_ts(t.and_utc()));
     }
     Err(format!(
         "'{s}' is not a date or time: use YYYY-MM-DD or RFC 3339 like 2026-11-22T08:00:00Z"
@@ -93,13 +104,17 @@ fn parse_instant(s: &str) -> Result<String, String> {
 }
 
 /// Walks the whole chain and reports the first broken link, if any.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub async fn verify_chain(store: &Store) -> Result<ChainReport, crate::store::StoreError> {
     let mut expected_prev = chain::GENESIS_HASH.to_string();
     let mut last_id = 0_i64;
     let mut checked = 0_i64;
     let broken = |event_id: i64, reason: String| {
-        Ok(ChainReport { intact: false, events_checked: 0, first_broken: Some(BrokenLink { event_id, reason }) })
+        Ok(ChainReport {
+            intact: false,
+            events_checked: 0,
+            first_broken: Some(BrokenLink { event_id, reason }),
+        })
     };
     loop {
         let batch = store.audit_chain_batch(last_id, 1000).await?;
@@ -128,10 +143,19 @@ pub async fn verify_chain(store: &Store) -> Result<ChainReport, crate::store::St
                 prev_hash: &row.prev_hash,
             };
             if content.hash() != row.hash {
-                return broken(row.id, format!("event #{} was altered: its content no longer matches its hash", row.id));
+                return broken(
+                    row.id,
+                    format!(
+                        "event #{} was altered: its content no longer matches its hash",
+                        row.id
+                    ),
+                );
             }
             if row.prev_hash != expected_prev {
-                return broken(row.id, format!("event #{} does not link to the event before it", row.id));
+                return broken(
+                    row.id,
+                    format!("event #{} does not link to the event before it", row.id),
+                );
             }
             expected_prev = row.hash;
             last_id = row.id;
@@ -151,7 +175,10 @@ pub async fn verify_chain(store: &Store) -> Result<ChainReport, crate::store::St
         return broken(last_id + 1, reason);
     }
     if head.last_hash != expected_prev {
-        return broken(last_id, format!("event #{last_id} does not match the hash recorded in the chain head"));
+        return broken(
+            last_id,
+            format!("event #{last_id} does not match the hash recorded in the chain head"),
+        );
     }
     Ok(ChainReport { intact: true, events_checked: checked, first_broken: None })
 }
@@ -169,7 +196,7 @@ impl AuditService {
 
 #[async_trait]
 impl AuditPort for AuditService {
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "debug"))]
     async fn search(&self, actor: &Principal, filter: AuditFilter) -> Result<AuditPage, ApiError> {
         if !actor.role.allows(Role::Viewer) {
             return Err(ApiError::forbidden(Role::Viewer));
@@ -198,7 +225,8 @@ pub fn to_csv(rows: &[AuditRow]) -> String {
             s.to_string()
         }
     }
-    let mut out = String::from("id,ts,actor,role,source_ip,action,object,outcome,details,prev_hash,hash\r\n");
+    let mut out =
+        String::from("id,ts,actor,role,source_ip,action,object,outcome,details,prev_hash,hash\r\n");
     for r in rows {
         let cells = [
             r.id.to_string(),

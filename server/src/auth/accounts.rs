@@ -78,13 +78,13 @@ fn token_view(t: TokenRow) -> TokenView {
 
 #[async_trait]
 impl AccountsPort for AccountsService {
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "debug"))]
     async fn list_users(&self, actor: &Principal) -> Result<Vec<UserView>, ApiError> {
         require(actor, Role::Admin)?;
         Ok(self.store.list_users().await?.into_iter().map(user_view).collect())
     }
 
-    #[tracing::instrument(skip_all, fields(username = %username, role = %role), err)]
+    #[tracing::instrument(skip_all, fields(username = %username, role = %role), err(level = "debug"))]
     async fn add_user(
         &self,
         actor: &Principal,
@@ -125,7 +125,7 @@ impl AccountsPort for AccountsService {
         Ok(user_view(row))
     }
 
-    #[tracing::instrument(skip_all, fields(user_id, role = %role), err)]
+    #[tracing::instrument(skip_all, fields(user_id = user_id, role = %role), err(level = "debug"))]
     async fn set_role(&self, actor: &Principal, user_id: i64, role: Role) -> Result<(), ApiError> {
         require(actor, Role::Admin)?;
         let target = self.target_user(user_id).await?;
@@ -142,7 +142,7 @@ impl AccountsPort for AccountsService {
         Ok(self.store.set_user_role(user_id, role.as_str(), audit).await?)
     }
 
-    #[tracing::instrument(skip_all, fields(user_id, disabled), err)]
+    #[tracing::instrument(skip_all, fields(user_id = user_id, disabled = disabled), err(level = "debug"))]
     async fn set_disabled(
         &self,
         actor: &Principal,
@@ -158,11 +158,12 @@ impl AccountsPort for AccountsService {
             self.ensure_other_admin_remains(&target).await?;
         }
         let action = if disabled { "user.disable" } else { "user.enable" };
-        let audit = record(actor, action, format!("user:{}", target.username), "success", json!({}));
+        let audit =
+            record(actor, action, format!("user:{}", target.username), "success", json!({}));
         Ok(self.store.set_user_disabled(user_id, disabled, audit).await?)
     }
 
-    #[tracing::instrument(skip_all, fields(user_id), err)]
+    #[tracing::instrument(skip_all, fields(user_id = user_id), err(level = "debug"))]
     async fn reset_password(&self, actor: &Principal, user_id: i64) -> Result<String, ApiError> {
         require(actor, Role::Admin)?;
         let target = self.target_user(user_id).await?;
@@ -182,7 +183,7 @@ impl AccountsPort for AccountsService {
         Ok(one_time)
     }
 
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "debug"))]
     async fn change_own_password(
         &self,
         actor: &Principal,
@@ -201,7 +202,13 @@ impl AccountsPort for AccountsService {
             tracing::error!(error = %e, "password hashing failed");
             ApiError::internal()
         })?;
-        let audit = record(actor, "user.password_change", format!("user:{}", me.username), "success", json!({}));
+        let audit = record(
+            actor,
+            "user.password_change",
+            format!("user:{}", me.username),
+            "success",
+            json!({}),
+        );
         self.store.set_password(me.id, &hash, false, audit).await?;
         Ok(())
     }
@@ -210,23 +217,31 @@ impl AccountsPort for AccountsService {
         Ok(self.store.list_tokens(actor.user_id).await?.into_iter().map(token_view).collect())
     }
 
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "debug"))]
     async fn create_token(&self, actor: &Principal, name: &str) -> Result<NewToken, ApiError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 {
-            return Err(ApiError::field("name", "give the token a name of 1–64 characters, e.g. ci-pipeline"));
+            return Err(ApiError::field(
+                "name",
+                "give the token a name of 1–64 characters, e.g. ci-pipeline",
+            ));
         }
-        issue_token(&self.store, actor.user_id, name, record(
-            actor,
-            "token.create",
-            format!("user:{}", actor.username),
-            "success",
-            json!({ "name": name }),
-        ))
+        issue_token(
+            &self.store,
+            actor.user_id,
+            name,
+            record(
+                actor,
+                "token.create",
+                format!("user:{}", actor.username),
+                "success",
+                json!({ "name": name }),
+            ),
+        )
         .await
     }
 
-    #[tracing::instrument(skip_all, fields(token_id), err)]
+    #[tracing::instrument(skip_all, fields(token_id = token_id), err(level = "debug"))]
     async fn revoke_token(&self, actor: &Principal, token_id: i64) -> Result<(), ApiError> {
         let audit = record(
             actor,
@@ -251,8 +266,6 @@ pub async fn issue_token(
     if let Some(obj) = audit.details.as_object_mut() {
         obj.insert("prefix".into(), json!(generated.prefix));
     }
-    let row = store
-        .create_token(user_id, name, &generated.prefix, &generated.hash, audit)
-        .await?;
+    let row = store.create_token(user_id, name, &generated.prefix, &generated.hash, audit).await?;
     Ok(NewToken { view: token_view(row), secret: generated.secret })
 }

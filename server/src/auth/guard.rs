@@ -19,18 +19,19 @@ use crate::state::AppState;
 #[derive(Clone, Debug)]
 pub struct ClientIp(pub String);
 
-pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trust_forwarded_for: bool) -> String {
-    if trust_forwarded_for {
-        if let Some(first) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-        {
-            let first = first.trim();
-            if !first.is_empty() {
-                return first.to_string();
-            }
-        }
+pub fn client_ip(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    trust_forwarded_for: bool,
+) -> String {
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|first| !first.is_empty());
+    if trust_forwarded_for && let Some(first) = forwarded {
+        return first.to_string();
     }
     peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "unknown".into())
 }
@@ -74,7 +75,11 @@ pub async fn resolve_principal(
             ),
             Err(e) => {
                 tracing::error!(error = %e, "token lookup failed");
-                json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable")
+                json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database is unavailable",
+                )
             }
         };
     }
@@ -90,7 +95,8 @@ async fn session_principal(state: &AppState, session: &Session, ip: String) -> O
     let login_at: i64 = session.get(SESSION_LOGIN_AT).await.ok().flatten().unwrap_or(0);
     let epoch: i64 = session.get(SESSION_EPOCH).await.ok().flatten().unwrap_or(-1);
     let user = state.store.find_user(uid).await.ok().flatten();
-    let expired = chrono::Utc::now().timestamp() - login_at > state.config.session.absolute_timeout_secs;
+    let expired =
+        chrono::Utc::now().timestamp() - login_at > state.config.session.absolute_timeout_secs;
     match user {
         Some(u) if !u.disabled && u.session_epoch == epoch && !expired => Some(Principal {
             user_id: u.id,
@@ -112,8 +118,16 @@ async fn session_principal(state: &AppState, session: &Session, ip: String) -> O
 
 /// Paths anyone may reach without signing in.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/login" | "/auth/login" | "/healthz" | "/readyz" | "/metrics" | "/favicon.svg" | "/favicon.ico")
-        || path.starts_with("/pkg/")
+    matches!(
+        path,
+        "/login"
+            | "/auth/login"
+            | "/healthz"
+            | "/readyz"
+            | "/metrics"
+            | "/favicon.svg"
+            | "/favicon.ico"
+    ) || path.starts_with("/pkg/")
 }
 
 /// Anonymous callers get a sign-in redirect (pages) or a 401 (API and server functions).
@@ -123,7 +137,11 @@ pub async fn require_login(req: Request, next: Next) -> Response {
         return next.run(req).await;
     }
     if path.starts_with("/api/") {
-        return json_error(StatusCode::UNAUTHORIZED, "unauthorized", "sign in or send an API token as 'Authorization: Bearer …'");
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "sign in or send an API token as 'Authorization: Bearer …'",
+        );
     }
     let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let location = if target == "/" {
@@ -182,8 +200,17 @@ mod tests {
 
     #[test]
     fn same_origin_accepts_matching_origin_and_refuses_others() {
-        assert!(same_origin(&headers(&[("origin", "http://127.0.0.1:3000"), ("host", "127.0.0.1:3000")])).is_ok());
-        assert!(same_origin(&headers(&[("origin", "http://evil.test"), ("host", "127.0.0.1:3000")])).is_err());
+        assert!(
+            same_origin(&headers(&[
+                ("origin", "http://127.0.0.1:3000"),
+                ("host", "127.0.0.1:3000")
+            ]))
+            .is_ok()
+        );
+        assert!(
+            same_origin(&headers(&[("origin", "http://evil.test"), ("host", "127.0.0.1:3000")]))
+                .is_err()
+        );
         assert!(same_origin(&headers(&[("sec-fetch-site", "cross-site")])).is_err());
         assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")])).is_ok());
         assert!(same_origin(&headers(&[("host", "127.0.0.1:3000")])).is_err());

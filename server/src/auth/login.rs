@@ -12,8 +12,8 @@ use tower_sessions::Session;
 use super::guard::ClientIp;
 use super::{SESSION_EPOCH, SESSION_LOGIN_AT, SESSION_USER, password};
 use crate::audit;
-use crate::store::{AuditRecord, format_ts};
 use crate::state::AppState;
+use crate::store::{AuditRecord, format_ts};
 
 #[derive(Deserialize)]
 pub struct LoginForm {
@@ -25,7 +25,11 @@ pub struct LoginForm {
 
 /// Only same-site paths, so the sign-in page cannot be used as an open redirect.
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && !next.starts_with("/login") {
+    if next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.starts_with("/login")
+    {
         next
     } else {
         "/"
@@ -62,11 +66,14 @@ pub async fn login(
     };
     let username = form.username.trim().to_string();
     let limits = &state.config.auth;
-    let since = format_ts(chrono::Utc::now() - chrono::Duration::seconds(limits.failure_window_secs));
+    let since =
+        format_ts(chrono::Utc::now() - chrono::Duration::seconds(limits.failure_window_secs));
     let throttled = async {
         let by_user = state.store.count_login_failures(Some(&username), None, &since).await?;
         let by_ip = state.store.count_login_failures(None, Some(&ip), &since).await?;
-        Ok::<_, crate::store::StoreError>(by_user >= limits.max_failures_per_user || by_ip >= limits.max_failures_per_ip)
+        Ok::<_, crate::store::StoreError>(
+            by_user >= limits.max_failures_per_user || by_ip >= limits.max_failures_per_ip,
+        )
     };
     match throttled.await {
         Ok(false) => {}
@@ -144,7 +151,8 @@ pub async fn logout(
     session: Session,
 ) -> Response {
     if let Some(Extension(p)) = principal {
-        let rec = audit::record(&p, "auth.logout", format!("user:{}", p.username), "success", json!({}));
+        let rec =
+            audit::record(&p, "auth.logout", format!("user:{}", p.username), "success", json!({}));
         if let Err(e) = state.store.append_audit(rec).await {
             tracing::error!(error = %e, "could not audit a sign-out");
         }

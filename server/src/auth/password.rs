@@ -1,7 +1,7 @@
 //! Password hashing with argon2id, always off the async runtime (it is deliberately slow).
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::RngCore;
 
 /// Hashes a password on a blocking thread.

@@ -34,7 +34,10 @@ async fn me(Extension(p): Extension<Principal>) -> Json<Me> {
     Json(Me { username: p.username, role: p.role, via: p.via })
 }
 
-async fn list_users(State(s): State<AppState>, Extension(p): Extension<Principal>) -> Result<Json<Vec<UserView>>, AppError> {
+async fn list_users(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<Vec<UserView>>, AppError> {
     Ok(Json(s.ports.accounts.list_users(&p).await?))
 }
 
@@ -50,12 +53,18 @@ async fn add_user(
     Extension(p): Extension<Principal>,
     Json(body): Json<NewUserBody>,
 ) -> Result<(axum::http::StatusCode, Json<UserView>), AppError> {
-    let role: Role = body.role.parse().map_err(|e: app::domain::auth::UnknownRole| ApiError::field("role", e.to_string()))?;
+    let role: Role = body
+        .role
+        .parse()
+        .map_err(|e: app::domain::auth::UnknownRole| ApiError::field("role", e.to_string()))?;
     let user = s.ports.accounts.add_user(&p, &body.username, role, &body.password).await?;
     Ok((axum::http::StatusCode::CREATED, Json(user)))
 }
 
-async fn list_tokens(State(s): State<AppState>, Extension(p): Extension<Principal>) -> Result<Json<Vec<TokenView>>, AppError> {
+async fn list_tokens(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<Vec<TokenView>>, AppError> {
     Ok(Json(s.ports.accounts.list_tokens(&p).await?))
 }
 
@@ -109,14 +118,22 @@ async fn export_audit(
         "csv" | "" => (audit::to_csv(&rows), "text/csv; charset=utf-8", "csv"),
         "jsonl" => (audit::to_jsonl(rows), "application/x-ndjson", "jsonl"),
         other => {
-            return Err(ApiError::field("format", format!("unknown export format '{other}': use csv or jsonl")).into());
+            return Err(ApiError::field(
+                "format",
+                format!("unknown export format '{other}': use csv or jsonl"),
+            )
+            .into());
         }
     };
     let disposition = format!("attachment; filename=\"switchyard-audit.{ext}\"");
-    Ok(([("content-type", content_type.to_string()), ("content-disposition", disposition)], body).into_response())
+    Ok(([("content-type", content_type.to_string()), ("content-disposition", disposition)], body)
+        .into_response())
 }
 
-async fn verify_audit(State(s): State<AppState>, Extension(p): Extension<Principal>) -> Result<Json<ChainReport>, AppError> {
+async fn verify_audit(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<ChainReport>, AppError> {
     if !p.role.allows(Role::Admin) {
         return Err(ApiError::forbidden(Role::Admin).into());
     }

@@ -39,7 +39,8 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(serde_json::json!({ "error": self.0 }))).into_response()
     }
 }
@@ -55,7 +56,8 @@ pub fn panic_response(_err: Box<dyn std::any::Any + Send + 'static>) -> Response
     let body = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Something went wrong · Switchyard</title>\
 <link rel=\"stylesheet\" href=\"/pkg/switchyard.css\"></head><body><main class=\"container\"><h1>Something went wrong</h1>\
 <p>The server hit an unexpected error. It has been logged. Try again, or go back to the <a href=\"/\">home page</a>.</p></main></body></html>";
-    (StatusCode::INTERNAL_SERVER_ERROR, [("content-type", "text/html; charset=utf-8")], body).into_response()
+    (StatusCode::INTERNAL_SERVER_ERROR, [("content-type", "text/html; charset=utf-8")], body)
+        .into_response()
 }
 
 pub fn status_of(code: ErrorCode) -> StatusCode {

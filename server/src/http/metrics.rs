@@ -42,8 +42,13 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("# HELP switchyard_build_info Build information.\n# TYPE switchyard_build_info gauge\n");
-        out.push_str(&format!("switchyard_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION")));
+        out.push_str(
+            "# HELP switchyard_build_info Build information.\n# TYPE switchyard_build_info gauge\n",
+        );
+        out.push_str(&format!(
+            "switchyard_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        ));
         out.push_str("# HELP switchyard_http_requests_total HTTP requests by method, route and status.\n# TYPE switchyard_http_requests_total counter\n");
         if let Ok(m) = self.requests.lock() {
             for ((method, route, status), n) in m.iter() {
@@ -64,8 +69,14 @@ impl Metrics {
                     ));
                 }
                 out.push_str(&format!("switchyard_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}\n", h.count));
-                out.push_str(&format!("switchyard_http_request_duration_seconds_sum{{route=\"{route}\"}} {}\n", h.sum));
-                out.push_str(&format!("switchyard_http_request_duration_seconds_count{{route=\"{route}\"}} {}\n", h.count));
+                out.push_str(&format!(
+                    "switchyard_http_request_duration_seconds_sum{{route=\"{route}\"}} {}\n",
+                    h.sum
+                ));
+                out.push_str(&format!(
+                    "switchyard_http_request_duration_seconds_count{{route=\"{route}\"}} {}\n",
+                    h.count
+                ));
             }
         }
         out
@@ -78,14 +89,21 @@ fn escape(s: &str) -> String {
 
 /// Records every request under its route pattern (never the raw path, which would explode
 /// the label set); unmatched paths count as `unmatched`.
-pub async fn track(State(metrics): State<std::sync::Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| {
-            if req.uri().path().starts_with("/pkg/") { "/pkg/{file}".into() } else { "unmatched".into() }
-        });
+pub async fn track(
+    State(metrics): State<std::sync::Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route =
+        req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(
+            || {
+                if req.uri().path().starts_with("/pkg/") {
+                    "/pkg/{file}".into()
+                } else {
+                    "unmatched".into()
+                }
+            },
+        );
     let method = req.method().to_string();
     let start = Instant::now();
     let res = next.run(req).await;
@@ -106,9 +124,15 @@ mod tests {
         let m = Metrics::default();
         m.observe("GET", "/healthz", 200, 0.003);
         let text = m.render();
-        assert!(text.contains("switchyard_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"));
-        assert!(text.contains("switchyard_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.005\"} 1"));
-        assert!(text.contains("switchyard_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.0025\"} 0"));
+        assert!(text.contains(
+            "switchyard_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"
+        ));
+        assert!(text.contains(
+            "switchyard_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.005\"} 1"
+        ));
+        assert!(text.contains(
+            "switchyard_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.0025\"} 0"
+        ));
         assert!(text.contains("switchyard_build_info"));
     }
 }

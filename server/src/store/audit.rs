@@ -146,7 +146,8 @@ impl Store {
         let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM audit_events");
         push_where(&mut count, q);
         let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_events"));
+        let mut qb =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_events"));
         push_where(&mut qb, q);
         qb.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(limit))
@@ -158,7 +159,8 @@ impl Store {
 
     /// Matching events in chain order, for exports; at most `limit`.
     pub async fn export_audit(&self, q: &AuditQuery, limit: u32) -> StoreResult<Vec<AuditRow>> {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_events"));
+        let mut qb =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_events"));
         push_where(&mut qb, q);
         qb.push(" ORDER BY id ASC LIMIT ").push_bind(i64::from(limit));
         Ok(qb.build_query_as().fetch_all(&self.pool).await?)
@@ -166,7 +168,8 @@ impl Store {
 
     /// Events with id > `after`, in chain order, `limit` at a time (for verification).
     pub async fn audit_chain_batch(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRow>> {
-        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE id > ? ORDER BY id LIMIT ?");
+        let sql =
+            format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE id > ? ORDER BY id LIMIT ?");
         Ok(sqlx::query_as(&sql).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?)
     }
 

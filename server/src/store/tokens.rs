@@ -52,7 +52,8 @@ impl Store {
     }
 
     pub async fn list_tokens(&self, user_id: i64) -> StoreResult<Vec<TokenRow>> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = ? ORDER BY id DESC");
+        let sql =
+            format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = ? ORDER BY id DESC");
         Ok(sqlx::query_as(&sql).bind(user_id).fetch_all(&self.pool).await?)
     }
 

@@ -80,22 +80,32 @@ async fn a_deleted_newest_event_is_detected_through_the_chain_head() {
     let report = verify(&app, &cookie).await;
     assert_eq!(report["intact"], false);
     assert_eq!(report["first_broken"]["event_id"], 4, "{report}");
-    assert!(report["first_broken"]["reason"].as_str().expect("reason").contains("newest events were removed"));
+    assert!(
+        report["first_broken"]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("newest events were removed")
+    );
     app.stop().await;
 }
 
 #[tokio::test]
 async fn the_audit_list_filters_by_actor_action_object_and_time_and_pages() {
     let (app, cookie) = app_with_history().await;
-    let page: Value = app.get("/api/v1/audit?action=auth.login", Some(&cookie)).await.json().await.expect("json");
+    let page: Value =
+        app.get("/api/v1/audit?action=auth.login", Some(&cookie)).await.json().await.expect("json");
     assert_eq!(page["total"], 2);
-    let page: Value = app.get("/api/v1/audit?actor=ada", Some(&cookie)).await.json().await.expect("json");
+    let page: Value =
+        app.get("/api/v1/audit?actor=ada", Some(&cookie)).await.json().await.expect("json");
     assert_eq!(page["total"], 1);
-    let page: Value = app.get("/api/v1/audit?object=user:v", Some(&cookie)).await.json().await.expect("json");
+    let page: Value =
+        app.get("/api/v1/audit?object=user:v", Some(&cookie)).await.json().await.expect("json");
     assert_eq!(page["total"], 2, "object matches by prefix: vera's creation and failed sign-in");
-    let page: Value = app.get("/api/v1/audit?from=2999-01-01", Some(&cookie)).await.json().await.expect("json");
+    let page: Value =
+        app.get("/api/v1/audit?from=2999-01-01", Some(&cookie)).await.json().await.expect("json");
     assert_eq!(page["total"], 0);
-    let page: Value = app.get("/api/v1/audit?per_page=1&page=1", Some(&cookie)).await.json().await.expect("json");
+    let page: Value =
+        app.get("/api/v1/audit?per_page=1&page=1", Some(&cookie)).await.json().await.expect("json");
     assert_eq!(page["events"].as_array().expect("events").len(), 1);
     assert_eq!(page["events"][0]["id"], 3, "newest first: page 1 of size 1 is the second newest");
     let res = app.get("/api/v1/audit?from=yesterday", Some(&cookie)).await;
@@ -110,13 +120,24 @@ async fn exports_contain_exactly_the_filtered_events_as_csv_and_json_lines() {
     let (app, cookie) = app_with_history().await;
     let res = app.get("/api/v1/audit/export?format=csv&action=auth.login", Some(&cookie)).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.headers()["content-disposition"].to_str().expect("hdr").contains("switchyard-audit.csv"));
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .expect("hdr")
+            .contains("switchyard-audit.csv")
+    );
     let csv = res.text().await.expect("body");
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 3, "header + 2 sign-ins: {csv}");
     assert!(lines[0].starts_with("id,ts,actor,role,source_ip,action"));
-    let jsonl = app.get("/api/v1/audit/export?format=jsonl", Some(&cookie)).await.text().await.expect("body");
-    let events: Vec<Value> = jsonl.lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect();
+    let jsonl = app
+        .get("/api/v1/audit/export?format=jsonl", Some(&cookie))
+        .await
+        .text()
+        .await
+        .expect("body");
+    let events: Vec<Value> =
+        jsonl.lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect();
     assert_eq!(events.len(), 4);
     assert_eq!(events[0]["prev_hash"], "0".repeat(64));
     assert_eq!(events[1]["prev_hash"], events[0]["hash"]);

@@ -102,19 +102,32 @@ async fn an_admin_adds_a_user_and_bad_fields_are_named() {
             .json(&body)
             .send()
     };
-    let res = post(json!({ "username": "bob", "role": "operator", "password": PASSWORD })).await.expect("req");
+    let res = post(json!({ "username": "bob", "role": "operator", "password": PASSWORD }))
+        .await
+        .expect("req");
     assert_eq!(res.status(), StatusCode::CREATED);
-    let res = post(json!({ "username": "bob", "role": "operator", "password": PASSWORD })).await.expect("req");
+    let res = post(json!({ "username": "bob", "role": "operator", "password": PASSWORD }))
+        .await
+        .expect("req");
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = res.json().await.expect("json");
-    assert!(body["error"]["fields"]["username"].as_str().expect("field").contains("already exists"));
-    let res = post(json!({ "username": "carol", "role": "root", "password": PASSWORD })).await.expect("req");
+    assert!(
+        body["error"]["fields"]["username"].as_str().expect("field").contains("already exists")
+    );
+    let res = post(json!({ "username": "carol", "role": "root", "password": PASSWORD }))
+        .await
+        .expect("req");
     let body: Value = res.json().await.expect("json");
     assert!(body["error"]["fields"]["role"].as_str().expect("field").contains("viewer, operator"));
-    let res = post(json!({ "username": "carol", "role": "viewer", "password": "short" })).await.expect("req");
+    let res = post(json!({ "username": "carol", "role": "viewer", "password": "short" }))
+        .await
+        .expect("req");
     let body: Value = res.json().await.expect("json");
     assert!(body["error"]["fields"]["password"].as_str().expect("field").contains("at least 12"));
-    assert!(app.store.find_user_by_name("carol").await.expect("lookup").is_none(), "nothing half-written");
+    assert!(
+        app.store.find_user_by_name("carol").await.expect("lookup").is_none(),
+        "nothing half-written"
+    );
     app.stop().await;
 }
 
@@ -124,7 +137,11 @@ async fn a_disabled_user_cannot_sign_in_and_their_open_session_stops_working() {
     let id = app.add_user("dora", Role::Operator).await;
     let cookie = app.login_ok("dora").await;
     app.store
-        .set_user_disabled(id, true, server::audit::system_record("user.disable", "user:dora", json!({})))
+        .set_user_disabled(
+            id,
+            true,
+            server::audit::system_record("user.disable", "user:dora", json!({})),
+        )
         .await
         .expect("disable");
     let res = app.get("/api/v1/me", Some(&cookie)).await;
@@ -132,11 +149,12 @@ async fn a_disabled_user_cannot_sign_in_and_their_open_session_stops_working() {
     let (res, cookie) = app.login("dora", PASSWORD).await;
     assert_eq!(location(&res), "/login?error=invalid");
     assert!(cookie.is_none());
-    let failures: Vec<String> =
-        sqlx::query_scalar("SELECT details FROM audit_events WHERE action = 'auth.login' AND outcome = 'failure'")
-            .fetch_all(&app.raw_pool().await)
-            .await
-            .expect("rows");
+    let failures: Vec<String> = sqlx::query_scalar(
+        "SELECT details FROM audit_events WHERE action = 'auth.login' AND outcome = 'failure'",
+    )
+    .fetch_all(&app.raw_pool().await)
+    .await
+    .expect("rows");
     assert!(failures.iter().any(|d| d.contains("account disabled")));
     app.stop().await;
 }
@@ -191,7 +209,11 @@ async fn a_cross_site_form_post_is_refused() {
         .await
         .expect("request");
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    assert_eq!(app.get("/api/v1/me", Some(&cookie)).await.status(), StatusCode::OK, "still signed in");
+    assert_eq!(
+        app.get("/api/v1/me", Some(&cookie)).await.status(),
+        StatusCode::OK,
+        "still signed in"
+    );
     app.stop().await;
 }
 
@@ -264,7 +286,12 @@ async fn each_sign_in_gets_a_new_session_id_and_the_cookie_is_http_only() {
     let app = spawn_app().await;
     app.add_user("olivia", Role::Operator).await;
     let (res, first) = app.login("olivia", PASSWORD).await;
-    let raw = res.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let raw = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     assert!(raw.contains("HttpOnly") && raw.contains("SameSite=Lax"), "{raw}");
     let res = app
         .client()

@@ -21,7 +21,15 @@ fn help_lists_the_commands_and_the_settings() {
     let out = Command::new(env!("CARGO_BIN_EXE_switchyard")).arg("--help").output().expect("runs");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for word in ["serve", "user", "token", "audit", "SWITCHYARD_LISTEN", "SWITCHYARD_DATABASE_URL", "SWITCHYARD_LOG_FORMAT"] {
+    for word in [
+        "serve",
+        "user",
+        "token",
+        "audit",
+        "SWITCHYARD_LISTEN",
+        "SWITCHYARD_DATABASE_URL",
+        "SWITCHYARD_LOG_FORMAT",
+    ] {
         assert!(text.contains(word), "--help lacks {word}:\n{text}");
     }
 }
@@ -41,7 +49,12 @@ fn a_bad_setting_exits_with_code_2_naming_the_key_and_value() {
 
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "log_format = \"xml\"\n").expect("write");
-    let out = switchyard(&dir.path().join("s.db")).args(["--config"]).arg(&cfg).arg("serve").output().expect("runs");
+    let out = switchyard(&dir.path().join("s.db"))
+        .args(["--config"])
+        .arg(&cfg)
+        .arg("serve")
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("log_format = 'xml'") && err.contains("pretty or json"), "{err}");
@@ -76,7 +89,10 @@ async fn user_add_then_token_create_gives_a_working_token_with_that_role() {
     assert_eq!(me["username"], "opal");
     app.stop().await;
 
-    let out = switchyard(&db).args(["user", "add", "x", "--role", "root", "--password-stdin"]).output().expect("runs");
+    let out = switchyard(&db)
+        .args(["user", "add", "x", "--role", "root", "--password-stdin"])
+        .output()
+        .expect("runs");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("viewer, operator, approver, admin"));
 }
@@ -100,9 +116,16 @@ fn audit_verify_exits_0_when_intact_and_1_naming_the_broken_event() {
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
     rt.block_on(async {
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.expect("pool");
-        sqlx::query("DROP TRIGGER audit_events_append_only_update").execute(&pool).await.expect("drop");
-        sqlx::query("UPDATE audit_events SET actor = 'someone-else' WHERE id = 2").execute(&pool).await.expect("tamper");
+        let pool =
+            sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.expect("pool");
+        sqlx::query("DROP TRIGGER audit_events_append_only_update")
+            .execute(&pool)
+            .await
+            .expect("drop");
+        sqlx::query("UPDATE audit_events SET actor = 'someone-else' WHERE id = 2")
+            .execute(&pool)
+            .await
+            .expect("tamper");
         pool.close().await;
     });
     let out = switchyard(&db).args(["audit", "verify"]).output().expect("runs");

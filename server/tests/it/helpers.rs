@@ -66,7 +66,6 @@ pub async fn spawn_app_on(db_path: &Path, overrides: &[(&str, &str)]) -> TestApp
         .expect("server runs");
     });
     TestApp {
-
         url: format!("http://{addr}"),
         store,
         db_path: db_path.to_path_buf(),
@@ -92,8 +91,17 @@ impl TestApp {
         let hash = password::hash(PASSWORD.to_string()).await.expect("hash");
         self.store
             .create_user(
-                NewUser { username: name, password_hash: &hash, role: role.as_str(), must_change_password: false },
-                system_record("user.create", format!("user:{name}"), json!({ "role": role.as_str() })),
+                NewUser {
+                    username: name,
+                    password_hash: &hash,
+                    role: role.as_str(),
+                    must_change_password: false,
+                },
+                system_record(
+                    "user.create",
+                    format!("user:{name}"),
+                    json!({ "role": role.as_str() }),
+                ),
             )
             .await
             .expect("user created")
@@ -122,7 +130,11 @@ impl TestApp {
     }
 
     /// Signs in through the form; returns the response (303) and the session cookie, if any.
-    pub async fn login(&self, username: &str, password: &str) -> (reqwest::Response, Option<String>) {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> (reqwest::Response, Option<String>) {
         let res = self
             .client()
             .post(format!("{}/auth/login", self.url))
@@ -168,7 +180,9 @@ impl TestApp {
 
     /// A separate connection for poking at the database the way an attacker could.
     pub async fn raw_pool(&self) -> sqlx::SqlitePool {
-        sqlx::SqlitePool::connect(&format!("sqlite://{}", self.db_path.display())).await.expect("raw pool")
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", self.db_path.display()))
+            .await
+            .expect("raw pool")
     }
 }
 

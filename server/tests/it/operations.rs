@@ -21,7 +21,12 @@ async fn metrics_count_requests_by_route_and_report_build_info() {
     app.get("/healthz", None).await;
     app.get("/api/v1/me", None).await;
     let text = app.get("/metrics", None).await.text().await.expect("body");
-    assert!(text.contains(r#"switchyard_http_requests_total{method="GET",route="/healthz",status="200"} 1"#), "{text}");
+    assert!(
+        text.contains(
+            r#"switchyard_http_requests_total{method="GET",route="/healthz",status="200"} 1"#
+        ),
+        "{text}"
+    );
     assert!(text.contains(r#"route="/api/v1/me",status="401""#), "{text}");
     assert!(text.contains("switchyard_http_request_duration_seconds_bucket"));
     assert!(text.contains("switchyard_build_info{version="));
@@ -45,7 +50,9 @@ async fn pages_render_on_the_server_for_a_signed_in_admin() {
     let app = spawn_app().await;
     app.add_user("ada", Role::Admin).await;
     let cookie = app.login_ok("ada").await;
-    for (path, needle) in [("/audit", "matching event"), ("/admin/users", "ada"), ("/account", "API tokens")] {
+    for (path, needle) in
+        [("/audit", "matching event"), ("/admin/users", "ada"), ("/account", "API tokens")]
+    {
         let res = app.get(path, Some(&cookie)).await;
         assert_eq!(res.status(), StatusCode::OK, "{path}");
         let body = res.text().await.expect("body");

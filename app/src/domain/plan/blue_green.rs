@@ -41,10 +41,7 @@ pub(super) fn plan(b: &mut Builder<'_>, switch: &Switch, bake_secs: u64, verify_
         );
     }
     if verify_preview {
-        b.pause(
-            Pause::Approval,
-            &format!("after people verify {to} through the preview route"),
-        );
+        b.pause(Pause::Approval, &format!("after people verify {to} through the preview route"));
     }
 
     match switch {
@@ -66,10 +63,7 @@ pub(super) fn plan(b: &mut Builder<'_>, switch: &Switch, bake_secs: u64, verify_
             }
             b.bake(
                 bake_secs,
-                format!(
-                    "Bake {to} at 100 % of {pool} traffic for {}",
-                    Secs(bake_secs)
-                ),
+                format!("Bake {to} at 100 % of {pool} traffic for {}", Secs(bake_secs)),
             );
             b.gate(&green, "on the green targets");
         }
@@ -77,10 +71,14 @@ pub(super) fn plan(b: &mut Builder<'_>, switch: &Switch, bake_secs: u64, verify_
             for w in steps {
                 b.set_weights(
                     &shares(&green, &blue, *w),
-                    format!(
-                        "Shift {w} of {pool} traffic to {to} (green), {} stays on blue",
-                        w.complement()
-                    ),
+                    if w.is_full() {
+                        format!("Shift all {pool} traffic to {to} (green); blue takes none")
+                    } else {
+                        format!(
+                            "Shift {w} of {pool} traffic to {to} (green); {} stays on blue",
+                            w.complement()
+                        )
+                    },
                 );
                 b.bake(
                     bake_secs,
@@ -105,11 +103,7 @@ pub(super) fn plan(b: &mut Builder<'_>, switch: &Switch, bake_secs: u64, verify_
     }
     b.decommission(
         &blue,
-        format!(
-            "Destroy the blue targets ({}) running {}",
-            list(&blue),
-            b.from()
-        ),
+        format!("Destroy the blue targets ({}) running {}", list(&blue), b.from()),
     );
 }
 
@@ -118,10 +112,6 @@ pub(super) fn shares(new: &[Name], old: &[Name], new_share: Weight) -> Vec<(Name
     new.iter()
         .cloned()
         .zip(new_share.split_even(new.len()))
-        .chain(
-            old.iter()
-                .cloned()
-                .zip(new_share.complement().split_even(old.len())),
-        )
+        .chain(old.iter().cloned().zip(new_share.complement().split_even(old.len())))
         .collect()
 }

@@ -12,9 +12,7 @@ pub(super) fn plan(b: &mut Builder<'_>, steps: &[CanaryStep], canary_count: u32)
     let (pool, to) = (b.pool().clone(), b.to().clone());
     let old: Vec<Name> = b.v.targets().iter().map(|t| t.name.clone()).collect();
     let new_set = new_instances(b.v);
-    let count = usize::try_from(canary_count)
-        .unwrap_or(usize::MAX)
-        .clamp(1, new_set.len().max(1));
+    let count = usize::try_from(canary_count).unwrap_or(usize::MAX).clamp(1, new_set.len().max(1));
     let (first, rest) = new_set.split_at(count.min(new_set.len()));
     let mut live: Vec<Name> = first.iter().map(|(n, _)| n.clone()).collect();
 
@@ -55,32 +53,26 @@ pub(super) fn plan(b: &mut Builder<'_>, steps: &[CanaryStep], canary_count: u32)
             b.wait_healthy(&more, &to);
             let zero: Vec<(Name, Weight)> =
                 more.iter().map(|n| (n.clone(), Weight::ZERO)).collect();
-            b.add_members(
-                &zero,
-                format!("Add {} to {pool} at 0 %", list(&more)),
-                false,
-            );
+            b.add_members(&zero, format!("Add {} to {pool} at 0 %", list(&more)), false);
             live.extend(more);
         }
         b.set_weights(
             &shares(&live, &old, w),
-            format!(
-                "Shift {w} of {pool} traffic to {to}; {} stays on {}",
-                w.complement(),
-                b.from()
-            ),
+            if w.is_full() {
+                format!("Shift all {pool} traffic to {to}; {} takes none", b.from())
+            } else {
+                format!(
+                    "Shift {w} of {pool} traffic to {to}; {} stays on {}",
+                    w.complement(),
+                    b.from()
+                )
+            },
         );
         b.bake(
             step.bake_secs,
-            format!(
-                "Bake {to} at {w} of {pool} traffic for {}",
-                Secs(step.bake_secs)
-            ),
+            format!("Bake {to} at {w} of {pool} traffic for {}", Secs(step.bake_secs)),
         );
-        b.gate(
-            &live,
-            &format!("at {w} (step {} of {})", i + 1, steps.len()),
-        );
+        b.gate(&live, &format!("at {w} (step {} of {})", i + 1, steps.len()));
         b.pause(step.pause, &format!("before going beyond {w}"));
     }
 
@@ -93,19 +85,8 @@ pub(super) fn plan(b: &mut Builder<'_>, steps: &[CanaryStep], canary_count: u32)
             Secs(hold)
         ),
     );
-    b.remove_members(
-        &old,
-        format!("Remove the old targets ({}) from {pool}", list(&old)),
-        true,
-    );
-    b.decommission(
-        &old,
-        format!(
-            "Destroy the old targets ({}) running {}",
-            list(&old),
-            b.from()
-        ),
-    );
+    b.remove_members(&old, format!("Remove the old targets ({}) from {pool}", list(&old)), true);
+    b.decommission(&old, format!("Destroy the old targets ({}) running {}", list(&old), b.from()));
 }
 
 fn plural(n: usize) -> &'static str {

@@ -9,43 +9,21 @@ use super::Builder;
 
 pub(super) fn plan(b: &mut Builder<'_>, steps: &[FlagStep]) {
     let Some(flag) = b.v.flag().cloned() else {
-        b.notes
-            .push("no flag name; nothing to roll out".to_string());
+        b.notes.push("no flag name; nothing to roll out".to_string());
         return;
     };
     let targets: Vec<Name> = b.v.targets().iter().map(|t| t.name.clone()).collect();
     for (i, step) in steps.iter().enumerate() {
         let p = step.percent;
-        let call = BackendCall::Flag {
-            call: FlagCall::Set {
-                flag: flag.clone(),
-                percent: p,
-            },
-        };
+        let call = BackendCall::Flag { call: FlagCall::Set { flag: flag.clone(), percent: p } };
         b.push(
             StepKind::SetFlag,
-            format!(
-                "Turn flag {flag} on for {p} of requests ({} behaviour)",
-                b.to()
-            ),
+            format!("Turn flag {flag} on for {p} of requests ({} behaviour)", b.to()),
             vec![call],
             timing::FLAG,
         );
-        b.bake(
-            step.bake_secs,
-            format!("Bake flag {flag} at {p} for {}", Secs(step.bake_secs)),
-        );
-        b.gate(
-            &targets,
-            &format!(
-                "with flag {flag} at {p} (step {} of {})",
-                i + 1,
-                steps.len()
-            ),
-        );
-        b.pause(
-            step.pause,
-            &format!("before raising flag {flag} beyond {p}"),
-        );
+        b.bake(step.bake_secs, format!("Bake flag {flag} at {p} for {}", Secs(step.bake_secs)));
+        b.gate(&targets, &format!("with flag {flag} at {p} (step {} of {})", i + 1, steps.len()));
+        b.pause(step.pause, &format!("before raising flag {flag} beyond {p}"));
     }
 }

@@ -53,23 +53,12 @@ pub(super) fn plan(b: &mut Builder<'_>, p: &Params) {
     for (i, batch) in batches.into_iter().enumerate() {
         let of = format!("(batch {} of {total})", i + 1);
         let serving = targets.len() - batch.len();
-        drain(
-            b,
-            batch,
-            &format!("{of}; {serving} of {} keep serving", targets.len()),
-        );
+        drain(b, batch, &format!("{of}; {serving} of {} keep serving", targets.len()));
         await_drained(b, batch, p.drain_timeout_secs);
-        b.remove_members(
-            batch,
-            format!("Take {} out of {pool} {of}", list(batch)),
-            false,
-        );
+        b.remove_members(batch, format!("Take {} out of {pool} {of}", list(batch)), false);
         b.replace(batch, &to);
         b.wait_healthy(batch, &to);
-        let weights: Vec<_> = batch
-            .iter()
-            .map(|t| (t.clone(), b.initial_weight(t)))
-            .collect();
+        let weights: Vec<_> = batch.iter().map(|t| (t.clone(), b.initial_weight(t))).collect();
         b.add_members(
             &weights,
             format!("Put {} back into {pool} on {to} {of}", list(batch)),
@@ -85,10 +74,7 @@ pub(super) fn plan(b: &mut Builder<'_>, p: &Params) {
                 Secs(p.bake_secs)
             ),
         );
-        b.gate(
-            &done,
-            &format!("on {} after batch {} of {total}", list(&done), i + 1),
-        );
+        b.gate(&done, &format!("on {} after batch {} of {total}", list(&done), i + 1));
     }
 }
 
@@ -104,10 +90,7 @@ pub(crate) fn drain(b: &mut Builder<'_>, batch: &[Name], context: &str) {
             })
         })
         .collect();
-    let description = format!(
-        "Drain {} in {pool}: no new connections {context}",
-        list(batch)
-    );
+    let description = format!("Drain {} in {pool}: no new connections {context}", list(batch));
     b.push(StepKind::Drain, description, calls, super::timing::ROUTER);
 }
 
@@ -128,10 +111,5 @@ pub(crate) fn await_drained(b: &mut Builder<'_>, batch: &[Name], timeout_secs: u
         Secs(timeout_secs),
         list(batch)
     );
-    b.push(
-        StepKind::WaitDrained,
-        description,
-        calls,
-        (timeout_secs, timeout_secs),
-    );
+    b.push(StepKind::WaitDrained, description, calls, (timeout_secs, timeout_secs));
 }

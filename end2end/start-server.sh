@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Starts a real Switchyard server for the browser tests on a fresh database, with one user
+# per role (password in E2E_PASSWORD). Expects `target/debug/switchyard` and `target/site`.
+set -euo pipefail
+port="${1:-3100}"
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+bin="${SWITCHYARD_BIN:-$root/target/debug/switchyard}"
+data="$here/.data"
+rm -rf "$data" && mkdir -p "$data"
+export SWITCHYARD_DATABASE_URL="sqlite://$data/e2e.db"
+export SWITCHYARD_LISTEN="127.0.0.1:$port"
+export SWITCHYARD_SITE_ROOT="$root/target/site"
+export SWITCHYARD_LOG="warn"
+password="${E2E_PASSWORD:-e2e password long enough}"
+for user in admin:admin olivia:operator vera:viewer; do
+  printf '%s\n' "$password" | "$bin" user add "${user%%:*}" --role "${user##*:}" --password-stdin
+done
+exec "$bin" serve
