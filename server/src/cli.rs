@@ -43,6 +43,53 @@ pub enum Command {
     /// Inspect the audit trail
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Create or update a draft campaign (or an environment) from a TOML or YAML file
+    Apply {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Print the plan a campaign file compiles to, as the server previews it
+    Plan {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Start or abort a campaign
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
+}
+
+/// Where the server is and how to authenticate, for the client commands.
+#[derive(clap::Args, Debug)]
+pub struct Remote {
+    /// The server's URL
+    #[arg(long, env = "SWITCHYARD_URL", default_value = "http://127.0.0.1:3000")]
+    pub url: String,
+    /// An API token (see `switchyard token create`)
+    #[arg(long, env = "SWITCHYARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CampaignCommand {
+    /// Freeze the plan and start
+    Start {
+        id: i64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stop and roll back until all traffic is on the from-release
+    Abort {
+        id: i64,
+        /// Why (goes into the audit trail)
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -84,6 +131,9 @@ fn parse_role(s: &str) -> Result<Role, String> {
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve => serve(config).await,
+        c @ (Command::Apply { .. } | Command::Plan { .. } | Command::Campaign(_)) => {
+            client_command(c).await
+        }
         Command::User(UserCommand::Add { name, role, password_stdin: _ }) => {
             let store = Store::connect(&config.database_url).await?;
             let name = Username::parse(&name).map_err(anyhow::Error::msg)?;
@@ -153,6 +203,37 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<i32> {
             }
         }
     }
+}
+
+async fn client_command(command: Command) -> anyhow::Result<i32> {
+    use crate::client::{Client, read_spec_file, render_plan};
+    match command {
+        Command::Apply { file, remote } => {
+            let spec = read_spec_file(&file)?;
+            println!("{}", Client::new(&remote.url, remote.token.as_deref())?.apply(&spec).await?);
+        }
+        Command::Plan { file, remote } => {
+            let spec = read_spec_file(&file)?;
+            print!(
+                "{}",
+                render_plan(&Client::new(&remote.url, remote.token.as_deref())?.plan(&spec).await?)
+            );
+        }
+        Command::Campaign(CampaignCommand::Start { id, remote }) => {
+            let s = Client::new(&remote.url, remote.token.as_deref())?
+                .command(id, "start", None)
+                .await?;
+            println!("campaign #{id} is {}", s["status"].as_str().unwrap_or("?"));
+        }
+        Command::Campaign(CampaignCommand::Abort { id, reason, remote }) => {
+            let s = Client::new(&remote.url, remote.token.as_deref())?
+                .command(id, "abort", Some(&reason))
+                .await?;
+            println!("campaign #{id} is {}", s["status"].as_str().unwrap_or("?"));
+        }
+        _ => bail!("not a client command"),
+    }
+    Ok(0)
 }
 
 async fn serve(config: Config) -> anyhow::Result<i32> {

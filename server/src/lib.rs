@@ -2,10 +2,14 @@
 //! server functions, REST API), the store and the audit trail.
 #![forbid(unsafe_code)]
 
+pub mod adapters;
 pub mod audit;
 pub mod auth;
+pub mod campaigns;
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod engine;
 pub mod http;
 pub mod startup;
 pub mod state;

@@ -10,10 +10,13 @@ use leptos::config::LeptosOptions;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::adapters::registry::{AdapterFactory, Registry};
 use crate::audit::{AuditService, system_record};
 use crate::auth::accounts::AccountsService;
 use crate::auth::password;
+use crate::campaigns::CampaignService;
 use crate::config::Config;
+use crate::engine::{Engine, EngineConfig};
 use crate::http;
 use crate::state::AppState;
 use crate::store::{NewUser, SqlSessionStore, Store};
@@ -21,13 +24,24 @@ use crate::store::{NewUser, SqlSessionStore, Store};
 pub struct Application {
     pub addr: SocketAddr,
     pub store: Store,
+    pub engine: Engine,
     listener: TcpListener,
     router: axum::Router,
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
     /// Opens the store (applying migrations), binds the listener and assembles the router.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with(config, Arc::new(Registry), EngineConfig::default()).await
+    }
+
+    /// Like [`Application::build`], with the adapters and engine settings chosen by the caller.
+    pub async fn build_with(
+        config: Config,
+        adapters: Arc<dyn AdapterFactory>,
+        engine_config: EngineConfig,
+    ) -> anyhow::Result<Self> {
         let store = Store::connect(&config.database_url).await?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| {
             format!("cannot listen on {} (is another server running there?)", config.listen)
@@ -43,15 +57,19 @@ impl Application {
             accounts: Arc::new(AccountsService::new(store.clone())),
             audit: Arc::new(AuditService::new(store.clone())),
         };
+        let engine = Engine::new(store.clone(), adapters, engine_config);
+        let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let state = AppState {
             config: Arc::new(config),
             store: store.clone(),
             ports,
             leptos_options,
             metrics: Arc::default(),
+            campaigns: CampaignService::new(store.clone(), engine.clone()),
+            closing: closing_rx,
         };
         let router = http::app(state);
-        Ok(Self { addr, store, listener, router })
+        Ok(Self { addr, store, engine, listener, router, closing })
     }
 
     /// Serves until `shutdown` resolves, finishing in-flight requests.
@@ -69,6 +87,14 @@ impl Application {
                 }
             }
         });
+        // After a restart every active campaign carries on from its persisted step.
+        self.engine.resume_all().await?;
+        let closing = self.closing;
+        let shutdown = async move {
+            shutdown.await;
+            // End live event streams so in-flight requests can finish.
+            let _ = closing.send(true);
+        };
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         sweeper.abort();

@@ -6,6 +6,7 @@ use app::api::ports::Ports;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
+use crate::campaigns::CampaignService;
 use crate::config::Config;
 use crate::http::metrics::Metrics;
 use crate::store::Store;
@@ -17,4 +18,7 @@ pub struct AppState {
     pub ports: Ports,
     pub leptos_options: LeptosOptions,
     pub metrics: Arc<Metrics>,
+    pub campaigns: CampaignService,
+    /// Flips to true when the server starts shutting down, so long-lived streams end.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }

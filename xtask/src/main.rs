@@ -55,14 +55,35 @@ fn build_site(release: bool, site_root: &Path) -> anyhow::Result<()> {
     let pkg = site_root.join("pkg");
     std::fs::create_dir_all(&pkg).with_context(|| format!("creating {}", pkg.display()))?;
 
+    let bg = pkg.join(format!("{OUTPUT_NAME}_bg.wasm"));
+    // One stamp for whichever profile built the files last, so switching profiles rebuilds.
+    let stamp = pkg.join(".build.stamp");
+    let fresh = format!("{profile}:{}", stamp_of(&wasm)?);
+    if bg.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(fresh.as_str()) {
+        eprintln!("==> bindings are up to date");
+    } else {
+        bindgen(&wasm, &pkg, release)?;
+        std::fs::write(&stamp, &fresh)?;
+    }
+    copy_static(&root, site_root, &pkg)
+}
+
+/// Size and modification time of the compiled module: a rebuild changes at least one.
+fn stamp_of(wasm: &Path) -> anyhow::Result<String> {
+    let meta = std::fs::metadata(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    let modified = meta.modified()?.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Ok(format!("{}:{}", meta.len(), modified.as_nanos()))
+}
+
+fn bindgen(wasm: &Path, pkg: &Path, release: bool) -> anyhow::Result<()> {
     eprintln!("==> generating JavaScript bindings");
     wasm_bindgen_cli_support::Bindgen::new()
-        .input_path(&wasm)
+        .input_path(wasm)
         .web(true)?
         .out_name(OUTPUT_NAME)
         .debug(!release)
         .keep_debug(false)
-        .generate(&pkg)
+        .generate(pkg)
         .context("wasm-bindgen failed")?;
 
     let bg = pkg.join(format!("{OUTPUT_NAME}_bg.wasm"));
@@ -71,7 +92,10 @@ fn build_site(release: bool, site_root: &Path) -> anyhow::Result<()> {
     }
     // cargo-leptos names the file without `_bg`; serve both so either build of the server works.
     std::fs::copy(&bg, pkg.join(format!("{OUTPUT_NAME}.wasm")))?;
+    Ok(())
+}
 
+fn copy_static(root: &Path, site_root: &Path, pkg: &Path) -> anyhow::Result<()> {
     std::fs::copy(root.join("style/main.css"), pkg.join(format!("{OUTPUT_NAME}.css")))
         .context("copying style/main.css")?;
     let assets = root.join("style/assets");

@@ -239,7 +239,7 @@ macro_rules! basis_points {
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
         )]
-        #[serde(try_from = "u32", into = "u32")]
+        #[serde(try_from = "PercentRepr", into = "f64")]
         pub struct $ty(u32);
 
         impl $ty {
@@ -289,10 +289,19 @@ macro_rules! basis_points {
             }
         }
 
-        impl TryFrom<u32> for $ty {
+        impl TryFrom<PercentRepr> for $ty {
             type Error = ParseError;
-            fn try_from(value: u32) -> Result<Self, Self::Error> {
-                Self::from_basis_points(value)
+            fn try_from(value: PercentRepr) -> Result<Self, Self::Error> {
+                match value {
+                    PercentRepr::Number(v) => Self::from_percent(v),
+                    PercentRepr::Text(s) => Self::parse_percent(&s),
+                }
+            }
+        }
+
+        impl From<$ty> for f64 {
+            fn from(value: $ty) -> Self {
+                value.as_percent()
             }
         }
 
@@ -310,9 +319,18 @@ macro_rules! basis_points {
     };
 }
 
+/// How people write a percentage in specs: a number (`25`, `12.34`) or text (`"25 %"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PercentRepr {
+    Number(f64),
+    Text(String),
+}
+
 basis_points! {
     /// A share of a pool's traffic in basis points (0.01 % steps), 0–10 000.
-    /// Serialized as the integer number of basis points so it round-trips exactly.
+    /// Serialized as a percentage (`12.34`), which people can read and write in spec files;
+    /// two decimals round-trip exactly.
     Weight
 }
 
@@ -488,10 +506,19 @@ mod tests {
     }
 
     #[test]
-    fn weights_serialize_as_basis_points_and_refuse_more_than_full() {
-        assert_eq!(serde_json::to_string(&Weight::FULL).ok().as_deref(), Some("10000"));
-        assert!(serde_json::from_str::<Weight>("10001").is_err());
-        assert!(serde_json::from_str::<Percent>("2500").is_ok());
+    fn weights_serialize_as_percentages_and_refuse_more_than_full() {
+        assert_eq!(serde_json::to_string(&Weight::FULL).ok().as_deref(), Some("100.0"));
+        let w = Weight::parse_percent("12.34").expect("valid");
+        let json = serde_json::to_string(&w).expect("serializes");
+        assert_eq!(json, "12.34");
+        assert_eq!(serde_json::from_str::<Weight>(&json).ok(), Some(w), "round-trips exactly");
+        assert_eq!(
+            serde_json::from_str::<Weight>("\"25 %\"").ok().map(|w| w.basis_points()),
+            Some(2500)
+        );
+        assert!(serde_json::from_str::<Weight>("100.01").is_err());
+        assert!(serde_json::from_str::<Weight>("1.005").is_err(), "finer than 0.01 % is refused");
+        assert!(serde_json::from_str::<Percent>("25").is_ok());
     }
 
     #[test]

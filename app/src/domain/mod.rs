@@ -12,6 +12,7 @@ pub mod plan;
 pub mod rollback;
 pub mod traffic;
 pub mod validate;
+pub mod views;
 
 #[cfg(test)]
 mod properties;

@@ -2,8 +2,10 @@
 //! metrics, assembled with the guards in a fixed order.
 
 pub mod api;
+pub mod campaigns;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 
 use std::sync::Arc;
 
@@ -45,7 +47,9 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics::handler))
         .route("/auth/login", post(login::login))
         .route("/auth/logout", post(login::logout))
+        .route("/api/v1/openapi.json", get(openapi::handler))
         .merge(api::router())
+        .merge(campaigns::router())
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())

@@ -4,6 +4,7 @@
 //! added behind the same methods without touching them.
 
 mod audit;
+mod campaigns;
 mod sessions;
 mod tokens;
 mod users;
@@ -15,6 +16,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 pub use audit::{AuditQuery, AuditRecord, AuditRow, ChainHead};
+pub use campaigns::{
+    CampaignEventRow, CampaignPatch, CampaignQuery, CampaignRow, DraftFields, EnvironmentRow,
+    StepRunRow,
+};
 pub use sessions::SqlSessionStore;
 pub use tokens::{TokenRow, TokenWithOwner};
 pub use users::{NewUser, UserRow};

@@ -3,6 +3,7 @@
 
 mod audit_trail;
 mod auth;
+mod campaigns_api;
 mod cli;
 mod helpers;
 mod operations;

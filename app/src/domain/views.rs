@@ -1,0 +1,75 @@
+//! What the API and the pages show of environments and campaigns.
+
+use serde::{Deserialize, Serialize};
+
+use super::campaign::CampaignSpec;
+use super::environment::Environment;
+use super::lifecycle::{CampaignState, Command};
+use super::plan::{Plan, Step};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentView {
+    pub id: i64,
+    pub name: String,
+    pub spec: Environment,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignSummary {
+    pub id: i64,
+    pub name: String,
+    pub environment: String,
+    pub pool: String,
+    pub strategy: String,
+    pub status: CampaignState,
+    /// Index of the next forward step to complete; equals `steps_total` when done.
+    pub step_index: i64,
+    pub steps_total: usize,
+    pub created_by: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub window_start: String,
+    pub window_end: String,
+    pub last_error: Option<String>,
+    pub abort_reason: Option<String>,
+    /// Abort requested → all traffic back on the from-release, in seconds.
+    pub rollback_secs: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRunView {
+    pub phase: String,
+    pub index: i64,
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub attempts: i64,
+    /// JSON: the calls with their read-back (acting steps) or the samples (gates).
+    pub calls: serde_json::Value,
+    pub verdict: Option<serde_json::Value>,
+    pub log: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignDetail {
+    pub summary: CampaignSummary,
+    pub spec: CampaignSpec,
+    /// The frozen plan once started; a fresh preview while a draft.
+    pub plan: Option<Plan>,
+    pub plan_frozen: bool,
+    pub rollback_plan: Option<Vec<Step>>,
+    pub step_runs: Vec<StepRunView>,
+    pub approvals: Vec<String>,
+    pub allowed_commands: Vec<Command>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignPage {
+    pub campaigns: Vec<CampaignSummary>,
+    pub total: i64,
+    pub page: u32,
+    pub per_page: u32,
+}

@@ -1,0 +1,124 @@
+//! Adapters: the external systems Switchyard drives, behind small traits. A `Provider` creates,
+//! replaces and destroys instances; a `Router` (load balancer or DNS) sets pool membership,
+//! weights and drain; a `HealthSource` probes targets and samples traffic for gates.
+//!
+//! Every call states a desired state (never a delta), so repeating it changes nothing, and
+//! every router change can be read back. Errors say whether retrying can help.
+//! The [`registry`] maps an environment's backend `driver` to an implementation; tests swap in
+//! the in-memory fakes of [`fake`].
+
+#[cfg(test)]
+pub mod fake;
+pub mod registry;
+
+use app::domain::campaign::PreviewRoute;
+use app::domain::gate::Sample;
+use app::domain::ids::Weight;
+use app::domain::plan::MemberState;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum AdapterError {
+    /// Worth retrying: a timeout, a refused connection, a busy backend.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Retrying will not help: bad configuration, rejected request.
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// The backend cannot do this at all (e.g. weights on DNS).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}
+
+impl AdapterError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, AdapterError::Transient(_))
+    }
+}
+
+pub type AdapterResult<T> = Result<T, AdapterError>;
+
+/// An instance as its provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub target: String,
+    pub address: String,
+    pub release: String,
+    pub health_url: String,
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// Ensure an instance named `target` exists and runs `release`.
+    async fn create(&self, target: &str, release: &str, group: &str) -> AdapterResult<Instance>;
+    /// Ensure the instance runs `release`.
+    async fn replace(&self, target: &str, release: &str) -> AdapterResult<Instance>;
+    /// Ensure the instance is gone (succeeds if it already is).
+    async fn destroy(&self, target: &str) -> AdapterResult<()>;
+    /// Read-back: the instance, if it exists.
+    async fn describe(&self, target: &str) -> AdapterResult<Option<Instance>>;
+}
+
+/// One pool member as the router really has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberReadback {
+    pub target: String,
+    pub address: String,
+    pub weight: Weight,
+    pub state: MemberState,
+}
+
+#[async_trait]
+pub trait Router: Send + Sync {
+    async fn set_weight(&self, pool: &str, target: &str, weight: Weight) -> AdapterResult<()>;
+    async fn set_state(&self, pool: &str, target: &str, state: MemberState) -> AdapterResult<()>;
+    /// Ensure `target` at `address` is a ready member with `weight`.
+    async fn add_member(
+        &self,
+        pool: &str,
+        target: &str,
+        address: &str,
+        weight: Weight,
+    ) -> AdapterResult<()>;
+    /// Ensure `target` is not a member (succeeds if it already isn't).
+    async fn remove_member(&self, pool: &str, target: &str) -> AdapterResult<()>;
+    /// Waits until the member has no in-flight requests or `timeout_secs` pass; true if drained.
+    async fn await_drained(
+        &self,
+        pool: &str,
+        target: &str,
+        timeout_secs: u64,
+    ) -> AdapterResult<bool>;
+    async fn switch_dns(&self, record: &str, addresses: &[String]) -> AdapterResult<()>;
+    async fn set_preview_route(
+        &self,
+        pool: &str,
+        route: &PreviewRoute,
+        addresses: &[String],
+    ) -> AdapterResult<()>;
+    async fn clear_preview_route(&self, pool: &str) -> AdapterResult<()>;
+    /// Read-back of a pool's members.
+    async fn read_pool(&self, pool: &str) -> AdapterResult<Vec<MemberReadback>>;
+    /// Read-back of a DNS record; `None` when this router has no DNS.
+    async fn read_dns(&self, record: &str) -> AdapterResult<Option<Vec<String>>>;
+    /// The smallest weight step this router can represent, in basis points (HAProxy: 1/256).
+    fn weight_resolution(&self) -> u32 {
+        1
+    }
+}
+
+/// A probe result for one target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Probe {
+    pub ok: bool,
+    pub latency_ms: f64,
+    pub detail: String,
+}
+
+#[async_trait]
+pub trait HealthSource: Send + Sync {
+    async fn probe(&self, target: &str, health_url: &str) -> AdapterResult<Probe>;
+    /// Traffic and probe figures for these targets over the last interval, for gates.
+    async fn sample(&self, pool: &str, targets: &[(String, String)]) -> AdapterResult<Sample>;
+}

@@ -1,0 +1,682 @@
+//! The campaign service: environments and campaigns, validated and authorised, every change
+//! one transaction with its audit event, and commands that change the desired state for the
+//! engine (which is woken, never raced).
+
+use std::collections::BTreeMap;
+
+use app::api::ApiError;
+use app::domain::auth::{Principal, Role};
+use app::domain::campaign::CampaignSpec;
+use app::domain::environment::Environment;
+use app::domain::lifecycle::{self, CampaignState, Command};
+use app::domain::plan::{self, Plan, StepKind};
+use app::domain::validate::{ValidationErrors, validate};
+use app::domain::views::{
+    CampaignDetail, CampaignPage, CampaignSummary, EnvironmentView, StepRunView,
+};
+use serde_json::json;
+
+use crate::audit::record;
+use crate::engine::Engine;
+use crate::store::{
+    CampaignPatch, CampaignQuery, CampaignRow, DraftFields, EnvironmentRow, Store, StoreError,
+    now_ts,
+};
+
+#[derive(Clone)]
+pub struct CampaignService {
+    store: Store,
+    engine: Engine,
+}
+
+fn require(actor: &Principal, role: Role) -> Result<(), ApiError> {
+    if actor.role.allows(role) { Ok(()) } else { Err(ApiError::forbidden(role)) }
+}
+
+/// Field errors as the API returns them: the first message per field.
+pub fn invalid(errors: &ValidationErrors) -> ApiError {
+    let mut fields = BTreeMap::new();
+    for e in &errors.0 {
+        fields.entry(e.field.clone()).or_insert_with(|| e.message.clone());
+    }
+    let n = errors.0.len();
+    let first = errors.0.first().map(|e| format!("{}: {}", e.field, e.message)).unwrap_or_default();
+    let mut err = ApiError::new(
+        app::api::ErrorCode::Invalid,
+        if n == 1 {
+            format!("the campaign has a problem: {first}")
+        } else {
+            format!("the campaign has {n} problems; first, {first}")
+        },
+    );
+    err.fields = fields;
+    err
+}
+
+fn state_of(row: &CampaignRow) -> CampaignState {
+    serde_json::from_value(json!(row.status)).unwrap_or(CampaignState::Failed)
+}
+
+fn transition(row: &CampaignRow, command: Command) -> Result<CampaignState, ApiError> {
+    lifecycle::transition(state_of(row), command).map_err(|e| ApiError::conflict(e.to_string()))
+}
+
+fn env_view(row: EnvironmentRow) -> Result<EnvironmentView, ApiError> {
+    let spec = serde_json::from_str(&row.spec).map_err(|e| {
+        tracing::error!(error = %e, environment = %row.name, "stored environment unreadable");
+        ApiError::internal()
+    })?;
+    Ok(EnvironmentView {
+        id: row.id,
+        name: row.name,
+        spec,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+pub fn summary(row: &CampaignRow) -> CampaignSummary {
+    let spec: Option<CampaignSpec> = serde_json::from_str(&row.spec).ok();
+    let steps_total = row
+        .plan
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<Plan>(p).ok())
+        .map(|p| p.steps.len())
+        .unwrap_or(0);
+    CampaignSummary {
+        id: row.id,
+        name: row.name.clone(),
+        environment: row.environment.clone(),
+        pool: row.pool.clone(),
+        strategy: row.strategy.clone(),
+        status: state_of(row),
+        step_index: row.step_index,
+        steps_total,
+        created_by: row.created_by.clone(),
+        created_at: row.created_at.clone(),
+        started_at: row.started_at.clone(),
+        finished_at: row.finished_at.clone(),
+        window_start: spec.as_ref().map(|s| s.window.start.to_rfc3339()).unwrap_or_default(),
+        window_end: spec.as_ref().map(|s| s.window.end.to_rfc3339()).unwrap_or_default(),
+        last_error: row.last_error.clone(),
+        abort_reason: row.abort_reason.clone(),
+        rollback_secs: row.rollback_secs,
+    }
+}
+
+fn strategy_name(spec: &CampaignSpec) -> String {
+    serde_json::to_value(&spec.strategy)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+impl CampaignService {
+    pub fn new(store: Store, engine: Engine) -> Self {
+        Self { store, engine }
+    }
+
+    // ---- environments -------------------------------------------------------------------
+
+    pub async fn list_environments(
+        &self,
+        actor: &Principal,
+    ) -> Result<Vec<EnvironmentView>, ApiError> {
+        require(actor, Role::Viewer)?;
+        self.store.list_environments().await?.into_iter().map(env_view).collect()
+    }
+
+    pub async fn get_environment(
+        &self,
+        actor: &Principal,
+        id: i64,
+    ) -> Result<EnvironmentView, ApiError> {
+        require(actor, Role::Viewer)?;
+        env_view(
+            self.store
+                .find_environment(id)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("environment {id}")))?,
+        )
+    }
+
+    fn check_environment(env: &Environment) -> Result<String, ApiError> {
+        let mut fields = BTreeMap::new();
+        let targets: Vec<&str> = env.targets.iter().map(|t| t.name.as_str()).collect();
+        let backends: Vec<&str> = env.backends.iter().map(|b| b.name.as_str()).collect();
+        for (i, p) in env.pools.iter().enumerate() {
+            if !backends.contains(&p.router.as_str()) {
+                fields.insert(
+                    format!("pools[{i}].router"),
+                    format!(
+                        "no backend named '{}': add it to backends or use one of {}",
+                        p.router,
+                        backends.join(", ")
+                    ),
+                );
+            }
+            for (j, t) in p.targets.iter().enumerate() {
+                if !targets.contains(&t.as_str()) {
+                    fields.insert(
+                        format!("pools[{i}].targets[{j}]"),
+                        format!("no target named '{t}' in this environment"),
+                    );
+                }
+            }
+        }
+        if !fields.is_empty() {
+            let mut err = ApiError::new(
+                app::api::ErrorCode::Invalid,
+                "the environment refers to things it does not define",
+            );
+            err.fields = fields;
+            return Err(err);
+        }
+        serde_json::to_string(env).map_err(|_| ApiError::internal())
+    }
+
+    pub async fn create_environment(
+        &self,
+        actor: &Principal,
+        env: Environment,
+    ) -> Result<EnvironmentView, ApiError> {
+        require(actor, Role::Admin)?;
+        let spec = Self::check_environment(&env)?;
+        let audit = record(
+            actor,
+            "environment.create",
+            format!("environment:{}", env.name),
+            "success",
+            json!({}),
+        );
+        let row =
+            self.store.create_environment(env.name.as_str(), &spec, audit).await.map_err(|e| {
+                match e {
+                    StoreError::Conflict(m) => ApiError::field("name", m),
+                    other => other.into(),
+                }
+            })?;
+        env_view(row)
+    }
+
+    pub async fn update_environment(
+        &self,
+        actor: &Principal,
+        id: i64,
+        env: Environment,
+    ) -> Result<EnvironmentView, ApiError> {
+        require(actor, Role::Admin)?;
+        let current = self
+            .store
+            .find_environment(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("environment {id}")))?;
+        if current.name != env.name.as_str() {
+            return Err(ApiError::field(
+                "name",
+                format!("an environment cannot be renamed (it is '{}')", current.name),
+            ));
+        }
+        let spec = Self::check_environment(&env)?;
+        let audit = record(
+            actor,
+            "environment.update",
+            format!("environment:{}", env.name),
+            "success",
+            json!({}),
+        );
+        self.store.update_environment(id, &spec, audit).await?;
+        self.get_environment(actor, id).await
+    }
+
+    pub async fn delete_environment(&self, actor: &Principal, id: i64) -> Result<(), ApiError> {
+        require(actor, Role::Admin)?;
+        let current = self
+            .store
+            .find_environment(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("environment {id}")))?;
+        let audit = record(
+            actor,
+            "environment.delete",
+            format!("environment:{}", current.name),
+            "success",
+            json!({}),
+        );
+        Ok(self.store.delete_environment(id, &current.name, audit).await?)
+    }
+
+    async fn environment_named(&self, name: &str) -> Result<Environment, ApiError> {
+        let row = self.store.find_environment_by_name(name).await?.ok_or_else(|| {
+            ApiError::field(
+                "environment",
+                format!("no environment named '{name}': create it first or pick an existing one"),
+            )
+        })?;
+        Ok(env_view(row)?.spec)
+    }
+
+    // ---- campaigns ----------------------------------------------------------------------
+
+    /// Validates against the named environment and compiles the plan (the preview).
+    pub async fn preview(&self, actor: &Principal, spec: &CampaignSpec) -> Result<Plan, ApiError> {
+        require(actor, Role::Viewer)?;
+        let env = self.environment_named(&spec.environment).await?;
+        let valid = validate(spec, &env).map_err(|e| invalid(&e))?;
+        Ok(plan::compile(&valid))
+    }
+
+    pub async fn list(
+        &self,
+        actor: &Principal,
+        q: CampaignQuery,
+        page: u32,
+        per_page: u32,
+    ) -> Result<CampaignPage, ApiError> {
+        require(actor, Role::Viewer)?;
+        let per_page = per_page.clamp(1, 200);
+        let (rows, total) =
+            self.store.list_campaigns(&q, per_page, u64::from(page) * u64::from(per_page)).await?;
+        Ok(CampaignPage { campaigns: rows.iter().map(summary).collect(), total, page, per_page })
+    }
+
+    async fn row(&self, id: i64) -> Result<CampaignRow, ApiError> {
+        self.store
+            .find_campaign(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("campaign {id}")))
+    }
+
+    pub async fn get(&self, actor: &Principal, id: i64) -> Result<CampaignDetail, ApiError> {
+        require(actor, Role::Viewer)?;
+        let row = self.row(id).await?;
+        let spec: CampaignSpec =
+            serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
+        let (plan, plan_frozen) = match &row.plan {
+            Some(p) => (serde_json::from_str(p).ok(), true),
+            None => (self.preview(actor, &spec).await.ok(), false),
+        };
+        let step_runs = self
+            .store
+            .step_runs(id)
+            .await?
+            .into_iter()
+            .map(|r| StepRunView {
+                phase: r.phase,
+                index: r.step_index,
+                status: r.status,
+                started_at: r.started_at,
+                finished_at: r.finished_at,
+                attempts: r.attempts,
+                calls: serde_json::from_str(&r.calls).unwrap_or_default(),
+                verdict: r.verdict.as_deref().and_then(|v| serde_json::from_str(v).ok()),
+                log: r.log,
+            })
+            .collect();
+        Ok(CampaignDetail {
+            summary: summary(&row),
+            rollback_plan: row.rollback_plan.as_deref().and_then(|p| serde_json::from_str(p).ok()),
+            approvals: serde_json::from_str(&row.approvals).unwrap_or_default(),
+            allowed_commands: lifecycle::allowed_commands(state_of(&row))
+                .into_iter()
+                .filter(|c| {
+                    !matches!(
+                        c,
+                        Command::RequestApproval
+                            | Command::Complete
+                            | Command::Fail
+                            | Command::RollbackDone
+                    )
+                })
+                .collect(),
+            spec,
+            plan,
+            plan_frozen,
+            step_runs,
+        })
+    }
+
+    pub async fn create(
+        &self,
+        actor: &Principal,
+        spec: CampaignSpec,
+    ) -> Result<CampaignDetail, ApiError> {
+        require(actor, Role::Operator)?;
+        self.preview(actor, &spec).await?;
+        let json = serde_json::to_string(&spec).map_err(|_| ApiError::internal())?;
+        let strategy = strategy_name(&spec);
+        let audit = record(
+            actor,
+            "campaign.create",
+            "campaign:new",
+            "success",
+            json!({ "name": spec.name, "strategy": strategy }),
+        );
+        let row = self
+            .store
+            .create_campaign(
+                DraftFields {
+                    name: &spec.name,
+                    environment: &spec.environment,
+                    pool: &spec.pool,
+                    strategy: &strategy,
+                    spec: &json,
+                },
+                &actor.username,
+                audit,
+            )
+            .await?;
+        self.engine.announce(row.id);
+        self.get(actor, row.id).await
+    }
+
+    pub async fn update(
+        &self,
+        actor: &Principal,
+        id: i64,
+        spec: CampaignSpec,
+    ) -> Result<CampaignDetail, ApiError> {
+        require(actor, Role::Operator)?;
+        self.preview(actor, &spec).await?;
+        let json = serde_json::to_string(&spec).map_err(|_| ApiError::internal())?;
+        let strategy = strategy_name(&spec);
+        let audit = record(
+            actor,
+            "campaign.update",
+            format!("campaign:{id}"),
+            "success",
+            json!({ "name": spec.name }),
+        );
+        self.store
+            .update_draft(
+                id,
+                DraftFields {
+                    name: &spec.name,
+                    environment: &spec.environment,
+                    pool: &spec.pool,
+                    strategy: &strategy,
+                    spec: &json,
+                },
+                audit,
+            )
+            .await?;
+        self.engine.announce(id);
+        self.get(actor, id).await
+    }
+
+    pub async fn delete(&self, actor: &Principal, id: i64) -> Result<(), ApiError> {
+        require(actor, Role::Operator)?;
+        let audit =
+            record(actor, "campaign.delete", format!("campaign:{id}"), "success", json!({}));
+        Ok(self.store.delete_draft(id, audit).await?)
+    }
+
+    /// Validates again against the environment as it is now, freezes plan and environment,
+    /// and hands the campaign to the engine.
+    pub async fn start(&self, actor: &Principal, id: i64) -> Result<CampaignSummary, ApiError> {
+        require(actor, Role::Operator)?;
+        let row = self.row(id).await?;
+        transition(&row, Command::Start)?;
+        let spec: CampaignSpec =
+            serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
+        let env = self.environment_named(&spec.environment).await?;
+        let valid = validate(&spec, &env).map_err(|e| invalid(&e))?;
+        let plan = plan::compile(&valid);
+        let patch = CampaignPatch {
+            status: Some("running".into()),
+            plan: Some(serde_json::to_string(&plan).map_err(|_| ApiError::internal())?),
+            env_snapshot: Some(serde_json::to_string(&env).map_err(|_| ApiError::internal())?),
+            step_index: Some(0),
+            step_started_at: Some(None),
+            started_at: Some(now_ts()),
+            last_error: Some(None),
+            ..Default::default()
+        };
+        let audit = record(
+            actor,
+            "campaign.start",
+            format!("campaign:{id}"),
+            "success",
+            json!({ "steps": plan.steps.len() }),
+        );
+        self.store
+            .patch_campaign(id, &["draft", "scheduled"], patch, Some(audit), Some(("started", json!({ "by": actor.username, "steps": plan.steps.len() }))))
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(m) if m.contains("already active") => {
+                    ApiError::conflict(format!("pool '{}' in '{}' already has an active campaign; wait for it or abort it first", row.pool, row.environment))
+                }
+                other => other.into(),
+            })?;
+        self.engine.wake(id);
+        Ok(summary(&self.row(id).await?))
+    }
+
+    async fn command(
+        &self,
+        actor: &Principal,
+        id: i64,
+        command: Command,
+        expect: &[&str],
+        patch: CampaignPatch,
+        details: serde_json::Value,
+    ) -> Result<CampaignSummary, ApiError> {
+        let action = format!(
+            "campaign.{}",
+            serde_json::to_value(command)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        );
+        let audit = record(actor, &action, format!("campaign:{id}"), "success", details.clone());
+        let kind = action.trim_start_matches("campaign.").to_string();
+        let mut data = details;
+        if let Some(obj) = data.as_object_mut() {
+            obj.insert("by".into(), json!(actor.username));
+        }
+        self.store.patch_campaign(id, expect, patch, Some(audit), Some((&kind, data))).await?;
+        self.engine.wake(id);
+        Ok(summary(&self.row(id).await?))
+    }
+
+    fn current_step_kind(row: &CampaignRow) -> Option<StepKind> {
+        let plan: Plan = serde_json::from_str(row.plan.as_deref()?).ok()?;
+        plan.steps.get(usize::try_from(row.step_index).ok()?).map(|s| s.kind)
+    }
+
+    pub async fn pause(&self, actor: &Principal, id: i64) -> Result<CampaignSummary, ApiError> {
+        require(actor, Role::Operator)?;
+        let row = self.row(id).await?;
+        transition(&row, Command::Pause)?;
+        self.command(
+            actor,
+            id,
+            Command::Pause,
+            &["running"],
+            CampaignPatch { status: Some("paused".into()), ..Default::default() },
+            json!({}),
+        )
+        .await
+    }
+
+    /// Resumes; past a planned pause it moves on, after an error it retries the failed step.
+    pub async fn resume(&self, actor: &Principal, id: i64) -> Result<CampaignSummary, ApiError> {
+        require(actor, Role::Operator)?;
+        let row = self.row(id).await?;
+        transition(&row, Command::Resume)?;
+        let mut patch = CampaignPatch {
+            status: Some("running".into()),
+            last_error: Some(None),
+            ..Default::default()
+        };
+        if row.last_error.is_none() && Self::current_step_kind(&row) == Some(StepKind::Pause) {
+            patch.step_index = Some(row.step_index + 1);
+            patch.step_started_at = Some(None);
+        }
+        self.command(actor, id, Command::Resume, &["paused"], patch, json!({})).await
+    }
+
+    pub async fn approve(&self, actor: &Principal, id: i64) -> Result<CampaignSummary, ApiError> {
+        require(actor, Role::Approver)?;
+        let row = self.row(id).await?;
+        transition(&row, Command::Approve)?;
+        let spec: CampaignSpec =
+            serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
+        lifecycle::can_approve(&row.created_by, &actor.username, actor.role, &spec.approvals)
+            .map_err(|e| ApiError::new(app::api::ErrorCode::Forbidden, e.to_string()))?;
+        let mut approvals: Vec<String> = serde_json::from_str(&row.approvals).unwrap_or_default();
+        if approvals.iter().any(|a| a.eq_ignore_ascii_case(&actor.username)) {
+            return Err(ApiError::conflict(format!(
+                "{} has already approved this step",
+                actor.username
+            )));
+        }
+        approvals.push(actor.username.clone());
+        let required = usize::from(spec.approvals.required.max(1));
+        let mut patch =
+            CampaignPatch { approvals: Some(json!(approvals).to_string()), ..Default::default() };
+        if approvals.len() >= required {
+            patch.status = Some("running".into());
+            patch.step_index = Some(row.step_index + 1);
+            patch.step_started_at = Some(None);
+            patch.approvals = Some("[]".into());
+        }
+        self.command(
+            actor,
+            id,
+            Command::Approve,
+            &["awaiting_approval"],
+            patch,
+            json!({ "approvals": approvals.len(), "required": required }),
+        )
+        .await
+    }
+
+    pub async fn reject(
+        &self,
+        actor: &Principal,
+        id: i64,
+        reason: &str,
+    ) -> Result<CampaignSummary, ApiError> {
+        require(actor, Role::Approver)?;
+        let reason = required_reason(reason)?;
+        let row = self.row(id).await?;
+        transition(&row, Command::Reject)?;
+        let patch = CampaignPatch {
+            status: Some("aborting".into()),
+            abort_reason: Some(format!("rejected by {}: {reason}", actor.username)),
+            abort_requested_at: Some(now_ts()),
+            ..Default::default()
+        };
+        self.command(
+            actor,
+            id,
+            Command::Reject,
+            &["awaiting_approval"],
+            patch,
+            json!({ "reason": reason }),
+        )
+        .await
+    }
+
+    /// Cuts a bake, a planned pause or a drain wait short. Acting steps and gates cannot be skipped.
+    pub async fn skip(
+        &self,
+        actor: &Principal,
+        id: i64,
+        reason: &str,
+    ) -> Result<CampaignSummary, ApiError> {
+        require(actor, Role::Operator)?;
+        let reason = required_reason(reason)?;
+        let row = self.row(id).await?;
+        transition(&row, Command::Skip)?;
+        match Self::current_step_kind(&row) {
+            Some(StepKind::Bake | StepKind::Pause | StepKind::WaitDrained) => {}
+            Some(k) => {
+                return Err(ApiError::conflict(format!(
+                    "the current step is a {} step, which cannot be skipped; only bakes, pauses and drain waits can",
+                    k.label()
+                )));
+            }
+            None => return Err(ApiError::conflict("there is no current step to skip")),
+        }
+        let patch = CampaignPatch {
+            status: Some("running".into()),
+            step_index: Some(row.step_index + 1),
+            step_started_at: Some(None),
+            last_error: Some(None),
+            ..Default::default()
+        };
+        self.store
+            .record_step_run(
+                id,
+                "forward",
+                row.step_index,
+                "skipped",
+                0,
+                "[]",
+                None,
+                Some(&format!("skipped by {}: {reason}", actor.username)),
+            )
+            .await?;
+        self.command(
+            actor,
+            id,
+            Command::Skip,
+            &["running", "paused"],
+            patch,
+            json!({ "step": row.step_index, "reason": reason }),
+        )
+        .await
+    }
+
+    /// Stops now and rolls back until all traffic is on the from-release.
+    pub async fn abort(
+        &self,
+        actor: &Principal,
+        id: i64,
+        reason: &str,
+    ) -> Result<CampaignSummary, ApiError> {
+        require(actor, Role::Operator)?;
+        let reason = required_reason(reason)?;
+        let row = self.row(id).await?;
+        let next = transition(&row, Command::Abort)?;
+        let patch = if next == CampaignState::Draft {
+            CampaignPatch { status: Some("draft".into()), ..Default::default() }
+        } else {
+            CampaignPatch {
+                status: Some("aborting".into()),
+                abort_reason: Some(reason.to_string()),
+                abort_requested_at: Some(now_ts()),
+                ..Default::default()
+            }
+        };
+        self.command(
+            actor,
+            id,
+            Command::Abort,
+            &["scheduled", "running", "paused", "awaiting_approval", "failed"],
+            patch,
+            json!({ "reason": reason }),
+        )
+        .await
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+fn required_reason(reason: &str) -> Result<&str, ApiError> {
+    let r = reason.trim();
+    if r.is_empty() {
+        return Err(ApiError::field(
+            "reason",
+            "say why, in a few words; the reason goes into the audit trail",
+        ));
+    }
+    if r.chars().count() > 500 {
+        return Err(ApiError::field("reason", "keep the reason under 500 characters"));
+    }
+    Ok(r)
+}

@@ -1,0 +1,175 @@
+//! The command line's REST client: `apply`, `plan` and `campaign start|abort` talk to a running
+//! server with an API token, exactly as CI pipelines would.
+
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use app::domain::plan::Plan;
+use serde_json::Value;
+
+pub struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+/// Reads a campaign spec or an environment from TOML (`.toml`) or YAML (`.yaml`, `.yml`).
+pub fn read_spec_file(path: &Path) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+    match ext.as_str() {
+        "toml" => toml::from_str::<Value>(&text)
+            .with_context(|| format!("{} is not valid TOML", path.display())),
+        "yaml" | "yml" => serde_yaml::from_str::<Value>(&text)
+            .with_context(|| format!("{} is not valid YAML", path.display())),
+        "json" => serde_json::from_str::<Value>(&text)
+            .with_context(|| format!("{} is not valid JSON", path.display())),
+        _ => bail!("{}: use a .toml, .yaml or .json file", path.display()),
+    }
+}
+
+/// An environment has pools; everything else is a campaign spec.
+pub fn is_environment(v: &Value) -> bool {
+    v.get("pools").is_some() && v.get("strategy").is_none()
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<&str>) -> anyhow::Result<Self> {
+        let token = token
+            .filter(|t| !t.trim().is_empty())
+            .context("no API token: pass --token or set SWITCHYARD_TOKEN (create one with `switchyard token create NAME`)")?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.trim().to_string(),
+            http: reqwest::Client::new(),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let mut req =
+            self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let res = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach Switchyard at {}", self.base))?;
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(value);
+        }
+        let err = &value["error"];
+        let mut msg =
+            format!("{} ({})", err["message"].as_str().unwrap_or(text.as_str()), status.as_u16());
+        if let Some(fields) = err["fields"].as_object() {
+            for (field, m) in fields {
+                msg.push_str(&format!("\n  {field}: {}", m.as_str().unwrap_or_default()));
+            }
+        }
+        bail!(msg)
+    }
+
+    /// Creates the draft or environment, or updates the one with the same name.
+    pub async fn apply(&self, spec: &Value) -> anyhow::Result<String> {
+        let name = spec["name"].as_str().context("the file has no `name`")?.to_string();
+        if is_environment(spec) {
+            let list = self.call(reqwest::Method::GET, "/api/v1/environments", None).await?;
+            let existing = list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|e| e["name"] == name.as_str())
+                .and_then(|e| e["id"].as_i64());
+            return Ok(match existing {
+                Some(id) => {
+                    self.call(
+                        reqwest::Method::PUT,
+                        &format!("/api/v1/environments/{id}"),
+                        Some(spec),
+                    )
+                    .await?;
+                    format!("updated environment #{id} '{name}'")
+                }
+                None => {
+                    let e = self
+                        .call(reqwest::Method::POST, "/api/v1/environments", Some(spec))
+                        .await?;
+                    format!("created environment #{} '{name}'", e["id"])
+                }
+            });
+        }
+        let path = format!(
+            "/api/v1/campaigns?status=draft&per_page=200&q={}",
+            app::domain::audit::encode_component(&name)
+        );
+        let list = self.call(reqwest::Method::GET, &path, None).await?;
+        let existing = list["campaigns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"] == name.as_str())
+            .and_then(|c| c["id"].as_i64());
+        let (verb, detail) = match existing {
+            Some(id) => (
+                "updated",
+                self.call(reqwest::Method::PUT, &format!("/api/v1/campaigns/{id}"), Some(spec))
+                    .await?,
+            ),
+            None => (
+                "created",
+                self.call(reqwest::Method::POST, "/api/v1/campaigns", Some(spec)).await?,
+            ),
+        };
+        let steps = detail["plan"]["steps"].as_array().map(Vec::len).unwrap_or(0);
+        Ok(format!("{verb} draft campaign #{} '{name}' ({steps} steps)", detail["summary"]["id"]))
+    }
+
+    pub async fn plan(&self, spec: &Value) -> anyhow::Result<Plan> {
+        let v = self.call(reqwest::Method::POST, "/api/v1/plan", Some(spec)).await?;
+        serde_json::from_value(v).context("the server's plan could not be read")
+    }
+
+    pub async fn command(
+        &self,
+        id: i64,
+        command: &str,
+        reason: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        let body = reason.map(|r| serde_json::json!({ "reason": r }));
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/v1/campaigns/{id}/{command}"),
+            body.as_ref(),
+        )
+        .await
+    }
+}
+
+/// The plan as text: a headline, then one numbered line per step with its calls.
+pub fn render_plan(plan: &Plan) -> String {
+    let mut out = format!("{}\n", plan.summary.headline);
+    for note in &plan.summary.notes {
+        out.push_str(&format!("  note: {note}\n"));
+    }
+    for step in &plan.steps {
+        out.push_str(&format!(
+            "{:>3}. [{}] {}\n",
+            step.index + 1,
+            step.kind.label(),
+            step.description
+        ));
+        for call in &step.calls {
+            out.push_str(&format!("       {call}\n"));
+        }
+    }
+    out
+}

@@ -1,0 +1,746 @@
+//! One campaign's reconciler: `run` loops over `pass`, which decides and does the next thing
+//! from the persisted state alone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::domain::campaign::{CampaignSpec, RollbackMode};
+use app::domain::environment::Environment;
+use app::domain::gate::{Outcome, Sample, Verdict, judge};
+use app::domain::lifecycle::CampaignState;
+use app::domain::plan::{BackendCall, HealthCall, Plan, Step, StepKind};
+use app::domain::{rollback, validate};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tokio::sync::Notify;
+
+use super::Engine;
+use super::calls::{Adapters, CallRecord, apply, with_retry};
+use crate::adapters::AdapterError;
+use crate::store::{AuditRecord, CampaignPatch, CampaignRow, StoreError, now_ts};
+
+/// What the reconciler does after a pass.
+enum Next {
+    /// Look again at once.
+    Again,
+    /// Look again after this long, or when woken.
+    Sleep(Duration),
+    /// Nothing to do until a person acts (woken by the command).
+    Idle,
+    /// The campaign needs no reconciler any more.
+    Done,
+}
+
+pub async fn run(engine: Engine, id: i64, wake: Arc<Notify>) {
+    loop {
+        let next = match pass(&engine, id).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(campaign_id = id, error = %e, "reconcile pass failed; retrying");
+                Next::Sleep(Duration::from_secs(1))
+            }
+        };
+        match next {
+            Next::Again => {}
+            Next::Sleep(d) => {
+                tokio::select! {
+                    () = tokio::time::sleep(d) => {}
+                    () = wake.notified() => {}
+                }
+            }
+            Next::Idle => wake.notified().await,
+            Next::Done => return,
+        }
+    }
+}
+
+/// A campaign as the engine needs it.
+struct Loaded {
+    row: CampaignRow,
+    state: CampaignState,
+    spec: CampaignSpec,
+    plan: Plan,
+    env: Environment,
+}
+
+fn parse_state(s: &str) -> Result<CampaignState, StoreError> {
+    serde_json::from_value(json!(s))
+        .map_err(|_| StoreError::Conflict(format!("unknown campaign status '{s}'")))
+}
+
+fn engine_audit(id: i64, action: &str, outcome: &str, details: serde_json::Value) -> AuditRecord {
+    AuditRecord {
+        actor: "engine".into(),
+        role: "system".into(),
+        source_ip: "local".into(),
+        action: action.into(),
+        object: format!("campaign:{id}"),
+        outcome: outcome.into(),
+        details,
+    }
+}
+
+fn since(ts: &Option<String>, now: DateTime<Utc>) -> Duration {
+    ts.as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| (now - t.with_timezone(&Utc)).to_std().unwrap_or_default())
+        .unwrap_or_default()
+}
+
+async fn load(engine: &Engine, id: i64) -> Result<Option<Loaded>, StoreError> {
+    let Some(row) = engine.store().find_campaign(id).await? else { return Ok(None) };
+    let state = parse_state(&row.status)?;
+    if !state.is_active() {
+        return Ok(None);
+    }
+    let bad = |what: &str, e: serde_json::Error| {
+        StoreError::Conflict(format!("campaign {id}: stored {what} is unreadable: {e}"))
+    };
+    let spec: CampaignSpec = serde_json::from_str(&row.spec).map_err(|e| bad("spec", e))?;
+    let plan: Plan =
+        serde_json::from_str(row.plan.as_deref().unwrap_or("null")).map_err(|e| bad("plan", e))?;
+    let env: Environment = serde_json::from_str(row.env_snapshot.as_deref().unwrap_or("null"))
+        .map_err(|e| bad("environment", e))?;
+    Ok(Some(Loaded { row, state, spec, plan, env }))
+}
+
+async fn pass(engine: &Engine, id: i64) -> Result<Next, StoreError> {
+    let Some(c) = load(engine, id).await? else { return Ok(Next::Done) };
+    match c.state {
+        CampaignState::Running => forward(engine, &c).await,
+        CampaignState::Aborting => roll_back(engine, &c).await,
+        CampaignState::Paused | CampaignState::AwaitingApproval => Ok(Next::Idle),
+        _ => Ok(Next::Done),
+    }
+}
+
+// ---- forward --------------------------------------------------------------------------------
+
+async fn forward(engine: &Engine, c: &Loaded) -> Result<Next, StoreError> {
+    let store = engine.store();
+    let id = c.row.id;
+    let idx = usize::try_from(c.row.step_index).unwrap_or(usize::MAX);
+    let Some(step) = c.plan.steps.get(idx) else {
+        store
+            .patch_campaign(
+                id,
+                &["running"],
+                CampaignPatch {
+                    status: Some("succeeded".into()),
+                    finished_at: Some(now_ts()),
+                    ..Default::default()
+                },
+                Some(engine_audit(
+                    id,
+                    "campaign.complete",
+                    "success",
+                    json!({ "steps": c.plan.steps.len() }),
+                )),
+                Some(("completed", json!({ "status": "succeeded" }))),
+            )
+            .await?;
+        engine.announce(id);
+        return Ok(Next::Done);
+    };
+    if c.row.step_started_at.is_none() {
+        store
+            .patch_campaign(
+                id,
+                &["running"],
+                CampaignPatch { step_started_at: Some(Some(now_ts())), ..Default::default() },
+                None,
+                Some((
+                    "step_started",
+                    json!({ "index": idx, "kind": step.kind, "description": step.description }),
+                )),
+            )
+            .await?;
+        store
+            .record_step_run(
+                id,
+                "forward",
+                c.row.step_index,
+                "running",
+                0,
+                "[]",
+                None,
+                Some("started"),
+            )
+            .await?;
+        engine.announce(id);
+        return Ok(Next::Again);
+    }
+    let now = Utc::now();
+    let elapsed = since(&c.row.step_started_at, now);
+    let adapters = Adapters { env: &c.env, factory: &*engine.inner.adapters };
+    match step.kind {
+        StepKind::Bake => {
+            let want = Duration::from_secs(step.expected_secs);
+            if elapsed < want {
+                return Ok(Next::Sleep(want - elapsed));
+            }
+            advance(engine, c, idx, "done", &[], Some("bake time over")).await
+        }
+        StepKind::Pause => {
+            store
+                .patch_campaign(
+                    id,
+                    &["running"],
+                    CampaignPatch { status: Some("paused".into()), ..Default::default() },
+                    Some(engine_audit(
+                        id,
+                        "campaign.pause",
+                        "success",
+                        json!({ "step": idx, "why": "planned pause" }),
+                    )),
+                    Some((
+                        "paused",
+                        json!({ "index": idx, "reason": "planned pause: resume to continue" }),
+                    )),
+                )
+                .await?;
+            engine.announce(id);
+            Ok(Next::Idle)
+        }
+        StepKind::Approval => {
+            store
+                .patch_campaign(
+                    id,
+                    &["running"],
+                    CampaignPatch {
+                        status: Some("awaiting_approval".into()),
+                        approvals: Some("[]".into()),
+                        ..Default::default()
+                    },
+                    Some(engine_audit(
+                        id,
+                        "campaign.request_approval",
+                        "success",
+                        json!({ "step": idx }),
+                    )),
+                    Some((
+                        "awaiting_approval",
+                        json!({ "index": idx, "required": c.spec.approvals.required }),
+                    )),
+                )
+                .await?;
+            engine.announce(id);
+            Ok(Next::Idle)
+        }
+        StepKind::Gate => gate(engine, c, idx, step, &adapters, now).await,
+        StepKind::WaitHealthy => {
+            let mut records = Vec::new();
+            let mut unhealthy = Vec::new();
+            for call in &step.calls {
+                match apply(&adapters, call).await {
+                    Ok(readback) => records.push(CallRecord {
+                        call: call.to_string(),
+                        ok: true,
+                        attempts: 1,
+                        readback,
+                    }),
+                    Err(e) => {
+                        unhealthy.push(e.to_string());
+                        records.push(CallRecord {
+                            call: call.to_string(),
+                            ok: false,
+                            attempts: 1,
+                            readback: e.to_string(),
+                        });
+                    }
+                }
+            }
+            if unhealthy.is_empty() {
+                return advance(engine, c, idx, "done", &records, Some("all targets healthy"))
+                    .await;
+            }
+            let timeout = Duration::from_secs(step.timeout_secs.unwrap_or(300));
+            if elapsed >= timeout {
+                let msg =
+                    format!("not healthy after {}s: {}", timeout.as_secs(), unhealthy.join("; "));
+                return pause_with_error(engine, c, idx, &records, &msg).await;
+            }
+            let calls = serde_json::to_string(&records).unwrap_or_default();
+            store
+                .record_step_run(id, "forward", c.row.step_index, "running", 0, &calls, None, None)
+                .await?;
+            Ok(Next::Sleep(engine.inner.config.tick))
+        }
+        _ => {
+            // An acting step: every call, in order, retried when transient, within the step's timeout.
+            let timeout = Duration::from_secs(step.timeout_secs.unwrap_or(600));
+            let result =
+                tokio::time::timeout(timeout, run_calls(engine, &adapters, &step.calls)).await;
+            let (records, error) = match result {
+                Ok(r) => r,
+                Err(_) => (
+                    Vec::new(),
+                    Some(AdapterError::Transient(format!(
+                        "step timed out after {}s",
+                        timeout.as_secs()
+                    ))),
+                ),
+            };
+            match error {
+                None => {
+                    let skipped = step.kind == StepKind::Notify;
+                    advance(
+                        engine,
+                        c,
+                        idx,
+                        if skipped { "skipped" } else { "done" },
+                        &records,
+                        None,
+                    )
+                    .await
+                }
+                Some(e) => pause_with_error(engine, c, idx, &records, &e.to_string()).await,
+            }
+        }
+    }
+}
+
+async fn run_calls(
+    engine: &Engine,
+    adapters: &Adapters<'_>,
+    calls: &[BackendCall],
+) -> (Vec<CallRecord>, Option<AdapterError>) {
+    let mut records = Vec::new();
+    for call in calls {
+        let (result, attempts) = with_retry(&engine.inner.config, || apply(adapters, call)).await;
+        match result {
+            Ok(readback) => {
+                records.push(CallRecord { call: call.to_string(), ok: true, attempts, readback })
+            }
+            Err(e) => {
+                records.push(CallRecord {
+                    call: call.to_string(),
+                    ok: false,
+                    attempts,
+                    readback: e.to_string(),
+                });
+                return (records, Some(e));
+            }
+        }
+    }
+    (records, None)
+}
+
+async fn advance(
+    engine: &Engine,
+    c: &Loaded,
+    idx: usize,
+    status: &str,
+    records: &[CallRecord],
+    note: Option<&str>,
+) -> Result<Next, StoreError> {
+    let id = c.row.id;
+    let attempts = records.iter().map(|r| i64::from(r.attempts)).max().unwrap_or(0);
+    let calls = serde_json::to_string(records).unwrap_or_default();
+    engine
+        .store()
+        .record_step_run(id, "forward", c.row.step_index, status, attempts, &calls, None, note)
+        .await?;
+    engine
+        .store()
+        .patch_campaign(
+            id,
+            &["running"],
+            CampaignPatch {
+                step_index: Some(c.row.step_index + 1),
+                step_started_at: Some(None),
+                last_error: Some(None),
+                ..Default::default()
+            },
+            None,
+            Some(("step_done", json!({ "index": idx, "status": status, "calls": records }))),
+        )
+        .await?;
+    engine.announce(id);
+    Ok(Next::Again)
+}
+
+async fn pause_with_error(
+    engine: &Engine,
+    c: &Loaded,
+    idx: usize,
+    records: &[CallRecord],
+    msg: &str,
+) -> Result<Next, StoreError> {
+    let id = c.row.id;
+    let calls = serde_json::to_string(records).unwrap_or_default();
+    let attempts = records.iter().map(|r| i64::from(r.attempts)).max().unwrap_or(0);
+    engine
+        .store()
+        .record_step_run(
+            id,
+            "forward",
+            c.row.step_index,
+            "failed",
+            attempts,
+            &calls,
+            None,
+            Some(msg),
+        )
+        .await?;
+    let message = format!("step {} ({}) failed: {msg}", idx + 1, c.plan.steps[idx].kind.label());
+    engine
+        .store()
+        .patch_campaign(
+            id,
+            &["running"],
+            CampaignPatch {
+                status: Some("paused".into()),
+                last_error: Some(Some(message.clone())),
+                ..Default::default()
+            },
+            Some(engine_audit(
+                id,
+                "campaign.pause",
+                "failure",
+                json!({ "step": idx, "error": message }),
+            )),
+            Some(("error", json!({ "index": idx, "message": message, "calls": records }))),
+        )
+        .await?;
+    engine.announce(id);
+    Ok(Next::Idle)
+}
+
+async fn gate(
+    engine: &Engine,
+    c: &Loaded,
+    idx: usize,
+    step: &Step,
+    adapters: &Adapters<'_>,
+    now: DateTime<Utc>,
+) -> Result<Next, StoreError> {
+    let store = engine.store();
+    let id = c.row.id;
+    let started = c
+        .row
+        .step_started_at
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(now);
+    // Samples gathered so far live in the step run, so a restart keeps them.
+    let mut samples: Vec<Sample> = store
+        .step_runs(id)
+        .await?
+        .into_iter()
+        .find(|r| r.phase == "forward" && r.step_index == c.row.step_index)
+        .and_then(|r| serde_json::from_str(&r.calls).ok())
+        .unwrap_or_default();
+    let targets: Vec<String> = step
+        .calls
+        .iter()
+        .filter_map(|call| match call {
+            BackendCall::Health { call: HealthCall::Probe { target }, .. } => {
+                Some(target.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    let health_backend = step.calls.iter().find_map(|call| match call {
+        BackendCall::Health { backend, .. } => Some(backend.to_string()),
+        _ => None,
+    });
+    if let Some(backend) = health_backend {
+        let sampled = async {
+            let h = adapters.health(&backend)?;
+            let mut pairs = Vec::new();
+            for t in &targets {
+                pairs.push((t.clone(), adapters.health_url(t).await?));
+            }
+            h.sample(c.spec.pool.as_str(), &pairs).await
+        };
+        match sampled.await {
+            Ok(s) => samples.push(s),
+            Err(e) => {
+                tracing::warn!(campaign_id = id, error = %e, "gate sample failed; counts as no data")
+            }
+        }
+    }
+    let gates =
+        if c.spec.gates.is_empty() { vec![Default::default()] } else { c.spec.gates.clone() };
+    let verdicts: Vec<Verdict> = gates.iter().map(|g| judge(g, &samples, started, now)).collect();
+    let outcome = if verdicts.iter().any(|v| v.outcome == Outcome::Fail) {
+        Outcome::Fail
+    } else if verdicts.iter().all(|v| v.outcome == Outcome::Pass) {
+        Outcome::Pass
+    } else {
+        Outcome::Wait
+    };
+    let verdict_json = serde_json::to_string(&verdicts).unwrap_or_default();
+    let samples_json = serde_json::to_string(&samples).unwrap_or_default();
+    let reason = verdicts.iter().map(|v| v.reason.clone()).collect::<Vec<_>>().join("; ");
+    match outcome {
+        Outcome::Wait => {
+            store
+                .record_step_run(
+                    id,
+                    "forward",
+                    c.row.step_index,
+                    "running",
+                    0,
+                    &samples_json,
+                    Some(&verdict_json),
+                    None,
+                )
+                .await?;
+            store
+                .append_event(
+                    id,
+                    "gate",
+                    &json!({ "index": idx, "outcome": "wait", "verdicts": verdicts }),
+                )
+                .await?;
+            engine.announce(id);
+            Ok(Next::Sleep(engine.inner.config.tick))
+        }
+        Outcome::Pass => {
+            store
+                .record_step_run(
+                    id,
+                    "forward",
+                    c.row.step_index,
+                    "done",
+                    0,
+                    &samples_json,
+                    Some(&verdict_json),
+                    Some(&format!("gate passed: {reason}")),
+                )
+                .await?;
+            store
+                .patch_campaign(
+                    id,
+                    &["running"],
+                    CampaignPatch { step_index: Some(c.row.step_index + 1), step_started_at: Some(None), ..Default::default() },
+                    None,
+                    Some(("step_done", json!({ "index": idx, "status": "done", "gate": "pass", "verdicts": verdicts }))),
+                )
+                .await?;
+            engine.announce(id);
+            Ok(Next::Again)
+        }
+        Outcome::Fail => {
+            store
+                .record_step_run(
+                    id,
+                    "forward",
+                    c.row.step_index,
+                    "failed",
+                    0,
+                    &samples_json,
+                    Some(&verdict_json),
+                    Some(&format!("gate failed: {reason}")),
+                )
+                .await?;
+            let message = format!("gate failed at step {}: {reason}", idx + 1);
+            if c.spec.rollback.mode == RollbackMode::Automatic {
+                store
+                    .patch_campaign(
+                        id,
+                        &["running"],
+                        CampaignPatch {
+                            status: Some("aborting".into()),
+                            abort_reason: Some(message.clone()),
+                            abort_requested_at: Some(now_ts()),
+                            last_error: Some(Some(message.clone())),
+                            ..Default::default()
+                        },
+                        Some(engine_audit(
+                            id,
+                            "campaign.abort",
+                            "success",
+                            json!({ "reason": message, "automatic": true }),
+                        )),
+                        Some((
+                            "aborting",
+                            json!({ "reason": message, "automatic": true, "verdicts": verdicts }),
+                        )),
+                    )
+                    .await?;
+                engine.announce(id);
+                Ok(Next::Again)
+            } else {
+                pause_with_error(engine, c, idx, &[], &message).await
+            }
+        }
+    }
+}
+
+// ---- rollback -------------------------------------------------------------------------------
+
+async fn roll_back(engine: &Engine, c: &Loaded) -> Result<Next, StoreError> {
+    let store = engine.store();
+    let id = c.row.id;
+    let steps: Vec<Step> = match &c.row.rollback_plan {
+        Some(json) => serde_json::from_str(json).map_err(|e| {
+            StoreError::Conflict(format!("campaign {id}: stored rollback plan unreadable: {e}"))
+        })?,
+        None => {
+            let valid = validate::validate(&c.spec, &c.env).map_err(|e| {
+                StoreError::Conflict(format!(
+                    "campaign {id}: the frozen spec no longer validates: {:?}",
+                    e.0.first().map(|f| &f.message)
+                ))
+            })?;
+            // The current step may be half applied; counting it as reached is safe.
+            let reached = usize::try_from(c.row.step_index).unwrap_or(0).saturating_add(1);
+            let steps = rollback::rollback_plan(&c.plan, &valid, reached);
+            store
+                .patch_campaign(
+                    id,
+                    &["aborting"],
+                    CampaignPatch {
+                        rollback_plan: Some(serde_json::to_string(&steps).unwrap_or_default()),
+                        rollback_index: Some(0),
+                        ..Default::default()
+                    },
+                    None,
+                    Some(("rollback_planned", json!({ "steps": steps }))),
+                )
+                .await?;
+            engine.announce(id);
+            return Ok(Next::Again);
+        }
+    };
+    let idx = usize::try_from(c.row.rollback_index).unwrap_or(usize::MAX);
+    let Some(step) = steps.get(idx) else {
+        let secs = since(&c.row.abort_requested_at, Utc::now()).as_secs_f64();
+        store
+            .patch_campaign(
+                id,
+                &["aborting"],
+                CampaignPatch {
+                    status: Some("rolled_back".into()),
+                    rollback_secs: Some(secs),
+                    finished_at: Some(now_ts()),
+                    ..Default::default()
+                },
+                Some(engine_audit(
+                    id,
+                    "campaign.rolled_back",
+                    "success",
+                    json!({ "seconds": secs }),
+                )),
+                Some(("rolled_back", json!({ "seconds": secs, "release": c.spec.from_release }))),
+            )
+            .await?;
+        engine.announce(id);
+        return Ok(Next::Done);
+    };
+    let adapters = Adapters { env: &c.env, factory: &*engine.inner.adapters };
+    let (records, error) = match step.kind {
+        // Rolling back never waits for time or people.
+        StepKind::Bake | StepKind::Gate | StepKind::Approval | StepKind::Pause => {
+            (Vec::new(), None)
+        }
+        StepKind::WaitHealthy => {
+            let deadline =
+                tokio::time::Instant::now() + Duration::from_secs(step.timeout_secs.unwrap_or(300));
+            loop {
+                let (records, error) = run_calls(engine, &adapters, &step.calls).await;
+                if error.is_none() || tokio::time::Instant::now() >= deadline {
+                    break (records, error);
+                }
+                tokio::time::sleep(engine.inner.config.tick).await;
+            }
+        }
+        _ => run_calls(engine, &adapters, &step.calls).await,
+    };
+    let calls = serde_json::to_string(&records).unwrap_or_default();
+    let attempts = records.iter().map(|r| i64::from(r.attempts)).max().unwrap_or(0);
+    match error {
+        None => {
+            store
+                .record_step_run(
+                    id,
+                    "rollback",
+                    c.row.rollback_index,
+                    "done",
+                    attempts,
+                    &calls,
+                    None,
+                    None,
+                )
+                .await?;
+            store
+                .patch_campaign(
+                    id,
+                    &["aborting"],
+                    CampaignPatch {
+                        rollback_index: Some(c.row.rollback_index + 1),
+                        ..Default::default()
+                    },
+                    None,
+                    Some((
+                        "rollback_step_done",
+                        json!({ "index": idx, "description": step.description, "calls": records }),
+                    )),
+                )
+                .await?;
+            engine.announce(id);
+            Ok(Next::Again)
+        }
+        Some(e) if e.is_transient() => {
+            // Rolling back must finish: keep trying, and say so.
+            store
+                .record_step_run(
+                    id,
+                    "rollback",
+                    c.row.rollback_index,
+                    "running",
+                    attempts,
+                    &calls,
+                    None,
+                    Some(&e.to_string()),
+                )
+                .await?;
+            store
+                .append_event(
+                    id,
+                    "error",
+                    &json!({ "rollback_index": idx, "message": e.to_string(), "retrying": true }),
+                )
+                .await?;
+            engine.announce(id);
+            Ok(Next::Sleep(engine.inner.config.retry_max))
+        }
+        Some(e) => {
+            let message = format!(
+                "rollback step {} failed: {e}; fix the backend, then abort again to resume the rollback",
+                idx + 1
+            );
+            store
+                .record_step_run(
+                    id,
+                    "rollback",
+                    c.row.rollback_index,
+                    "failed",
+                    attempts,
+                    &calls,
+                    None,
+                    Some(&e.to_string()),
+                )
+                .await?;
+            store
+                .patch_campaign(
+                    id,
+                    &["aborting"],
+                    CampaignPatch {
+                        status: Some("failed".into()),
+                        last_error: Some(Some(message.clone())),
+                        ..Default::default()
+                    },
+                    Some(engine_audit(id, "campaign.fail", "failure", json!({ "error": message }))),
+                    Some(("failed", json!({ "message": message }))),
+                )
+                .await?;
+            engine.announce(id);
+            Ok(Next::Done)
+        }
+    }
+}

@@ -1,0 +1,556 @@
+//! The engine against in-memory fakes and a real SQLite store: full runs of each strategy,
+//! pause and resume, approvals, abort during every kind of step, gates, errors and crashes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::domain::auth::{AuthVia, Principal, Role};
+use app::domain::campaign::CampaignSpec;
+use app::domain::environment::Environment;
+use app::domain::gate::Sample;
+use app::domain::plan::{Plan, StepKind};
+use serde_json::{Value, json};
+
+use super::{Engine, EngineConfig};
+use crate::adapters::AdapterError;
+use crate::adapters::fake::{Fake, World};
+use crate::audit::system_record;
+use crate::campaigns::CampaignService;
+use crate::store::Store;
+
+const V1: &str = "v1.0.0";
+const V2: &str = "v2.0.0";
+
+fn who(name: &str, role: Role) -> Principal {
+    Principal {
+        user_id: 1,
+        username: name.into(),
+        role,
+        via: AuthVia::Token,
+        source_ip: "127.0.0.1".into(),
+        must_change_password: false,
+    }
+}
+
+fn environment() -> Environment {
+    let targets: Vec<Value> = (1..=4)
+        .map(|i| json!({ "name": format!("web-{i}"), "address": format!("10.0.1.{i}:8080"), "group": "a", "release": V1, "health_url": format!("http://10.0.1.{i}:8080/healthz") }))
+        .collect();
+    serde_json::from_value(json!({
+        "name": "production",
+        "targets": targets,
+        "pools": [{ "name": "web-pool", "router": "lb", "targets": ["web-1", "web-2", "web-3", "web-4"] }],
+        "backends": [
+            { "name": "lb", "kind": "router", "driver": "fake", "settings": {} },
+            { "name": "prov", "kind": "provider", "driver": "fake", "settings": {} },
+            { "name": "probe", "kind": "health_source", "driver": "fake", "settings": {} },
+        ],
+    }))
+    .expect("environment fixture")
+}
+
+fn gate() -> Value {
+    json!({ "max_error_rate": 0.05, "max_p99_ms": 500, "min_probe_success": 0.9, "window_secs": 2, "min_samples": 2, "deadline_secs": 30, "consecutive_failures": 1 })
+}
+
+fn spec(strategy: Value) -> CampaignSpec {
+    serde_json::from_value(json!({
+        "name": "web-upgrade", "service": "web", "environment": "production", "pool": "web-pool",
+        "from_release": V1, "to_release": V2, "strategy": strategy, "gates": [gate()],
+        "window": { "start": "2026-11-22T08:00:00Z", "end": "2026-11-22T10:00:00Z", "timezone": "Europe/Berlin" },
+        "rollback": { "mode": "automatic", "hold_secs": 1 },
+        "approvals": { "required": 1, "role": "approver" },
+    }))
+    .expect("spec fixture")
+}
+
+fn canary(steps: Value) -> Value {
+    json!({ "kind": "canary", "steps": steps, "canary_count": 1 })
+}
+
+fn blue_green() -> Value {
+    json!({ "kind": "blue_green", "switch": "at_once", "bake_secs": 1, "verify_preview": false })
+}
+
+fn rolling() -> Value {
+    json!({ "kind": "rolling", "batch": { "count": 2 }, "max_unavailable": 2, "min_healthy": 2, "drain_timeout_secs": 5, "bake_secs": 1 })
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    store: Store,
+    fake: Fake,
+    engine: Engine,
+    service: CampaignService,
+}
+
+fn fast() -> EngineConfig {
+    EngineConfig {
+        tick: Duration::from_millis(50),
+        retry_attempts: 4,
+        retry_base: Duration::from_millis(5),
+        retry_max: Duration::from_millis(20),
+    }
+}
+
+async fn harness() -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+        .await
+        .expect("store");
+    let env = environment();
+    store
+        .create_environment(
+            "production",
+            &serde_json::to_string(&env).expect("json"),
+            system_record("environment.create", "environment:production", json!({})),
+        )
+        .await
+        .expect("environment");
+    let fake = Fake::default();
+    let w = |bp| app::domain::ids::Weight::from_basis_points(bp).expect("weight");
+    fake.seed_pool(
+        "web-pool",
+        &[
+            ("web-1", "10.0.1.1:8080", V1, w(2500)),
+            ("web-2", "10.0.1.2:8080", V1, w(2500)),
+            ("web-3", "10.0.1.3:8080", V1, w(2500)),
+            ("web-4", "10.0.1.4:8080", V1, w(2500)),
+        ],
+    );
+    let engine = Engine::new(store.clone(), Arc::new(fake.clone()), fast());
+    let service = CampaignService::new(store.clone(), engine.clone());
+    Harness { _dir: dir, store, fake, engine, service }
+}
+
+impl Harness {
+    async fn create(&self, spec: CampaignSpec, by: &Principal) -> i64 {
+        self.service.create(by, spec).await.expect("draft created").summary.id
+    }
+
+    async fn status(&self, id: i64) -> (String, i64) {
+        let row = self.store.find_campaign(id).await.expect("read").expect("exists");
+        (row.status, row.step_index)
+    }
+
+    /// Waits until the campaign's status is `want`, skipping bakes on the way if asked.
+    async fn wait_for(&self, id: i64, want: &str) -> (String, i64) {
+        for _ in 0..400 {
+            let s = self.status(id).await;
+            if s.0 == want {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let row = self.store.find_campaign(id).await.expect("read").expect("exists");
+        panic!(
+            "campaign {id} never became {want}: it is {} at step {} (error: {:?})",
+            row.status, row.step_index, row.last_error
+        );
+    }
+
+    fn plan(&self, spec: &CampaignSpec) -> Plan {
+        let valid = app::domain::validate::validate(spec, &environment()).expect("valid");
+        app::domain::plan::compile(&valid)
+    }
+
+    fn shares(&self) -> BTreeMap<String, u32> {
+        self.fake.share_by_release("web-pool")
+    }
+}
+
+fn all_on(release: &str) -> BTreeMap<String, u32> {
+    BTreeMap::from([(release.to_string(), 10_000)])
+}
+
+fn operator() -> Principal {
+    who("olivia", Role::Operator)
+}
+
+#[tokio::test]
+async fn a_canary_runs_to_completion_and_all_traffic_ends_on_the_new_release() {
+    let h = harness().await;
+    let id = h
+        .create(
+            spec(canary(
+                json!([{ "weight": 10, "bake_secs": 1 }, { "weight": 100, "bake_secs": 1 }]),
+            )),
+            &operator(),
+        )
+        .await;
+    h.service.start(&operator(), id).await.expect("start");
+    h.wait_for(id, "succeeded").await;
+    assert_eq!(h.shares(), all_on(V2));
+    let old_left = h.fake.with(|w| w.instances.values().filter(|i| i.release == V1).count());
+    assert_eq!(old_left, 0, "the old set is decommissioned after the hold");
+    let runs = h.store.step_runs(id).await.expect("runs");
+    assert!(
+        runs.iter().all(|r| r.status == "done" || r.status == "skipped"),
+        "every step finished"
+    );
+}
+
+#[tokio::test]
+async fn blue_green_and_rolling_run_to_completion_on_the_new_release() {
+    for strategy in [blue_green(), rolling()] {
+        let h = harness().await;
+        let id = h.create(spec(strategy.clone()), &operator()).await;
+        h.service.start(&operator(), id).await.expect("start");
+        h.wait_for(id, "succeeded").await;
+        assert_eq!(h.shares(), all_on(V2), "{strategy}");
+    }
+}
+
+#[tokio::test]
+async fn a_feature_flag_campaign_pauses_with_a_clear_error_until_a_flag_store_exists() {
+    let h = harness().await;
+    let strategy = json!({ "kind": "feature_flag", "flag": "new-checkout", "steps": [{ "percent": 50, "bake_secs": 1 }, { "percent": 100, "bake_secs": 1 }] });
+    let id = h.create(spec(strategy), &operator()).await;
+    h.service.start(&operator(), id).await.expect("start");
+    h.wait_for(id, "paused").await;
+    let row = h.store.find_campaign(id).await.expect("read").expect("exists");
+    assert!(
+        row.last_error.unwrap_or_default().contains("feature-flag store"),
+        "the error says why"
+    );
+    assert_eq!(h.shares(), all_on(V1), "traffic untouched");
+}
+
+#[tokio::test]
+async fn pause_holds_the_campaign_and_resume_finishes_it() {
+    let h = harness().await;
+    let id = h
+        .create(
+            spec(canary(
+                json!([{ "weight": 25, "bake_secs": 2 }, { "weight": 100, "bake_secs": 1 }]),
+            )),
+            &operator(),
+        )
+        .await;
+    h.service.start(&operator(), id).await.expect("start");
+    let plan = h.plan(&spec(canary(
+        json!([{ "weight": 25, "bake_secs": 2 }, { "weight": 100, "bake_secs": 1 }]),
+    )));
+    let bake = plan.steps.iter().position(|s| s.kind == StepKind::Bake).expect("a bake");
+    for _ in 0..200 {
+        if h.status(id).await.1 == bake as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    h.service.pause(&operator(), id).await.expect("pause");
+    let (_, at) = h.wait_for(id, "paused").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(h.status(id).await, ("paused".to_string(), at), "nothing moves while paused");
+    h.service.resume(&operator(), id).await.expect("resume");
+    h.wait_for(id, "succeeded").await;
+    assert_eq!(h.shares(), all_on(V2));
+}
+
+#[tokio::test]
+async fn the_creator_cannot_approve_their_own_campaign_but_another_approver_can() {
+    let h = harness().await;
+    let abe = who("abe", Role::Approver);
+    let id = h.create(spec(canary(json!([{ "weight": 20, "bake_secs": 1, "pause": "approval" }, { "weight": 100, "bake_secs": 1 }]))), &abe).await;
+    h.service.start(&abe, id).await.expect("start");
+    h.wait_for(id, "awaiting_approval").await;
+    let err = h.service.approve(&abe, id).await.expect_err("own campaign");
+    assert!(err.message.contains("created this campaign"), "{}", err.message);
+    let err = h.service.approve(&operator(), id).await.expect_err("operator cannot approve");
+    assert_eq!(err.code, app::api::ErrorCode::Forbidden);
+    h.service.approve(&who("carol", Role::Approver), id).await.expect("approve");
+    h.wait_for(id, "succeeded").await;
+    let actions: Vec<(String, String)> =
+        sqlx::query_as("SELECT actor, action FROM audit_events WHERE object = ?")
+            .bind(format!("campaign:{id}"))
+            .fetch_all(&h.store_pool().await)
+            .await
+            .expect("audit");
+    assert!(actions.contains(&("carol".into(), "campaign.approve".into())), "{actions:?}");
+}
+
+impl Harness {
+    async fn store_pool(&self) -> sqlx::SqlitePool {
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", self._dir.path().join("t.db").display()))
+            .await
+            .expect("pool")
+    }
+}
+
+/// How many recorded (state-changing) calls the plan makes before step `i`.
+fn calls_before(plan: &Plan, i: usize) -> usize {
+    use app::domain::plan::{BackendCall, RouterCall};
+    plan.steps[..i]
+        .iter()
+        .flat_map(|s| &s.calls)
+        .filter(|c| match c {
+            BackendCall::Provider { .. } => true,
+            BackendCall::Router { call, .. } => !matches!(call, RouterCall::AwaitDrained { .. }),
+            _ => false,
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn abort_during_every_kind_of_step_puts_all_traffic_back_on_the_old_release() {
+    let strategy = canary(
+        json!([{ "weight": 10, "bake_secs": 1, "pause": "manual" }, { "weight": 50, "bake_secs": 1, "pause": "approval" }, { "weight": 100, "bake_secs": 1 }]),
+    );
+    let plan = harness().await.plan(&spec(strategy.clone()));
+    let mut seen = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        if seen.contains(&step.kind) {
+            continue;
+        }
+        seen.push(step.kind);
+        let h = harness().await;
+        let mut s = spec(strategy.clone());
+        if step.kind == StepKind::Bake {
+            // Long enough to be caught baking.
+            s = spec(canary(
+                json!([{ "weight": 10, "bake_secs": 30, "pause": "manual" }, { "weight": 50, "bake_secs": 30, "pause": "approval" }, { "weight": 100, "bake_secs": 30 }]),
+            ));
+        }
+        let acting = !step.kind.waits() && step.kind != StepKind::Notify;
+        if acting {
+            h.fake.with(|w: &mut World| w.hold_at = Some(calls_before(&plan, i)));
+        }
+        if step.kind == StepKind::WaitHealthy {
+            let probed: Vec<String> = step.calls.iter().map(|c| c.to_string()).collect();
+            h.fake.with(|w| w.unhealthy = (1..=4).map(|n| format!("web-{n}-v2-0-0")).collect());
+            assert!(!probed.is_empty());
+        }
+        if step.kind == StepKind::Gate {
+            h.fake.with(|w| w.samples = std::iter::repeat_n(None, 10_000).collect());
+        }
+        let id = h.create(s, &operator()).await;
+        h.service.start(&operator(), id).await.expect("start");
+        // Drive to step i: resume planned pauses and approve approvals that come first.
+        let mut reached = false;
+        for _ in 0..800 {
+            let (status, at) = h.status(id).await;
+            if at == i as i64 && (!acting || h.fake.with(|w| w.holding)) {
+                reached = true;
+                break;
+            }
+            match status.as_str() {
+                "paused" => {
+                    h.service.resume(&operator(), id).await.expect("resume");
+                }
+                "awaiting_approval" => {
+                    h.service.approve(&who("carol", Role::Approver), id).await.expect("approve");
+                }
+                _ => {}
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(reached, "reached step {i} ({:?})", step.kind);
+        h.service.abort(&operator(), id, "testing abort").await.expect("abort");
+        h.fake.with(|w| w.unhealthy.clear());
+        h.fake.release();
+        h.wait_for(id, "rolled_back").await;
+        assert_eq!(h.shares(), all_on(V1), "after aborting during {:?} (step {i})", step.kind);
+        let v2_left = h.fake.with(|w| w.instances.values().filter(|x| x.release == V2).count());
+        assert_eq!(v2_left, 0, "new instances are gone after aborting during {:?}", step.kind);
+        let row = h.store.find_campaign(id).await.expect("read").expect("exists");
+        assert!(row.rollback_secs.is_some(), "the time to roll back is recorded");
+    }
+    for kind in [
+        StepKind::Provision,
+        StepKind::WaitHealthy,
+        StepKind::AddToPool,
+        StepKind::SetWeight,
+        StepKind::Bake,
+        StepKind::Gate,
+        StepKind::Pause,
+        StepKind::Approval,
+    ] {
+        assert!(seen.contains(&kind), "the plan covers {kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_gate_rolls_back_automatically() {
+    let h = harness().await;
+    let bad = Sample {
+        at: chrono::Utc::now(),
+        requests: 100,
+        errors: 40,
+        p99_ms: Some(30.0),
+        probes: 4,
+        probe_failures: 0,
+    };
+    h.fake.with(|w| w.samples = std::iter::repeat_n(Some(bad.clone()), 100).collect());
+    let id = h
+        .create(
+            spec(canary(
+                json!([{ "weight": 10, "bake_secs": 1 }, { "weight": 100, "bake_secs": 1 }]),
+            )),
+            &operator(),
+        )
+        .await;
+    h.service.start(&operator(), id).await.expect("start");
+    h.wait_for(id, "rolled_back").await;
+    let row = h.store.find_campaign(id).await.expect("read").expect("exists");
+    assert!(row.abort_reason.unwrap_or_default().contains("gate failed"));
+    assert_eq!(h.shares(), all_on(V1));
+    let runs = h.store.step_runs(id).await.expect("runs");
+    let gate = runs.iter().find(|r| r.verdict.is_some()).expect("a gate verdict is stored");
+    assert!(
+        gate.verdict.as_deref().unwrap_or_default().contains("error"),
+        "the numbers behind the verdict are kept"
+    );
+}
+
+#[tokio::test]
+async fn a_gate_without_data_waits_and_then_fails_at_its_deadline() {
+    let h = harness().await;
+    h.fake.with(|w| w.samples = std::iter::repeat_n(None, 10_000).collect());
+    let mut s =
+        spec(canary(json!([{ "weight": 10, "bake_secs": 1 }, { "weight": 100, "bake_secs": 1 }])));
+    s.gates[0].deadline_secs = 2;
+    s.gates[0].window_secs = 1;
+    let id = h.create(s, &operator()).await;
+    h.service.start(&operator(), id).await.expect("start");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, _) = h.status(id).await;
+    assert_eq!(status, "running", "no data: the gate waits instead of passing or failing");
+    h.wait_for(id, "rolled_back").await;
+    let waits: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM campaign_events WHERE campaign_id = ? AND kind = 'gate'",
+    )
+    .bind(id)
+    .fetch_one(&h.store_pool().await)
+    .await
+    .expect("count");
+    assert!(waits >= 2, "the gate reported waiting");
+    assert_eq!(h.shares(), all_on(V1));
+}
+
+#[tokio::test]
+async fn a_transient_error_is_retried_and_the_campaign_carries_on() {
+    let h = harness().await;
+    h.fake.fail_next(vec![
+        AdapterError::Transient("connection refused".into()),
+        AdapterError::Transient("busy".into()),
+    ]);
+    let id = h.create(spec(canary(json!([{ "weight": 100, "bake_secs": 1 }]))), &operator()).await;
+    h.service.start(&operator(), id).await.expect("start");
+    h.wait_for(id, "succeeded").await;
+    let retried = h.store.step_runs(id).await.expect("runs").into_iter().any(|r| r.attempts >= 3);
+    assert!(retried, "the first acting step took three attempts");
+}
+
+#[tokio::test]
+async fn a_permanent_error_pauses_the_campaign_with_the_error_and_leaves_traffic_alone() {
+    let h = harness().await;
+    h.fake.fail_next(vec![AdapterError::Permanent("image v2.0.0 not found".into())]);
+    let id = h.create(spec(canary(json!([{ "weight": 100, "bake_secs": 1 }]))), &operator()).await;
+    h.service.start(&operator(), id).await.expect("start");
+    h.wait_for(id, "paused").await;
+    let row = h.store.find_campaign(id).await.expect("read").expect("exists");
+    assert!(row.last_error.unwrap_or_default().contains("image v2.0.0 not found"));
+    assert_eq!(h.shares(), all_on(V1));
+    // Resuming retries the failed step (the fault is gone) and the campaign finishes.
+    h.service.resume(&operator(), id).await.expect("resume");
+    h.wait_for(id, "succeeded").await;
+}
+
+#[tokio::test]
+async fn a_crash_mid_run_is_survived_and_every_backend_call_was_repeatable() {
+    let h = harness().await;
+    let s = spec(canary(
+        json!([{ "weight": 10, "bake_secs": 1 }, { "weight": 50, "bake_secs": 1 }, { "weight": 100, "bake_secs": 1 }]),
+    ));
+    let id = h.create(s, &operator()).await;
+    h.service.start(&operator(), id).await.expect("start");
+    for _ in 0..400 {
+        if h.status(id).await.1 >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    h.engine.kill();
+    let (_, at) = h.status(id).await;
+    assert!(at >= 6, "crashed mid-run");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.status(id).await.1, at, "nothing runs after the crash");
+    // A new engine on the same database resumes it.
+    let engine = Engine::new(h.store.clone(), Arc::new(h.fake.clone()), fast());
+    assert_eq!(engine.resume_all().await.expect("resume"), 1);
+    h.wait_for(id, "succeeded").await;
+    assert_eq!(h.shares(), all_on(V2));
+    // Every call states a desired state: applying each one twice gives the same world.
+    let (calls, final_state) = h.fake.with(|w| (w.calls.clone(), w.snapshot()));
+    let replay = |twice: bool| {
+        let fresh = Fake::default();
+        let w1 = |bp| app::domain::ids::Weight::from_basis_points(bp).expect("weight");
+        fresh.seed_pool(
+            "web-pool",
+            &[
+                ("web-1", "10.0.1.1:8080", V1, w1(2500)),
+                ("web-2", "10.0.1.2:8080", V1, w1(2500)),
+                ("web-3", "10.0.1.3:8080", V1, w1(2500)),
+                ("web-4", "10.0.1.4:8080", V1, w1(2500)),
+            ],
+        );
+        fresh.with(|w| {
+            for c in &calls {
+                w.apply(c);
+                if twice {
+                    w.apply(c);
+                }
+            }
+            w.snapshot()
+        })
+    };
+    assert_eq!(replay(false), final_state);
+    assert_eq!(replay(true), final_state, "repeating any call changes nothing");
+}
+
+#[tokio::test]
+async fn a_second_campaign_on_the_same_pool_cannot_start() {
+    let h = harness().await;
+    let first = h
+        .create(
+            spec(canary(
+                json!([{ "weight": 10, "bake_secs": 30 }, { "weight": 100, "bake_secs": 1 }]),
+            )),
+            &operator(),
+        )
+        .await;
+    let second =
+        h.create(spec(canary(json!([{ "weight": 100, "bake_secs": 1 }]))), &operator()).await;
+    h.service.start(&operator(), first).await.expect("start");
+    let err = h.service.start(&operator(), second).await.expect_err("pool is busy");
+    assert_eq!(err.code, app::api::ErrorCode::Conflict);
+    assert!(err.message.contains("already has an active campaign"), "{}", err.message);
+    assert_eq!(h.status(second).await.0, "draft", "the refused campaign is unchanged");
+    h.service.abort(&operator(), first, "done testing").await.expect("abort");
+    h.wait_for(first, "rolled_back").await;
+    h.service.start(&operator(), second).await.expect("the pool is free again");
+}
+
+#[tokio::test]
+async fn abort_and_skip_need_a_reason() {
+    let h = harness().await;
+    let id = h
+        .create(
+            spec(canary(
+                json!([{ "weight": 10, "bake_secs": 30 }, { "weight": 100, "bake_secs": 1 }]),
+            )),
+            &operator(),
+        )
+        .await;
+    h.service.start(&operator(), id).await.expect("start");
+    let err = h.service.abort(&operator(), id, "  ").await.expect_err("no reason");
+    assert_eq!(err.field_error("reason").map(|m| m.contains("say why")), Some(true));
+    let viewer = who("vera", Role::Viewer);
+    assert_eq!(
+        h.service.abort(&viewer, id, "because").await.expect_err("viewer").code,
+        app::api::ErrorCode::Forbidden
+    );
+    h.service.abort(&operator(), id, "because").await.expect("abort");
+    h.wait_for(id, "rolled_back").await;
+}

@@ -1,0 +1,348 @@
+//! REST API for environments and campaigns, and the campaign event stream (SSE).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use app::api::ApiError;
+use app::domain::auth::{Principal, Role};
+use app::domain::campaign::CampaignSpec;
+use app::domain::environment::Environment;
+use app::domain::plan::Plan;
+use app::domain::views::{CampaignDetail, CampaignPage, CampaignSummary, EnvironmentView};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use futures_util::Stream;
+use serde::Deserialize;
+
+use super::error::AppError;
+use crate::state::AppState;
+use crate::store::{CampaignEventRow, CampaignQuery};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/environments", get(list_environments).post(create_environment))
+        .route(
+            "/api/v1/environments/{id}",
+            get(get_environment).put(update_environment).delete(delete_environment),
+        )
+        .route("/api/v1/plan", post(plan_spec))
+        .route("/api/v1/campaigns", get(list_campaigns).post(create_campaign))
+        .route(
+            "/api/v1/campaigns/{id}",
+            get(get_campaign).put(update_campaign).delete(delete_campaign),
+        )
+        .route("/api/v1/campaigns/{id}/plan", post(plan_campaign))
+        .route("/api/v1/campaigns/{id}/start", post(start))
+        .route("/api/v1/campaigns/{id}/pause", post(pause))
+        .route("/api/v1/campaigns/{id}/resume", post(resume))
+        .route("/api/v1/campaigns/{id}/approve", post(approve))
+        .route("/api/v1/campaigns/{id}/reject", post(reject))
+        .route("/api/v1/campaigns/{id}/skip", post(skip))
+        .route("/api/v1/campaigns/{id}/abort", post(abort))
+        .route("/api/v1/campaigns/{id}/events", get(events))
+}
+
+/// A JSON body that failed to parse is a 422 naming what is wrong, not axum's plain-text 400.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = AppError;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| {
+            AppError(ApiError::new(
+                app::api::ErrorCode::Invalid,
+                "the request body could not be read",
+            ))
+        })?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." { "body".to_string() } else { path };
+            AppError(ApiError::field(field, e.inner().to_string()))
+        })
+    }
+}
+
+async fn list_environments(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<Vec<EnvironmentView>>, AppError> {
+    Ok(Json(s.campaigns.list_environments(&p).await?))
+}
+
+async fn create_environment(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Body(env): Body<Environment>,
+) -> Result<(StatusCode, Json<EnvironmentView>), AppError> {
+    Ok((StatusCode::CREATED, Json(s.campaigns.create_environment(&p, env).await?)))
+}
+
+async fn get_environment(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Json<EnvironmentView>, AppError> {
+    Ok(Json(s.campaigns.get_environment(&p, id).await?))
+}
+
+async fn update_environment(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Body(env): Body<Environment>,
+) -> Result<Json<EnvironmentView>, AppError> {
+    Ok(Json(s.campaigns.update_environment(&p, id, env).await?))
+}
+
+async fn delete_environment(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, AppError> {
+    s.campaigns.delete_environment(&p, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn plan_spec(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Body(spec): Body<CampaignSpec>,
+) -> Result<Json<Plan>, AppError> {
+    Ok(Json(s.campaigns.preview(&p, &spec).await?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ListQuery {
+    status: String,
+    environment: String,
+    q: String,
+    page: u32,
+    per_page: u32,
+}
+
+async fn list_campaigns(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<CampaignPage>, AppError> {
+    let opt = |v: String| (!v.trim().is_empty()).then(|| v.trim().to_string());
+    let query =
+        CampaignQuery { status: opt(q.status), environment: opt(q.environment), search: opt(q.q) };
+    Ok(Json(
+        s.campaigns.list(&p, query, q.page, if q.per_page == 0 { 50 } else { q.per_page }).await?,
+    ))
+}
+
+async fn create_campaign(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Body(spec): Body<CampaignSpec>,
+) -> Result<(StatusCode, Json<CampaignDetail>), AppError> {
+    Ok((StatusCode::CREATED, Json(s.campaigns.create(&p, spec).await?)))
+}
+
+async fn get_campaign(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Json<CampaignDetail>, AppError> {
+    Ok(Json(s.campaigns.get(&p, id).await?))
+}
+
+async fn update_campaign(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Body(spec): Body<CampaignSpec>,
+) -> Result<Json<CampaignDetail>, AppError> {
+    Ok(Json(s.campaigns.update(&p, id, spec).await?))
+}
+
+async fn delete_campaign(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, AppError> {
+    s.campaigns.delete(&p, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The campaign's plan: frozen once started, otherwise a fresh preview of the draft.
+async fn plan_campaign(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Json<Plan>, AppError> {
+    let detail = s.campaigns.get(&p, id).await?;
+    match detail.plan {
+        Some(plan) => Ok(Json(plan)),
+        None => Ok(Json(s.campaigns.preview(&p, &detail.spec).await?)),
+    }
+}
+
+/// `{"reason": "…"}`; an empty body means no reason (the service says if one is required).
+pub struct Reason(String);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Reason {
+    type Rejection = AppError;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        #[derive(Deserialize)]
+        struct ReasonBody {
+            #[serde(default)]
+            reason: String,
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| {
+            AppError(ApiError::new(
+                app::api::ErrorCode::Invalid,
+                "the request body could not be read",
+            ))
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Reason(String::new()));
+        }
+        serde_json::from_slice::<ReasonBody>(&bytes).map(|b| Reason(b.reason)).map_err(|e| {
+            AppError(ApiError::field("reason", format!("send {{\"reason\": \"…\"}}: {e}")))
+        })
+    }
+}
+
+async fn start(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Json<CampaignSummary>, AppError> {
+    Ok(Json(s.campaigns.start(&p, id).await?))
+}
+async fn pause(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Json<CampaignSummary>, AppError> {
+    Ok(Json(s.campaigns.pause(&p, id).await?))
+}
+async fn resume(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Json<CampaignSummary>, AppError> {
+    Ok(Json(s.campaigns.resume(&p, id).await?))
+}
+async fn approve(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Json<CampaignSummary>, AppError> {
+    Ok(Json(s.campaigns.approve(&p, id).await?))
+}
+async fn reject(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Reason(r): Reason,
+) -> Result<Json<CampaignSummary>, AppError> {
+    Ok(Json(s.campaigns.reject(&p, id, &r).await?))
+}
+async fn skip(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Reason(r): Reason,
+) -> Result<Json<CampaignSummary>, AppError> {
+    Ok(Json(s.campaigns.skip(&p, id, &r).await?))
+}
+async fn abort(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Reason(r): Reason,
+) -> Result<Json<CampaignSummary>, AppError> {
+    Ok(Json(s.campaigns.abort(&p, id, &r).await?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EventsQuery {
+    /// Resume after this event id (for clients that cannot send `Last-Event-ID`).
+    after: i64,
+}
+
+/// Server-Sent Events: every stored event of the campaign after `Last-Event-ID` (or `?after=`),
+/// then new ones as they are stored. Ids are the events' database ids, so a reconnect after a
+/// network drop or a server restart catches up without gaps.
+async fn events(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Query(q): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+    if !p.role.allows(Role::Viewer) {
+        return Err(ApiError::forbidden(Role::Viewer).into());
+    }
+    s.store
+        .find_campaign(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("campaign {id}")))?;
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or(q.after);
+    struct Tail {
+        store: crate::store::Store,
+        rx: tokio::sync::broadcast::Receiver<i64>,
+        closing: tokio::sync::watch::Receiver<bool>,
+        last: i64,
+        pending: VecDeque<CampaignEventRow>,
+    }
+    let tail = Tail {
+        store: s.store.clone(),
+        rx: s.campaigns.engine().subscribe(),
+        closing: s.closing.clone(),
+        last: after,
+        pending: VecDeque::new(),
+    };
+    let stream = futures_util::stream::unfold(tail, move |mut t| async move {
+        loop {
+            if let Some(ev) = t.pending.pop_front() {
+                let data = serde_json::json!({
+                    "id": ev.id, "ts": ev.ts, "kind": ev.kind,
+                    "data": serde_json::from_str::<serde_json::Value>(&ev.data).unwrap_or_default(),
+                });
+                let event = Event::default()
+                    .id(ev.id.to_string())
+                    .event(ev.kind.clone())
+                    .data(data.to_string());
+                return Some((Ok(event), t));
+            }
+            if *t.closing.borrow() {
+                return None;
+            }
+            match t.store.campaign_events_since(id, t.last, 200).await {
+                Ok(rows) if !rows.is_empty() => {
+                    t.last = rows.last().map(|r| r.id).unwrap_or(t.last);
+                    t.pending.extend(rows);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "event stream read failed"),
+            }
+            // Wait for news about this campaign; re-read now and then in case a wake-up was lost.
+            tokio::select! {
+                r = t.rx.recv() => match r {
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = t.closing.changed() => return None,
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

@@ -1,0 +1,207 @@
+//! The OpenAPI 3 document at `/api/v1/openapi.json`, generated from [`OPERATIONS`]: the one
+//! table of REST operations. A test requests every row against the real router, so a route
+//! missing from the table or the router fails the build.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+/// (method, path, summary, minimum role, request body schema, success status)
+pub type Operation =
+    (&'static str, &'static str, &'static str, &'static str, Option<&'static str>, u16);
+
+pub const OPERATIONS: &[Operation] = &[
+    ("get", "/api/v1/me", "The caller's name and role", "viewer", None, 200),
+    ("get", "/api/v1/users", "List users", "admin", None, 200),
+    ("post", "/api/v1/users", "Add a user", "admin", Some("NewUser"), 201),
+    ("get", "/api/v1/tokens", "Your API tokens", "viewer", None, 200),
+    (
+        "post",
+        "/api/v1/tokens",
+        "Create an API token (the secret is returned once)",
+        "viewer",
+        Some("NewToken"),
+        201,
+    ),
+    ("get", "/api/v1/audit", "Audit events, newest first, filtered and paged", "viewer", None, 200),
+    (
+        "get",
+        "/api/v1/audit/export",
+        "Export the filtered audit events as CSV or JSON Lines",
+        "viewer",
+        None,
+        200,
+    ),
+    ("get", "/api/v1/audit/verify", "Verify the audit hash chain", "admin", None, 200),
+    ("get", "/api/v1/environments", "List environments", "viewer", None, 200),
+    ("post", "/api/v1/environments", "Create an environment", "admin", Some("Environment"), 201),
+    ("get", "/api/v1/environments/{id}", "One environment", "viewer", None, 200),
+    (
+        "put",
+        "/api/v1/environments/{id}",
+        "Replace an environment",
+        "admin",
+        Some("Environment"),
+        200,
+    ),
+    ("delete", "/api/v1/environments/{id}", "Delete an unused environment", "admin", None, 204),
+    (
+        "post",
+        "/api/v1/plan",
+        "Validate a campaign spec and preview its plan",
+        "viewer",
+        Some("CampaignSpec"),
+        200,
+    ),
+    (
+        "get",
+        "/api/v1/campaigns",
+        "List campaigns (filter: status, environment, q; paged)",
+        "viewer",
+        None,
+        200,
+    ),
+    ("post", "/api/v1/campaigns", "Create a draft campaign", "operator", Some("CampaignSpec"), 201),
+    (
+        "get",
+        "/api/v1/campaigns/{id}",
+        "One campaign with its plan, step runs and approvals",
+        "viewer",
+        None,
+        200,
+    ),
+    (
+        "put",
+        "/api/v1/campaigns/{id}",
+        "Replace a draft's spec",
+        "operator",
+        Some("CampaignSpec"),
+        200,
+    ),
+    ("delete", "/api/v1/campaigns/{id}", "Delete a draft", "operator", None, 204),
+    (
+        "post",
+        "/api/v1/campaigns/{id}/plan",
+        "The campaign's plan: frozen once started, else a preview",
+        "viewer",
+        None,
+        200,
+    ),
+    ("post", "/api/v1/campaigns/{id}/start", "Freeze the plan and start", "operator", None, 200),
+    (
+        "post",
+        "/api/v1/campaigns/{id}/pause",
+        "Pause at the next pass boundary",
+        "operator",
+        None,
+        200,
+    ),
+    (
+        "post",
+        "/api/v1/campaigns/{id}/resume",
+        "Resume (past a planned pause, or retry a failed step)",
+        "operator",
+        None,
+        200,
+    ),
+    (
+        "post",
+        "/api/v1/campaigns/{id}/approve",
+        "Approve the current approval step (never your own campaign)",
+        "approver",
+        None,
+        200,
+    ),
+    ("post", "/api/v1/campaigns/{id}/reject", "Reject: roll back", "approver", Some("Reason"), 200),
+    (
+        "post",
+        "/api/v1/campaigns/{id}/skip",
+        "Cut the current bake, pause or drain wait short",
+        "operator",
+        Some("Reason"),
+        200,
+    ),
+    (
+        "post",
+        "/api/v1/campaigns/{id}/abort",
+        "Stop and roll back until all traffic is on the from-release",
+        "operator",
+        Some("Reason"),
+        200,
+    ),
+    (
+        "get",
+        "/api/v1/campaigns/{id}/events",
+        "Server-Sent Events; resumable with Last-Event-ID",
+        "viewer",
+        None,
+        200,
+    ),
+];
+
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for (method, path, summary, role, body, status) in OPERATIONS {
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        let mut op = json!({
+            "summary": summary,
+            "description": format!("Needs the {role} role or higher."),
+            "operationId": format!("{method}_{}", path.trim_start_matches("/api/v1/").replace(['/', '{', '}'], "_").trim_end_matches('_')),
+            "responses": {
+                status.to_string(): { "description": "success" },
+                "401": { "$ref": "#/components/responses/Error" },
+                "403": { "$ref": "#/components/responses/Error" },
+                "422": { "$ref": "#/components/responses/Error" },
+            },
+        });
+        if path.contains("{id}") {
+            op["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }]);
+        }
+        if let Some(schema) = body {
+            op["requestBody"] = json!({
+                "required": *schema != "Reason",
+                "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } },
+            });
+        }
+        entry[*method] = op;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Switchyard API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Zero-downtime deployment campaigns. Authenticate with `Authorization: Bearer <token>` (create one with `switchyard token create`).",
+        },
+        "servers": [{ "url": "/" }],
+        "security": [{ "bearer": [] }],
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "responses": {
+                "Error": {
+                    "description": "An error with a stable code, a human message and per-field messages",
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } },
+                },
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": { "error": { "type": "object", "properties": {
+                        "code": { "type": "string", "enum": ["unauthorized", "forbidden", "not_found", "conflict", "invalid", "too_many_requests", "unavailable", "internal"] },
+                        "message": { "type": "string" },
+                        "fields": { "type": "object", "additionalProperties": { "type": "string" } },
+                    }, "required": ["code", "message"] } },
+                },
+                "Reason": { "type": "object", "properties": { "reason": { "type": "string" } } },
+                "NewUser": { "type": "object", "required": ["username", "role", "password"], "properties": {
+                    "username": { "type": "string" }, "role": { "type": "string", "enum": ["viewer", "operator", "approver", "admin"] }, "password": { "type": "string", "minLength": 12 } } },
+                "NewToken": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" } } },
+                "Environment": { "type": "object", "description": "Targets, pools and backends; see examples/environment.toml", "required": ["name", "targets", "pools", "backends"] },
+                "CampaignSpec": { "type": "object", "description": "See examples/*.toml for every strategy", "required": ["name", "service", "environment", "pool", "from_release", "to_release", "strategy", "window"] },
+            },
+        },
+    })
+}
+
+pub async fn handler() -> Json<Value> {
+    Json(document())
+}

@@ -1,0 +1,538 @@
+//! Environments, campaigns, step runs and campaign events. Every state change of a campaign is
+//! one transaction with its audit event (when a person caused it) and its stream event.
+
+use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
+
+use super::{AuditRecord, Store, StoreError, StoreResult, now_ts};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct EnvironmentRow {
+    pub id: i64,
+    pub name: String,
+    pub spec: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct CampaignRow {
+    pub id: i64,
+    pub name: String,
+    pub environment: String,
+    pub pool: String,
+    pub strategy: String,
+    pub status: String,
+    pub spec: String,
+    pub plan: Option<String>,
+    pub env_snapshot: Option<String>,
+    pub step_index: i64,
+    pub step_started_at: Option<String>,
+    pub rollback_plan: Option<String>,
+    pub rollback_index: i64,
+    pub approvals: String,
+    pub last_error: Option<String>,
+    pub abort_reason: Option<String>,
+    pub abort_requested_at: Option<String>,
+    pub rollback_secs: Option<f64>,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+const CAMPAIGN_COLUMNS: &str = "id, name, environment, pool, strategy, status, spec, plan, \
+    env_snapshot, step_index, step_started_at, rollback_plan, rollback_index, approvals, \
+    last_error, abort_reason, abort_requested_at, rollback_secs, created_by, created_at, \
+    updated_at, started_at, finished_at";
+
+/// The identifying columns of a new or edited draft.
+pub struct DraftFields<'a> {
+    pub name: &'a str,
+    pub environment: &'a str,
+    pub pool: &'a str,
+    pub strategy: &'a str,
+    pub spec: &'a str,
+}
+
+/// A change to a campaign's progress. `None` leaves a column alone; `Some(None)` clears it.
+#[derive(Debug, Default, Clone)]
+pub struct CampaignPatch {
+    pub status: Option<String>,
+    pub plan: Option<String>,
+    pub env_snapshot: Option<String>,
+    pub step_index: Option<i64>,
+    pub step_started_at: Option<Option<String>>,
+    pub rollback_plan: Option<String>,
+    pub rollback_index: Option<i64>,
+    pub approvals: Option<String>,
+    pub last_error: Option<Option<String>>,
+    pub abort_reason: Option<String>,
+    pub abort_requested_at: Option<String>,
+    pub rollback_secs: Option<f64>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// A stream event of one campaign (the SSE feed).
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct CampaignEventRow {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub ts: String,
+    pub kind: String,
+    pub data: String,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct StepRunRow {
+    pub campaign_id: i64,
+    pub phase: String,
+    pub step_index: i64,
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub attempts: i64,
+    pub calls: String,
+    pub verdict: Option<String>,
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CampaignQuery {
+    pub status: Option<String>,
+    pub environment: Option<String>,
+    pub search: Option<String>,
+}
+
+impl Store {
+    // ---- environments -------------------------------------------------------------------
+
+    pub async fn list_environments(&self) -> StoreResult<Vec<EnvironmentRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, name, spec, created_at, updated_at FROM environments ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn find_environment(&self, id: i64) -> StoreResult<Option<EnvironmentRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, name, spec, created_at, updated_at FROM environments WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn find_environment_by_name(
+        &self,
+        name: &str,
+    ) -> StoreResult<Option<EnvironmentRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, name, spec, created_at, updated_at FROM environments WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn create_environment(
+        &self,
+        name: &str,
+        spec: &str,
+        audit: AuditRecord,
+    ) -> StoreResult<EnvironmentRow> {
+        let mut tx = self.write_tx().await?;
+        let now = now_ts();
+        let row: EnvironmentRow = sqlx::query_as(
+            "INSERT INTO environments (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?) \
+             RETURNING id, name, spec, created_at, updated_at",
+        )
+        .bind(name)
+        .bind(spec)
+        .bind(&now)
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            StoreError::from_write(e, || format!("an environment named '{name}' already exists"))
+        })?;
+        Self::append_audit_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    pub async fn update_environment(
+        &self,
+        id: i64,
+        spec: &str,
+        audit: AuditRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query("UPDATE environments SET spec = ?, updated_at = ? WHERE id = ?")
+            .bind(spec)
+            .bind(now_ts())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("environment {id}")));
+        }
+        Self::append_audit_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes an environment no campaign refers to.
+    pub async fn delete_environment(
+        &self,
+        id: i64,
+        name: &str,
+        audit: AuditRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM campaigns WHERE environment = ?")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+        if used > 0 {
+            return Err(StoreError::Conflict(format!(
+                "environment '{name}' is used by {used} campaign(s); delete those drafts first"
+            )));
+        }
+        let n = sqlx::query("DELETE FROM environments WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("environment {id}")));
+        }
+        Self::append_audit_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- campaigns ----------------------------------------------------------------------
+
+    pub async fn find_campaign(&self, id: i64) -> StoreResult<Option<CampaignRow>> {
+        let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?");
+        Ok(sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?)
+    }
+
+    pub async fn list_campaigns(
+        &self,
+        q: &CampaignQuery,
+        limit: u32,
+        offset: u64,
+    ) -> StoreResult<(Vec<CampaignRow>, i64)> {
+        fn push_where(qb: &mut QueryBuilder<'_, Sqlite>, q: &CampaignQuery) {
+            qb.push(" WHERE 1 = 1");
+            if let Some(s) = &q.status {
+                qb.push(" AND status = ").push_bind(s.clone());
+            }
+            if let Some(e) = &q.environment {
+                qb.push(" AND environment = ").push_bind(e.clone());
+            }
+            if let Some(s) = &q.search {
+                let like = format!(
+                    "%{}%",
+                    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+                );
+                qb.push(" AND (name LIKE ")
+                    .push_bind(like.clone())
+                    .push(" ESCAPE '\\' OR pool LIKE ");
+                qb.push_bind(like).push(" ESCAPE '\\')");
+            }
+        }
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM campaigns");
+        push_where(&mut count, q);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut qb =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns"));
+        push_where(&mut qb, q);
+        qb.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(limit))
+            .push(" OFFSET ")
+            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        Ok((qb.build_query_as().fetch_all(&self.pool).await?, total))
+    }
+
+    /// Ids of campaigns the engine must be working on (after a restart, all of them resume).
+    pub async fn active_campaign_ids(&self) -> StoreResult<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM campaigns WHERE status IN ('running', 'paused', 'awaiting_approval', 'aborting') ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn create_campaign(
+        &self,
+        f: DraftFields<'_>,
+        created_by: &str,
+        audit: AuditRecord,
+    ) -> StoreResult<CampaignRow> {
+        let mut tx = self.write_tx().await?;
+        let now = now_ts();
+        let sql = format!(
+            "INSERT INTO campaigns (name, environment, pool, strategy, status, spec, created_by, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, 'draft', ?, ?, ?, ?) RETURNING {CAMPAIGN_COLUMNS}"
+        );
+        let row: CampaignRow = sqlx::query_as(&sql)
+            .bind(f.name)
+            .bind(f.environment)
+            .bind(f.pool)
+            .bind(f.strategy)
+            .bind(f.spec)
+            .bind(created_by)
+            .bind(&now)
+            .bind(&now)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut audit = audit;
+        audit.object = format!("campaign:{}", row.id);
+        Self::append_audit_in(&mut tx, audit).await?;
+        Self::append_event_in(
+            &mut tx,
+            row.id,
+            "created",
+            &serde_json::json!({ "status": "draft" }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Replaces a draft's spec; `Conflict` if it is no longer a draft.
+    pub async fn update_draft(
+        &self,
+        id: i64,
+        f: DraftFields<'_>,
+        audit: AuditRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE campaigns SET name = ?, environment = ?, pool = ?, strategy = ?, spec = ?, updated_at = ? \
+             WHERE id = ? AND status = 'draft'",
+        )
+        .bind(f.name)
+        .bind(f.environment)
+        .bind(f.pool)
+        .bind(f.strategy)
+        .bind(f.spec)
+        .bind(now_ts())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(self.not_draft(&mut tx, id).await);
+        }
+        Self::append_audit_in(&mut tx, audit).await?;
+        Self::append_event_in(&mut tx, id, "updated", &serde_json::json!({})).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_draft(&self, id: i64, audit: AuditRecord) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query("DELETE FROM campaigns WHERE id = ? AND status = 'draft'")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(self.not_draft(&mut tx, id).await);
+        }
+        Self::append_audit_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn not_draft(&self, conn: &mut SqliteConnection, id: i64) -> StoreError {
+        match sqlx::query_scalar::<_, String>("SELECT status FROM campaigns WHERE id = ?")
+            .bind(id)
+            .fetch_optional(conn)
+            .await
+        {
+            Ok(Some(status)) => StoreError::Conflict(format!(
+                "campaign {id} is {status}; only drafts can be changed"
+            )),
+            Ok(None) => StoreError::NotFound(format!("campaign {id}")),
+            Err(e) => StoreError::Other(e),
+        }
+    }
+
+    /// Applies `patch` if the campaign's status is one of `expect` (compare-and-set, so a
+    /// command and the engine never overwrite each other), with its audit and stream events.
+    pub async fn patch_campaign(
+        &self,
+        id: i64,
+        expect: &[&str],
+        patch: CampaignPatch,
+        audit: Option<AuditRecord>,
+        event: Option<(&str, serde_json::Value)>,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE campaigns SET updated_at = ");
+        qb.push_bind(now_ts());
+        macro_rules! set {
+            ($col:literal, $val:expr) => {
+                if let Some(v) = $val {
+                    qb.push(concat!(", ", $col, " = ")).push_bind(v);
+                }
+            };
+        }
+        set!("status", patch.status.clone());
+        set!("plan", patch.plan);
+        set!("env_snapshot", patch.env_snapshot);
+        set!("step_index", patch.step_index);
+        set!("step_started_at", patch.step_started_at);
+        set!("rollback_plan", patch.rollback_plan);
+        set!("rollback_index", patch.rollback_index);
+        set!("approvals", patch.approvals);
+        set!("last_error", patch.last_error);
+        set!("abort_reason", patch.abort_reason);
+        set!("abort_requested_at", patch.abort_requested_at);
+        set!("rollback_secs", patch.rollback_secs);
+        set!("started_at", patch.started_at);
+        set!("finished_at", patch.finished_at);
+        qb.push(" WHERE id = ").push_bind(id);
+        if !expect.is_empty() {
+            qb.push(" AND status IN (");
+            let mut sep = qb.separated(", ");
+            for s in expect {
+                sep.push_bind(s.to_string());
+            }
+            qb.push(")");
+        }
+        let result = qb.build().execute(&mut *tx).await;
+        let n = match result {
+            Ok(r) => r.rows_affected(),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                return Err(StoreError::Conflict(
+                    "another campaign is already active on this pool; wait for it to finish or abort it first".into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM campaigns WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Err(match status {
+                None => StoreError::NotFound(format!("campaign {id}")),
+                Some(s) => {
+                    StoreError::Conflict(format!("campaign {id} is {}", s.replace('_', " ")))
+                }
+            });
+        }
+        if let Some(audit) = audit {
+            Self::append_audit_in(&mut tx, audit).await?;
+        }
+        if let Some((kind, data)) = event {
+            Self::append_event_in(&mut tx, id, kind, &data).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- step runs and events -----------------------------------------------------------
+
+    /// Creates or updates the record of one step's execution.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_step_run(
+        &self,
+        campaign_id: i64,
+        phase: &str,
+        step_index: i64,
+        status: &str,
+        attempts: i64,
+        calls: &str,
+        verdict: Option<&str>,
+        log_line: Option<&str>,
+    ) -> StoreResult<()> {
+        let now = now_ts();
+        let finished = matches!(status, "done" | "skipped" | "failed").then(|| now.clone());
+        let line = log_line.map(|l| format!("{now} {l}\n")).unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO step_runs (campaign_id, phase, step_index, status, started_at, finished_at, attempts, calls, verdict, log) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (campaign_id, phase, step_index) DO UPDATE SET status = excluded.status, \
+             finished_at = excluded.finished_at, attempts = excluded.attempts, calls = excluded.calls, \
+             verdict = COALESCE(excluded.verdict, step_runs.verdict), log = step_runs.log || excluded.log",
+        )
+        .bind(campaign_id)
+        .bind(phase)
+        .bind(step_index)
+        .bind(status)
+        .bind(&now)
+        .bind(finished)
+        .bind(attempts)
+        .bind(calls)
+        .bind(verdict)
+        .bind(line)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn step_runs(&self, campaign_id: i64) -> StoreResult<Vec<StepRunRow>> {
+        Ok(sqlx::query_as(
+            "SELECT campaign_id, phase, step_index, status, started_at, finished_at, attempts, calls, verdict, log \
+             FROM step_runs WHERE campaign_id = ? ORDER BY phase DESC, step_index",
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn append_event(
+        &self,
+        campaign_id: i64,
+        kind: &str,
+        data: &serde_json::Value,
+    ) -> StoreResult<i64> {
+        let mut tx = self.write_tx().await?;
+        let id = Self::append_event_in(&mut tx, campaign_id, kind, data).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn append_event_in(
+        conn: &mut SqliteConnection,
+        campaign_id: i64,
+        kind: &str,
+        data: &serde_json::Value,
+    ) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("INSERT INTO campaign_events (campaign_id, ts, kind, data) VALUES (?, ?, ?, ?) RETURNING id")
+            .bind(campaign_id)
+            .bind(now_ts())
+            .bind(kind)
+            .bind(data.to_string())
+            .fetch_one(conn)
+            .await?)
+    }
+
+    /// Events of a campaign after `after_id`, oldest first (SSE catch-up with Last-Event-ID).
+    pub async fn campaign_events_since(
+        &self,
+        campaign_id: i64,
+        after_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<CampaignEventRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, campaign_id, ts, kind, data FROM campaign_events WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(campaign_id)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,358 @@
+//! The campaign REST API, its OpenAPI document, the event stream and the client commands.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use app::domain::auth::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+fn read_example(name: &str) -> Value {
+    server::client::read_spec_file(&examples().join(name)).expect("example parses")
+}
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = app.client().request(method, format!("{}{path}", app.url)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status();
+    let text = res.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// An app with the example environment, and tokens for each role.
+async fn app_with_environment() -> (TestApp, [String; 4]) {
+    let app = spawn_app().await;
+    for (name, role) in [
+        ("ada", Role::Admin),
+        ("abe", Role::Approver),
+        ("olivia", Role::Operator),
+        ("vera", Role::Viewer),
+    ] {
+        app.add_user(name, role).await;
+    }
+    let tokens = [
+        app.token_for("ada").await,
+        app.token_for("abe").await,
+        app.token_for("olivia").await,
+        app.token_for("vera").await,
+    ];
+    let (status, body) = call(
+        &app,
+        &tokens[0],
+        Method::POST,
+        "/api/v1/environments",
+        Some(read_example("environment.toml")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    (app, tokens)
+}
+
+#[tokio::test]
+async fn every_example_spec_validates_and_previews_a_plan() {
+    let (app, [_, _, olivia, _]) = app_with_environment().await;
+    for file in
+        ["canary.toml", "canary.yaml", "blue-green.toml", "rolling.toml", "feature-flag.toml"]
+    {
+        let (status, plan) =
+            call(&app, &olivia, Method::POST, "/api/v1/plan", Some(read_example(file))).await;
+        assert_eq!(status, StatusCode::OK, "{file}: {plan}");
+        assert!(plan["steps"].as_array().map(|s| s.len() > 2).unwrap_or(false), "{file} has steps");
+        assert!(plan["summary"]["headline"].as_str().is_some());
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn validation_errors_name_each_bad_field_and_nothing_is_saved() {
+    let (app, [_, _, olivia, _]) = app_with_environment().await;
+    let mut spec = read_example("canary.toml");
+    spec["strategy"]["steps"] = json!([{ "weight": 50, "bake_secs": 60 }, { "weight": 25, "bake_secs": 60 }, { "weight": 100, "bake_secs": 60 }]);
+    spec["window"]["end"] = json!("2026-12-01T06:00:00Z");
+    spec["window"]["timezone"] = json!("Mars/Olympus");
+    spec["to_release"] = spec["from_release"].clone();
+    let (status, body) = call(&app, &olivia, Method::POST, "/api/v1/campaigns", Some(spec)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let fields = body["error"]["fields"].as_object().expect("fields");
+    for field in ["strategy.steps[1].weight", "window.end", "window.timezone", "to_release"] {
+        assert!(fields.contains_key(field), "{field} missing from {fields:?}");
+    }
+    let mut bad_type = read_example("canary.toml");
+    bad_type["strategy"]["steps"][0]["weight"] = json!("a lot");
+    let (status, body) =
+        call(&app, &olivia, Method::POST, "/api/v1/campaigns", Some(bad_type)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["fields"]
+            .as_object()
+            .expect("fields")
+            .keys()
+            .any(|k| k.starts_with("strategy")),
+        "{body}"
+    );
+    let (_, list) = call(&app, &olivia, Method::GET, "/api/v1/campaigns", None).await;
+    assert_eq!(list["total"], 0, "no half-written campaign");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_command_checks_the_callers_role_on_the_server() {
+    let (app, [ada, abe, olivia, vera]) = app_with_environment().await;
+    let (status, created) =
+        call(&app, &olivia, Method::POST, "/api/v1/campaigns", Some(read_example("canary.toml")))
+            .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = created["summary"]["id"].as_i64().expect("id");
+    let (status, _) =
+        call(&app, &vera, Method::POST, "/api/v1/campaigns", Some(read_example("rolling.toml")))
+            .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a viewer cannot create");
+    let reason = Some(json!({ "reason": "test" }));
+    for cmd in ["start", "pause", "resume", "approve", "reject", "skip", "abort"] {
+        let (status, body) = call(
+            &app,
+            &vera,
+            Method::POST,
+            &format!("/api/v1/campaigns/{id}/{cmd}"),
+            reason.clone(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "viewer {cmd}: {body}");
+    }
+    for cmd in ["approve", "reject"] {
+        let (status, _) = call(
+            &app,
+            &olivia,
+            Method::POST,
+            &format!("/api/v1/campaigns/{id}/{cmd}"),
+            reason.clone(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "operator {cmd}");
+    }
+    let (status, _) = call(
+        &app,
+        &olivia,
+        Method::POST,
+        "/api/v1/environments",
+        Some(read_example("environment.toml")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "environments are for admins");
+    // Allowed roles reach the lifecycle check instead (a draft cannot be approved: 409).
+    let (status, body) =
+        call(&app, &abe, Method::POST, &format!("/api/v1/campaigns/{id}/approve"), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) =
+        call(&app, &ada, Method::POST, &format!("/api/v1/campaigns/{id}/abort"), Some(json!({})))
+            .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "abort needs a reason: {body}");
+    assert!(body["error"]["fields"]["reason"].is_string());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() {
+    let (app, [ada, ..]) = app_with_environment().await;
+    let (status, doc) = call(&app, &ada, Method::GET, "/api/v1/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().expect("paths");
+    for (method, path, ..) in server::http::openapi::OPERATIONS {
+        assert!(
+            paths.get(*path).and_then(|p| p.get(*method)).is_some(),
+            "{method} {path} missing from the document"
+        );
+        let concrete = path.replace("{id}", "999999");
+        let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let body = (*method == "post" || *method == "put").then(|| json!({}));
+        let res = app
+            .client()
+            .request(m, format!("{}{concrete}", app.url))
+            .bearer_auth(&ada)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: the router does not have this route"
+        );
+        if status == StatusCode::NOT_FOUND {
+            assert!(
+                content_type.starts_with("application/json"),
+                "{method} {path}: 404 from the router, not from the API"
+            );
+        }
+    }
+    assert!(paths.len() >= 15);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_started_campaign_is_frozen_and_its_events_stream_resumes_after_last_event_id() {
+    let (app, [_, _, olivia, _]) = app_with_environment().await;
+    let (_, created) =
+        call(&app, &olivia, Method::POST, "/api/v1/campaigns", Some(read_example("canary.toml")))
+            .await;
+    let id = created["summary"]["id"].as_i64().expect("id");
+    let (status, started) =
+        call(&app, &olivia, Method::POST, &format!("/api/v1/campaigns/{id}/start"), None).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    // This build has no HAProxy driver: the first router step pauses the campaign, saying why.
+    let mut detail = Value::Null;
+    for _ in 0..100 {
+        detail = call(&app, &olivia, Method::GET, &format!("/api/v1/campaigns/{id}"), None).await.1;
+        if detail["summary"]["status"] == "paused" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(detail["summary"]["status"], "paused", "{detail}");
+    assert!(
+        detail["summary"]["last_error"].as_str().unwrap_or_default().contains("does not have"),
+        "{detail}"
+    );
+    assert_eq!(detail["plan_frozen"], true);
+    let (status, body) = call(
+        &app,
+        &olivia,
+        Method::PUT,
+        &format!("/api/v1/campaigns/{id}"),
+        Some(read_example("canary.toml")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "a started campaign is not editable: {body}");
+
+    let first = read_events(&app, &olivia, id, None, 3).await;
+    assert!(first.len() >= 3, "{first:?}");
+    assert_eq!(first[0].1, "created");
+    let resumed = read_events(&app, &olivia, id, Some(first[0].0), 2).await;
+    assert_eq!(
+        resumed[0].0, first[1].0,
+        "resuming after an id continues with the next event, no gap"
+    );
+    assert_eq!(resumed[1].0, first[2].0);
+    app.stop().await;
+}
+
+/// Reads `n` SSE events: (id, kind).
+async fn read_events(
+    app: &TestApp,
+    token: &str,
+    id: i64,
+    last: Option<i64>,
+    n: usize,
+) -> Vec<(i64, String)> {
+    let mut req =
+        app.client().get(format!("{}/api/v1/campaigns/{id}/events", app.url)).bearer_auth(token);
+    if let Some(l) = last {
+        req = req.header("last-event-id", l.to_string());
+    }
+    let mut res = req.send().await.expect("stream");
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while out.len() < n && tokio::time::Instant::now() < deadline {
+        let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_secs(2), res.chunk()).await
+        else {
+            break;
+        };
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+            };
+            if let (Some(eid), Some(kind)) = (field("id:"), field("event:")) {
+                out.push((eid.parse().expect("numeric id"), kind));
+            }
+        }
+    }
+    out
+}
+
+// The CLI runs as a child process and blocks this thread: the server needs threads of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_creates_a_draft_whose_cli_plan_matches_the_api_preview() {
+    let app = spawn_app().await;
+    app.add_user("ada", Role::Admin).await;
+    let token = app.token_for("ada").await;
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(args)
+            .env("SWITCHYARD_URL", &app.url)
+            .env("SWITCHYARD_TOKEN", &token)
+            .output()
+            .expect("runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let env_file = examples().join("environment.toml");
+    let canary = examples().join("canary.toml");
+    let (ok, out, err) = cli(&["apply", "-f", env_file.to_str().expect("path")]);
+    assert!(ok && out.contains("created environment"), "{out}{err}");
+    let (ok, out, err) = cli(&["apply", "-f", canary.to_str().expect("path")]);
+    assert!(ok && out.contains("created draft campaign"), "{out}{err}");
+    let (ok, again, _) = cli(&["apply", "-f", canary.to_str().expect("path")]);
+    assert!(ok && again.contains("updated draft campaign"), "applying twice updates: {again}");
+    let (ok, out, err) =
+        cli(&["apply", "-f", examples().join("canary.yaml").to_str().expect("path")]);
+    assert!(ok && out.contains("created draft campaign"), "YAML too: {out}{err}");
+
+    let (_, list) =
+        call(&app, &token, Method::GET, "/api/v1/campaigns?q=web-canary&status=draft", None).await;
+    let id = list["campaigns"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|c| c["name"] == "web-canary")
+        .and_then(|c| c["id"].as_i64())
+        .expect("draft");
+    let (_, api_plan) =
+        call(&app, &token, Method::POST, &format!("/api/v1/campaigns/{id}/plan"), None).await;
+    let api_plan: app::domain::plan::Plan = serde_json::from_value(api_plan).expect("plan");
+    let (ok, printed, err) = cli(&["plan", "-f", canary.to_str().expect("path")]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        printed,
+        server::client::render_plan(&api_plan),
+        "the CLI prints the plan the API previews"
+    );
+    assert!(printed.contains("Shift 25 %"), "{printed}");
+
+    let (ok, _, err) = cli(&["campaign", "abort", &id.to_string(), "--reason", "not yet"]);
+    assert!(!ok && err.contains("cannot abort a campaign that is draft"), "{err}");
+    let bad = std::env::temp_dir().join(format!("bad-{}.toml", std::process::id()));
+    std::fs::write(&bad, "name = \"x\"\n[strategy]\nkind = \"canary\"\n").expect("write");
+    let (ok, _, err) = cli(&["plan", "-f", bad.to_str().expect("path")]);
+    assert!(!ok && err.contains("422"), "a bad file is refused with the reason: {err}");
+    app.stop().await;
+}
