@@ -12,6 +12,11 @@ export SWITCHYARD_DATABASE_URL="sqlite://$data/e2e.db"
 export SWITCHYARD_LISTEN="127.0.0.1:$port"
 export SWITCHYARD_SITE_ROOT="$root/target/site"
 export SWITCHYARD_LOG="warn"
+# The demo environment on ports of its own: router on $port+80, instances from $port+91.
+export SWITCHYARD_DEMO=true
+export SWITCHYARD_DEMO_ROUTER="127.0.0.1:$((port + 80))"
+export SWITCHYARD_DEMO_FIRST_PORT="$((port + 91))"
+export SWITCHYARD_DEMO_TRAFFIC_RPS=20
 password="${E2E_PASSWORD:-e2e password long enough}"
 for user in admin:admin olivia:operator vera:viewer; do
   printf '%s\n' "$password" | "$bin" user add "${user%%:*}" --role "${user##*:}" --password-stdin

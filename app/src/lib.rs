@@ -15,8 +15,8 @@ use leptos_router::path;
 
 use crate::components::layout::Layout;
 use crate::pages::{
-    account::AccountPage, admin_users::AdminUsersPage, audit::AuditPage, home::HomePage,
-    login::LoginPage, not_found::NotFound,
+    account::AccountPage, admin_users::AdminUsersPage, audit::AuditPage, campaign::CampaignPage,
+    campaigns::CampaignsPage, home::HomePage, login::LoginPage, not_found::NotFound,
 };
 
 /// The HTML document around the app; rendered on the server only.
@@ -50,6 +50,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=LoginPage />
                 <Route path=path!("/") view=|| view! { <Layout><HomePage /></Layout> } />
                 <Route path=path!("/audit") view=|| view! { <Layout><AuditPage /></Layout> } />
+                <Route path=path!("/campaigns") view=|| view! { <Layout><CampaignsPage /></Layout> } />
+                <Route path=path!("/campaigns/:id") view=|| view! { <Layout><CampaignPage /></Layout> } />
                 <Route path=path!("/account") view=|| view! { <Layout><AccountPage /></Layout> } />
                 <Route path=path!("/admin/users") view=|| view! { <Layout><AdminUsersPage /></Layout> } />
             </Routes>

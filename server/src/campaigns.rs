@@ -12,7 +12,7 @@ use app::domain::lifecycle::{self, CampaignState, Command};
 use app::domain::plan::{self, Plan, StepKind};
 use app::domain::validate::{ValidationErrors, validate};
 use app::domain::views::{
-    CampaignDetail, CampaignPage, CampaignSummary, EnvironmentView, StepRunView,
+    CampaignDetail, CampaignPage, CampaignSummary, EnvironmentView, StepRunView, TrafficView,
 };
 use serde_json::json;
 
@@ -664,6 +664,129 @@ impl CampaignService {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// What the pool's router really has now, read back, with each member's release.
+    pub async fn traffic(&self, actor: &Principal, id: i64) -> Result<TrafficView, ApiError> {
+        require(actor, Role::Viewer)?;
+        let row = self.row(id).await?;
+        let env: Environment = match &row.env_snapshot {
+            Some(e) => serde_json::from_str(e).map_err(|_| ApiError::internal())?,
+            None => self.environment_named(&row.environment).await?,
+        };
+        let unavailable = |e: String| TrafficView {
+            pool: row.pool.clone(),
+            members: Vec::new(),
+            share_by_release: Vec::new(),
+            error: Some(e),
+        };
+        let Some(pool) = env.pools.iter().find(|p| p.name.as_str() == row.pool) else {
+            return Ok(unavailable(format!(
+                "pool {} is not in environment {}",
+                row.pool, env.name
+            )));
+        };
+        let Some(router_cfg) = env.backends.iter().find(|b| b.name == pool.router) else {
+            return Ok(unavailable(format!(
+                "router {} is not in environment {}",
+                pool.router, env.name
+            )));
+        };
+        let factory = self.engine.adapters();
+        let members = match factory.router(router_cfg) {
+            Ok(r) => match r.read_pool(pool.name.as_str()).await {
+                Ok(m) => m,
+                Err(e) => return Ok(unavailable(format!("cannot read the router: {e}"))),
+            },
+            Err(e) => return Ok(unavailable(e.to_string())),
+        };
+        let provider = env
+            .backends
+            .iter()
+            .find(|b| b.kind == app::domain::environment::BackendKind::Provider)
+            .and_then(|b| factory.provider(b).ok());
+        let mut views = Vec::new();
+        for m in members {
+            let from_env = env
+                .targets
+                .iter()
+                .find(|t| t.name.as_str() == m.target)
+                .map(|t| t.release.to_string());
+            let release = match &provider {
+                Some(p) => {
+                    p.describe(&m.target).await.ok().flatten().map(|i| i.release).or(from_env)
+                }
+                None => from_env,
+            };
+            views.push(app::domain::views::MemberView {
+                target: m.target,
+                address: m.address,
+                weight_pct: m.weight.as_percent(),
+                state: m.state.to_string(),
+                release,
+            });
+        }
+        let serving: Vec<&app::domain::views::MemberView> =
+            views.iter().filter(|m| m.state == "ready" && m.weight_pct > 0.0).collect();
+        let total: f64 = serving.iter().map(|m| m.weight_pct).sum();
+        let mut shares: BTreeMap<String, f64> = BTreeMap::new();
+        for m in serving {
+            *shares.entry(m.release.clone().unwrap_or_else(|| "?".into())).or_default() +=
+                m.weight_pct * 100.0 / total.max(f64::MIN_POSITIVE);
+        }
+        Ok(TrafficView {
+            pool: row.pool.clone(),
+            members: views,
+            share_by_release: shares.into_iter().collect(),
+            error: None,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl app::api::ports::CampaignsPort for CampaignService {
+    async fn list(
+        &self,
+        actor: &Principal,
+        status: Option<String>,
+        search: Option<String>,
+        page: u32,
+    ) -> Result<CampaignPage, ApiError> {
+        CampaignService::list(
+            self,
+            actor,
+            CampaignQuery { status, environment: None, search },
+            page,
+            50,
+        )
+        .await
+    }
+    async fn get(&self, actor: &Principal, id: i64) -> Result<CampaignDetail, ApiError> {
+        CampaignService::get(self, actor, id).await
+    }
+    async fn command(
+        &self,
+        actor: &Principal,
+        id: i64,
+        command: Command,
+        reason: &str,
+    ) -> Result<CampaignSummary, ApiError> {
+        match command {
+            Command::Start => self.start(actor, id).await,
+            Command::Pause => self.pause(actor, id).await,
+            Command::Resume => self.resume(actor, id).await,
+            Command::Approve => self.approve(actor, id).await,
+            Command::Reject => self.reject(actor, id, reason).await,
+            Command::Skip => self.skip(actor, id, reason).await,
+            Command::Abort => self.abort(actor, id, reason).await,
+            other => Err(ApiError::field(
+                "command",
+                format!("'{}' is done by the engine, not by people", other.verb()),
+            )),
+        }
+    }
+    async fn traffic(&self, actor: &Principal, id: i64) -> Result<TrafficView, ApiError> {
+        CampaignService::traffic(self, actor, id).await
     }
 }
 

@@ -60,6 +60,21 @@ pub enum Command {
     /// Start or abort a campaign
     #[command(subcommand)]
     Campaign(CampaignCommand),
+    /// Run the demo service: says its release in an `x-release` header; can fail or be slow
+    DemoService {
+        #[arg(long)]
+        release: String,
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Share of requests to fail with 500 (0–1)
+        #[arg(long, default_value_t = 0.0)]
+        fail_rate: f64,
+        /// Delay every answer by this many milliseconds
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+    },
 }
 
 /// Where the server is and how to authenticate, for the client commands.
@@ -131,6 +146,16 @@ fn parse_role(s: &str) -> Result<Role, String> {
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve => serve(config).await,
+        Command::DemoService { release, port, host, fail_rate, delay_ms } => {
+            crate::demo_service::run(
+                release,
+                std::net::SocketAddr::new(host, port),
+                fail_rate,
+                delay_ms,
+            )
+            .await?;
+            Ok(0)
+        }
         c @ (Command::Apply { .. } | Command::Plan { .. } | Command::Campaign(_)) => {
             client_command(c).await
         }

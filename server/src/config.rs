@@ -77,6 +77,36 @@ pub const SETTINGS: &[(&str, &str, &str, &str)] = &[
         "15",
         "window over which failed sign-ins are counted",
     ),
+    (
+        "demo.enabled",
+        "SWITCHYARD_DEMO",
+        "false",
+        "seed the demo environment (local processes behind the embedded router) and a ready canary",
+    ),
+    (
+        "demo.router_listen",
+        "SWITCHYARD_DEMO_ROUTER",
+        "127.0.0.1:8080",
+        "where the demo's embedded router takes user traffic",
+    ),
+    (
+        "demo.first_port",
+        "SWITCHYARD_DEMO_FIRST_PORT",
+        "9101",
+        "first of the demo instances' ports (four v1 instances, new ones above +10)",
+    ),
+    (
+        "demo.traffic_rps",
+        "SWITCHYARD_DEMO_TRAFFIC_RPS",
+        "20",
+        "requests per second from the demo's traffic generator (0: none)",
+    ),
+    (
+        "demo.exe",
+        "SWITCHYARD_DEMO_EXE",
+        "",
+        "program that runs `demo-service` for the demo instances (default: this one)",
+    ),
 ];
 
 pub const CONFIG_FILE_ENV: &str = "SWITCHYARD_CONFIG";
@@ -119,6 +149,19 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     pub session: SessionConfig,
     pub auth: AuthConfig,
+    pub demo: Option<crate::demo::DemoConfig>,
+}
+
+impl Config {
+    /// The folder of the SQLite file, where adapters keep their state files.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        let path = self.database_url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+        let path = path.split('?').next().unwrap_or_default();
+        if path.is_empty() || path.starts_with(':') {
+            return None;
+        }
+        Path::new(path).parent().map(Path::to_path_buf)
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -239,7 +282,36 @@ impl Config {
         {
             return Err(bad("session.cookie_name", "expected letters, digits, '_' or '-'"));
         }
+        let demo = if boolean("demo.enabled")? {
+            Some(crate::demo::DemoConfig {
+                router_listen: get("demo.router_listen").value.trim().parse().map_err(|_| {
+                    bad("demo.router_listen", "expected IP:PORT, e.g. 127.0.0.1:8080")
+                })?,
+                first_port: get("demo.first_port")
+                    .value
+                    .trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0 && *p < 65_000)
+                    .ok_or_else(|| bad("demo.first_port", "expected a port between 1 and 64999"))?,
+                exe: Some(get("demo.exe").value.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from),
+                traffic_rps: get("demo.traffic_rps")
+                    .value
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|r| *r <= 1000)
+                    .ok_or_else(|| {
+                        bad("demo.traffic_rps", "expected 0–1000 requests per second")
+                    })?,
+            })
+        } else {
+            None
+        };
         Ok(Config {
+            demo,
             listen,
             database_url,
             site_root: PathBuf::from(get("site_root").value.trim()),

@@ -9,6 +9,8 @@ pub mod campaigns;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod demo;
+pub mod demo_service;
 pub mod engine;
 pub mod http;
 pub mod startup;

@@ -25,6 +25,7 @@ pub struct Application {
     pub addr: SocketAddr,
     pub store: Store,
     pub engine: Engine,
+    registry: Option<Arc<Registry>>,
     listener: TcpListener,
     router: axum::Router,
     closing: tokio::sync::watch::Sender<bool>,
@@ -33,7 +34,16 @@ pub struct Application {
 impl Application {
     /// Opens the store (applying migrations), binds the listener and assembles the router.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        Self::build_with(config, Arc::new(Registry), EngineConfig::default()).await
+        let registry = Arc::new(Registry::new(config.data_dir()));
+        let mut app =
+            Self::build_with(config.clone(), registry.clone(), EngineConfig::default()).await?;
+        if let Some(demo) = &config.demo {
+            crate::demo::seed(&app.store, &registry, demo)
+                .await
+                .context("seeding the demo environment failed")?;
+        }
+        app.registry = Some(registry);
+        Ok(app)
     }
 
     /// Like [`Application::build`], with the adapters and engine settings chosen by the caller.
@@ -53,11 +63,12 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(addr)
             .build();
+        let engine = Engine::new(store.clone(), adapters, engine_config);
         let ports = Ports {
             accounts: Arc::new(AccountsService::new(store.clone())),
             audit: Arc::new(AuditService::new(store.clone())),
+            campaigns: Arc::new(CampaignService::new(store.clone(), engine.clone())),
         };
-        let engine = Engine::new(store.clone(), adapters, engine_config);
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let state = AppState {
             config: Arc::new(config),
@@ -69,7 +80,7 @@ impl Application {
             closing: closing_rx,
         };
         let router = http::app(state);
-        Ok(Self { addr, store, engine, listener, router, closing })
+        Ok(Self { addr, store, engine, registry: None, listener, router, closing })
     }
 
     /// Serves until `shutdown` resolves, finishing in-flight requests.
@@ -98,6 +109,10 @@ impl Application {
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         sweeper.abort();
+        self.engine.kill();
+        if let Some(r) = &self.registry {
+            r.stop_processes().await;
+        }
         self.store.close().await;
         result.context("server error")
     }

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod campaigns;
 pub mod error;
 #[cfg(feature = "ssr")]
 pub mod ports;

@@ -8,6 +8,8 @@ use async_trait::async_trait;
 use super::error::ApiError;
 use crate::domain::audit::{AuditFilter, AuditPage};
 use crate::domain::auth::{Principal, Role, TokenView, UserView};
+use crate::domain::lifecycle::Command;
+use crate::domain::views::{CampaignDetail, CampaignPage, CampaignSummary, TrafficView};
 
 /// A freshly created API token: the secret is shown once and never stored.
 #[derive(Debug, Clone)]
@@ -47,6 +49,26 @@ pub trait AccountsPort: Send + Sync {
 }
 
 #[async_trait]
+pub trait CampaignsPort: Send + Sync {
+    async fn list(
+        &self,
+        actor: &Principal,
+        status: Option<String>,
+        search: Option<String>,
+        page: u32,
+    ) -> Result<CampaignPage, ApiError>;
+    async fn get(&self, actor: &Principal, id: i64) -> Result<CampaignDetail, ApiError>;
+    async fn command(
+        &self,
+        actor: &Principal,
+        id: i64,
+        command: Command,
+        reason: &str,
+    ) -> Result<CampaignSummary, ApiError>;
+    async fn traffic(&self, actor: &Principal, id: i64) -> Result<TrafficView, ApiError>;
+}
+
+#[async_trait]
 pub trait AuditPort: Send + Sync {
     async fn search(&self, actor: &Principal, filter: AuditFilter) -> Result<AuditPage, ApiError>;
 }
@@ -56,4 +78,5 @@ pub trait AuditPort: Send + Sync {
 pub struct Ports {
     pub accounts: Arc<dyn AccountsPort>,
     pub audit: Arc<dyn AuditPort>,
+    pub campaigns: Arc<dyn CampaignsPort>,
 }

@@ -23,6 +23,7 @@ pub fn Layout(children: Children) -> impl IntoView {
             <nav aria-label="Main">
                 <ul>
                     <li><a href="/">"Home"</a></li>
+                    <li><a href="/campaigns">"Campaigns"</a></li>
                     <li><a href="/audit">"Audit trail"</a></li>
                     <Suspense>
                         {move || Suspend::new(async move {

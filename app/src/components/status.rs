@@ -29,3 +29,13 @@ pub fn SuccessBox(children: Children) -> impl IntoView {
 pub fn field_error(err: &Option<ApiError>, field: &str) -> Option<String> {
     err.as_ref().and_then(|e| e.field_error(field)).map(str::to_string)
 }
+
+/// A campaign state in words and colour (the words carry the meaning; colour only helps).
+#[component]
+pub fn StatusBadge(state: crate::domain::lifecycle::CampaignState) -> impl IntoView {
+    let key = serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    view! { <span class=format!("badge badge-{key}") data-status=key.clone()>{state.label()}</span> }
+}

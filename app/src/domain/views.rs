@@ -73,3 +73,24 @@ pub struct CampaignPage {
     pub page: u32,
     pub per_page: u32,
 }
+
+/// One pool member as the router reports it, with the release its instance runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberView {
+    pub target: String,
+    pub address: String,
+    pub weight_pct: f64,
+    pub state: String,
+    pub release: Option<String>,
+}
+
+/// What the router really has for a campaign's pool, read back now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrafficView {
+    pub pool: String,
+    pub members: Vec<MemberView>,
+    /// Share of the pool's traffic by release (members that are ready), in percent.
+    pub share_by_release: Vec<(String, f64)>,
+    /// Why the read-back is missing, if it is (e.g. the router's driver is not available).
+    pub error: Option<String>,
+}

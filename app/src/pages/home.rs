@@ -41,7 +41,8 @@ pub fn HomePage() -> impl IntoView {
                             </article>
                             <article class="card">
                                 <h2>"Campaigns"</h2>
-                                <p>"No campaigns yet. Campaign planning and rollout control are being built; until then this dashboard manages users, API tokens and the audit trail."</p>
+                                <p>"Plan, start, watch and abort rollouts."</p>
+                                <p><a class="btn btn-primary" href="/campaigns">"Open campaigns"</a></p>
                             </article>
                         </section>
                     }

@@ -3,6 +3,8 @@
 pub mod account;
 pub mod admin_users;
 pub mod audit;
+pub mod campaign;
+pub mod campaigns;
 pub mod home;
 pub mod login;
 pub mod not_found;

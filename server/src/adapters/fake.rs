@@ -14,7 +14,8 @@ use chrono::Utc;
 
 use super::registry::AdapterFactory;
 use super::{
-    AdapterError, AdapterResult, HealthSource, Instance, MemberReadback, Probe, Provider, Router,
+    AdapterError, AdapterResult, FlagStore, HealthSource, Instance, MemberReadback, Probe,
+    Provider, Router,
 };
 
 /// A recorded call, with its arguments.
@@ -30,6 +31,7 @@ pub enum Call {
     SwitchDns(String, Vec<String>),
     SetPreview(String, Vec<String>),
     ClearPreview(String),
+    SetFlag(String, app::domain::ids::Percent),
 }
 
 /// Failures to inject: the next `n` calls fail with this error.
@@ -53,6 +55,7 @@ pub struct World {
     pub instances: BTreeMap<String, Instance>,
     pub pools: BTreeMap<String, BTreeMap<String, MemberReadback>>,
     pub dns: BTreeMap<String, Vec<String>>,
+    pub flags: BTreeMap<String, app::domain::ids::Percent>,
     pub preview: BTreeMap<String, Vec<String>>,
     pub calls: Vec<Call>,
     faults: Faults,
@@ -123,12 +126,18 @@ impl World {
             Call::ClearPreview(p) => {
                 self.preview.remove(p);
             }
+            Call::SetFlag(f, pct) => {
+                self.flags.insert(f.clone(), *pct);
+            }
         }
     }
 
     /// What a pool, its DNS and its preview routes look like, for comparing two worlds.
     pub fn snapshot(&self) -> String {
-        format!("{:?}|{:?}|{:?}|{:?}", self.instances, self.pools, self.dns, self.preview)
+        format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}",
+            self.instances, self.pools, self.dns, self.preview, self.flags
+        )
     }
 }
 
@@ -334,7 +343,20 @@ impl HealthSource for Fake {
     }
 }
 
+#[async_trait]
+impl FlagStore for Fake {
+    async fn set(&self, flag: &str, percent: app::domain::ids::Percent) -> AdapterResult<()> {
+        self.record(Call::SetFlag(flag.into(), percent)).await
+    }
+    async fn get(&self, flag: &str) -> AdapterResult<Option<app::domain::ids::Percent>> {
+        Ok(self.with(|w| w.flags.get(flag).copied()))
+    }
+}
+
 impl AdapterFactory for Fake {
+    fn flags(&self) -> AdapterResult<Arc<dyn FlagStore>> {
+        Ok(Arc::new(self.clone()))
+    }
     fn provider(&self, _cfg: &BackendConfig) -> AdapterResult<Arc<dyn Provider>> {
         Ok(Arc::new(self.clone()))
     }

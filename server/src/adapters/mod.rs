@@ -7,8 +7,11 @@
 //! The [`registry`] maps an environment's backend `driver` to an implementation; tests swap in
 //! the in-memory fakes of [`fake`].
 
+pub mod embedded;
 #[cfg(test)]
 pub mod fake;
+pub mod http_probe;
+pub mod local_process;
 pub mod registry;
 
 use app::domain::campaign::PreviewRoute;
@@ -106,6 +109,15 @@ pub trait Router: Send + Sync {
     fn weight_resolution(&self) -> u32 {
         1
     }
+}
+
+/// A feature-flag store: the share of users who get a flag.
+#[async_trait]
+pub trait FlagStore: Send + Sync {
+    /// Ensure `flag` is on for `percent` of users.
+    async fn set(&self, flag: &str, percent: app::domain::ids::Percent) -> AdapterResult<()>;
+    /// Read-back; `None` when the flag does not exist.
+    async fn get(&self, flag: &str) -> AdapterResult<Option<app::domain::ids::Percent>>;
 }
 
 /// A probe result for one target.

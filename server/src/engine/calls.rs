@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use app::domain::environment::{BackendConfig, Environment};
 use app::domain::ids::Weight;
-use app::domain::plan::{BackendCall, HealthCall, MemberState, ProviderCall, RouterCall};
+use app::domain::plan::{BackendCall, FlagCall, HealthCall, MemberState, ProviderCall, RouterCall};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
@@ -127,9 +127,17 @@ pub async fn apply(a: &Adapters<'_>, call: &BackendCall) -> AdapterResult<String
                 Err(AdapterError::Transient(format!("{target} not healthy: {}", probe.detail)))
             }
         }
-        BackendCall::Flag { .. } => Err(AdapterError::Unsupported(
-            "the feature-flag store is not available in this version; this step cannot run".into(),
-        )),
+        BackendCall::Flag { call: FlagCall::Set { flag, percent } } => {
+            let store = a.factory.flags()?;
+            store.set(flag.as_str(), *percent).await?;
+            match store.get(flag.as_str()).await? {
+                Some(p) if p == *percent => Ok(format!("flag {flag} is on for {p}")),
+                Some(p) => Err(AdapterError::Transient(format!(
+                    "flag {flag} reads back {p}, wanted {percent}"
+                ))),
+                None => Err(AdapterError::Transient(format!("flag {flag} does not exist yet"))),
+            }
+        }
         BackendCall::Notify { .. } => {
             Ok("notices are sent by the notifier, which is not built yet: nothing sent".into())
         }

@@ -101,6 +101,10 @@ impl Engine {
         self.inner.events.subscribe()
     }
 
+    pub fn adapters(&self) -> &dyn AdapterFactory {
+        &*self.inner.adapters
+    }
+
     pub fn store(&self) -> &Store {
         &self.inner.store
     }

@@ -203,18 +203,55 @@ async fn blue_green_and_rolling_run_to_completion_on_the_new_release() {
 }
 
 #[tokio::test]
-async fn a_feature_flag_campaign_pauses_with_a_clear_error_until_a_flag_store_exists() {
+async fn a_feature_flag_campaign_raises_the_flag_to_100_percent() {
     let h = harness().await;
     let strategy = json!({ "kind": "feature_flag", "flag": "new-checkout", "steps": [{ "percent": 50, "bake_secs": 1 }, { "percent": 100, "bake_secs": 1 }] });
     let id = h.create(spec(strategy), &operator()).await;
     h.service.start(&operator(), id).await.expect("start");
+    h.wait_for(id, "succeeded").await;
+    let flag = h.fake.with(|w| w.flags.get("new-checkout").map(|p| p.basis_points()));
+    assert_eq!(flag, Some(10_000));
+    assert_eq!(h.shares(), all_on(V1), "a flag rollout changes no instances");
+}
+
+#[tokio::test]
+async fn without_a_flag_store_a_feature_flag_campaign_pauses_saying_why() {
+    let h = harness().await;
+    let engine = Engine::new(h.store.clone(), Arc::new(NoFlags(h.fake.clone())), fast());
+    let service = CampaignService::new(h.store.clone(), engine);
+    let strategy = json!({ "kind": "feature_flag", "flag": "new-checkout", "steps": [{ "percent": 100, "bake_secs": 1 }] });
+    let id = service.create(&operator(), spec(strategy)).await.expect("draft").summary.id;
+    service.start(&operator(), id).await.expect("start");
     h.wait_for(id, "paused").await;
     let row = h.store.find_campaign(id).await.expect("read").expect("exists");
     assert!(
-        row.last_error.unwrap_or_default().contains("feature-flag store"),
+        row.last_error.unwrap_or_default().contains("no feature-flag store"),
         "the error says why"
     );
-    assert_eq!(h.shares(), all_on(V1), "traffic untouched");
+}
+
+/// The fake's backends without its flag store, like the production registry today.
+struct NoFlags(Fake);
+
+impl crate::adapters::registry::AdapterFactory for NoFlags {
+    fn provider(
+        &self,
+        c: &app::domain::environment::BackendConfig,
+    ) -> crate::adapters::AdapterResult<Arc<dyn crate::adapters::Provider>> {
+        self.0.provider(c)
+    }
+    fn router(
+        &self,
+        c: &app::domain::environment::BackendConfig,
+    ) -> crate::adapters::AdapterResult<Arc<dyn crate::adapters::Router>> {
+        self.0.router(c)
+    }
+    fn health(
+        &self,
+        c: &app::domain::environment::BackendConfig,
+    ) -> crate::adapters::AdapterResult<Arc<dyn crate::adapters::HealthSource>> {
+        self.0.health(c)
+    }
 }
 
 #[tokio::test]
@@ -476,10 +513,23 @@ async fn a_crash_mid_run_is_survived_and_every_backend_call_was_repeatable() {
     assert!(at >= 6, "crashed mid-run");
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(h.status(id).await.1, at, "nothing runs after the crash");
-    // A new engine on the same database resumes it.
-    let engine = Engine::new(h.store.clone(), Arc::new(h.fake.clone()), fast());
+    // The "process" is gone: its connections close, dropping any lock a cut-off write held.
+    h.store.close().await;
+    // A new process: a new store on the same file and a new engine resume the campaign.
+    let store = Store::connect(&format!("sqlite://{}", h._dir.path().join("t.db").display()))
+        .await
+        .expect("store");
+    let engine = Engine::new(store.clone(), Arc::new(h.fake.clone()), fast());
     assert_eq!(engine.resume_all().await.expect("resume"), 1);
-    h.wait_for(id, "succeeded").await;
+    let mut status = String::new();
+    for _ in 0..400 {
+        status = store.find_campaign(id).await.expect("read").expect("exists").status;
+        if status == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status, "succeeded", "the resumed campaign finished");
     assert_eq!(h.shares(), all_on(V2));
     // Every call states a desired state: applying each one twice gives the same world.
     let (calls, final_state) = h.fake.with(|w| (w.calls.clone(), w.snapshot()));

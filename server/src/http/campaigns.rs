@@ -315,10 +315,8 @@ async fn events(
                     "id": ev.id, "ts": ev.ts, "kind": ev.kind,
                     "data": serde_json::from_str::<serde_json::Value>(&ev.data).unwrap_or_default(),
                 });
-                let event = Event::default()
-                    .id(ev.id.to_string())
-                    .event(ev.kind.clone())
-                    .data(data.to_string());
+                // Unnamed events reach every EventSource `onmessage`; the kind is in the data.
+                let event = Event::default().id(ev.id.to_string()).data(data.to_string());
                 return Some((Ok(event), t));
             }
             if *t.closing.borrow() {

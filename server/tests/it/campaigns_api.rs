@@ -233,7 +233,10 @@ async fn a_started_campaign_is_frozen_and_its_events_stream_resumes_after_last_e
     }
     assert_eq!(detail["summary"]["status"], "paused", "{detail}");
     assert!(
-        detail["summary"]["last_error"].as_str().unwrap_or_default().contains("does not have"),
+        detail["summary"]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("step 1 (provision) failed"),
         "{detail}"
     );
     assert_eq!(detail["plan_frozen"], true);
@@ -288,8 +291,12 @@ async fn read_events(
             let field = |name: &str| {
                 block.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
             };
-            if let (Some(eid), Some(kind)) = (field("id:"), field("event:")) {
-                out.push((eid.parse().expect("numeric id"), kind));
+            if let (Some(eid), Some(data)) = (field("id:"), field("data:")) {
+                let v: Value = serde_json::from_str(&data).expect("data is JSON");
+                out.push((
+                    eid.parse().expect("numeric id"),
+                    v["kind"].as_str().unwrap_or_default().to_string(),
+                ));
             }
         }
     }

@@ -5,5 +5,6 @@ mod audit_trail;
 mod auth;
 mod campaigns_api;
 mod cli;
+mod demo;
 mod helpers;
 mod operations;

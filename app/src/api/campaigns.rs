@@ -1,0 +1,52 @@
+//! Server functions behind the campaign pages.
+
+use leptos::prelude::*;
+
+use super::error::ApiError;
+use crate::domain::views::{CampaignDetail, CampaignPage, CampaignSummary, TrafficView};
+
+#[server]
+pub async fn list_campaigns(
+    status: String,
+    search: String,
+    page: u32,
+) -> Result<CampaignPage, ApiError> {
+    let me = super::ctx::principal()?;
+    let opt = |s: String| (!s.trim().is_empty()).then(|| s.trim().to_string());
+    super::ctx::ports()?
+        .campaigns
+        .list(&me, opt(status), opt(search), page)
+        .await
+        .map_err(super::ctx::fail)
+}
+
+#[server]
+pub async fn get_campaign(id: i64) -> Result<CampaignDetail, ApiError> {
+    let me = super::ctx::principal()?;
+    super::ctx::ports()?.campaigns.get(&me, id).await.map_err(super::ctx::fail)
+}
+
+#[server]
+pub async fn campaign_traffic(id: i64) -> Result<TrafficView, ApiError> {
+    let me = super::ctx::principal()?;
+    super::ctx::ports()?.campaigns.traffic(&me, id).await.map_err(super::ctx::fail)
+}
+
+/// Runs a command (`start`, `pause`, `resume`, `approve`, `reject`, `skip`, `abort`).
+#[server]
+pub async fn campaign_command(
+    id: i64,
+    command: String,
+    #[server(default)] reason: String,
+) -> Result<CampaignSummary, ApiError> {
+    let me = super::ctx::principal()?;
+    let command: crate::domain::lifecycle::Command =
+        serde_json::from_value(serde_json::Value::String(command.clone())).map_err(|_| {
+            super::ctx::fail(ApiError::field("command", format!("unknown command '{command}'")))
+        })?;
+    super::ctx::ports()?
+        .campaigns
+        .command(&me, id, command, &reason)
+        .await
+        .map_err(super::ctx::fail)
+}

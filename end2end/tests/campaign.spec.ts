@@ -1,0 +1,82 @@
+import { test, expect, Page } from '@playwright/test';
+import * as fs from 'fs';
+import * as path from 'path';
+
+const PASSWORD = process.env.E2E_PASSWORD || 'e2e password long enough';
+const PORT = Number(process.env.E2E_PORT || 3100);
+const ROUTER = `http://127.0.0.1:${PORT + 80}/`;
+const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
+
+async function signIn(page: Page, user: string) {
+  await page.goto('/login');
+  await page.getByLabel('User name').fill(user);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('home-title')).toBeVisible();
+}
+
+async function keep(page: Page, name: string, project: string) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, `${project}-${name}.png`), fullPage: true });
+}
+
+test('an operator starts a canary in the demo, sees traffic move live, aborts it, and the router is back on v1', async ({ page, request }, info) => {
+  await signIn(page, 'olivia');
+  await page.goto('/campaigns');
+  await keep(page, 'campaigns', info.project.name);
+  // Each browser project drives its own copy of the seeded demo canary.
+  const name = `demo-canary-${info.project.name}`;
+  const id = await page.evaluate(async (name) => {
+    const list = await (await fetch('/api/v1/campaigns?q=demo-canary&status=draft')).json();
+    const seeded = list.campaigns.find((c: any) => c.name === 'demo-canary');
+    const detail = await (await fetch(`/api/v1/campaigns/${seeded.id}`)).json();
+    const res = await fetch('/api/v1/campaigns', {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...detail.spec, name }),
+    });
+    return (await res.json()).summary.id;
+  }, name);
+  await page.goto('/campaigns');
+  await page.getByRole('link', { name, exact: true }).click();
+  await expect(page).toHaveURL(new RegExp(`/campaigns/${id}$`));
+  await expect(page.getByTestId('campaign-name')).toHaveText(name);
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.getByTestId('traffic-shares')).toContainText('v1: 100.0 %');
+  await page.getByRole('button', { name: 'Start' }).click();
+  // Live: no reload from here on; the page follows the event stream.
+  await expect(page.locator('.badge').first()).toHaveText('running');
+  await expect(page.getByTestId('traffic-shares')).toContainText('v2:', { timeout: 30_000 });
+  await expect(page.locator('.step-current')).toBeVisible();
+  await keep(page, 'campaign-running', info.project.name);
+
+  await page.locator('summary[data-command=abort]').click();
+  await page.getByLabel(/Why abort/).fill('e2e: checking the abort button');
+  await page.locator('button[data-confirm=abort]').click();
+  await expect(page.getByTestId('rollback-time')).toBeVisible({ timeout: 30_000 });
+  await expect(page.locator('.badge').first()).toHaveText('rolled back');
+  await expect(page.getByTestId('traffic-shares')).toContainText('v1: 100.0 %');
+  await keep(page, 'campaign-rolled-back', info.project.name);
+
+  // Confirm through the router itself, not the UI.
+  for (let i = 0; i < 20; i++) {
+    const res = await request.get(ROUTER);
+    expect(res.status()).toBe(200);
+    expect(res.headers()['x-release']).toBe('v1');
+  }
+});
+
+test('a viewer sees the campaign without controls and the server refuses a start', async ({ page }, info) => {
+  await signIn(page, 'vera');
+  await page.goto('/campaigns');
+  await page.getByRole('link', { name: 'demo-canary', exact: true }).click();
+  await expect(page.getByTestId('campaign-name')).toHaveText('demo-canary');
+  await expect(page.getByRole('button', { name: 'Start' })).toHaveCount(0);
+  await expect(page.locator('summary[data-command=abort]')).toHaveCount(0);
+  const status = await page.evaluate(async () => {
+    const id = location.pathname.split('/').pop();
+    const res = await fetch(`/api/v1/campaigns/${id}/start`, { method: 'POST' });
+    return res.status;
+  });
+  expect(status).toBe(403);
+  await keep(page, 'campaign-viewer', info.project.name);
+});
