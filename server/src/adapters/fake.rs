@@ -67,6 +67,8 @@ pub struct World {
     pub hold_at: Option<usize>,
     /// True while a call is held.
     pub holding: bool,
+    /// Drain waits hold (until [`Fake::release`]) while this is set.
+    pub hold_drain: bool,
     next_port: u16,
 }
 
@@ -283,6 +285,13 @@ impl Router for Fake {
         _timeout_secs: u64,
     ) -> AdapterResult<bool> {
         self.with(|w| w.faults.next())?;
+        if self.with(|w| {
+            w.holding = w.hold_drain;
+            w.hold_drain
+        }) {
+            self.release.notified().await;
+            self.with(|w| w.holding = false);
+        }
         Ok(true)
     }
     async fn switch_dns(&self, record: &str, addresses: &[String]) -> AdapterResult<()> {

@@ -329,12 +329,10 @@ fn calls_before(plan: &Plan, i: usize) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn abort_during_every_kind_of_step_puts_all_traffic_back_on_the_old_release() {
-    let strategy = canary(
-        json!([{ "weight": 10, "bake_secs": 1, "pause": "manual" }, { "weight": 50, "bake_secs": 1, "pause": "approval" }, { "weight": 100, "bake_secs": 1 }]),
-    );
-    let plan = harness().await.plan(&spec(strategy.clone()));
+/// Aborts a fresh campaign while it is at each distinct kind of step of its plan, and checks
+/// that the pool ends entirely on the old release. `strategy(bake)` builds the strategy.
+async fn abort_at_every_kind(strategy: impl Fn(u64) -> Value) -> Vec<StepKind> {
+    let plan = harness().await.plan(&spec(strategy(1)));
     let mut seen = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         if seen.contains(&step.kind) {
@@ -342,21 +340,29 @@ async fn abort_during_every_kind_of_step_puts_all_traffic_back_on_the_old_releas
         }
         seen.push(step.kind);
         let h = harness().await;
-        let mut s = spec(strategy.clone());
-        if step.kind == StepKind::Bake {
-            // Long enough to be caught baking.
-            s = spec(canary(
-                json!([{ "weight": 10, "bake_secs": 30, "pause": "manual" }, { "weight": 50, "bake_secs": 30, "pause": "approval" }, { "weight": 100, "bake_secs": 30 }]),
-            ));
-        }
+        // A bake long enough to be caught baking.
+        let s = spec(strategy(if step.kind == StepKind::Bake { 30 } else { 1 }));
         let acting = !step.kind.waits() && step.kind != StepKind::Notify;
         if acting {
             h.fake.with(|w: &mut World| w.hold_at = Some(calls_before(&plan, i)));
         }
+        if step.kind == StepKind::WaitDrained {
+            h.fake.with(|w| w.hold_drain = true);
+        }
         if step.kind == StepKind::WaitHealthy {
-            let probed: Vec<String> = step.calls.iter().map(|c| c.to_string()).collect();
-            h.fake.with(|w| w.unhealthy = (1..=4).map(|n| format!("web-{n}-v2-0-0")).collect());
+            let probed: Vec<String> = step
+                .calls
+                .iter()
+                .filter_map(|c| match c {
+                    app::domain::plan::BackendCall::Health {
+                        call: app::domain::plan::HealthCall::Probe { target },
+                        ..
+                    } => Some(target.to_string()),
+                    _ => None,
+                })
+                .collect();
             assert!(!probed.is_empty());
+            h.fake.with(|w| w.unhealthy = probed);
         }
         if step.kind == StepKind::Gate {
             h.fake.with(|w| w.samples = std::iter::repeat_n(None, 10_000).collect());
@@ -367,7 +373,8 @@ async fn abort_during_every_kind_of_step_puts_all_traffic_back_on_the_old_releas
         let mut reached = false;
         for _ in 0..800 {
             let (status, at) = h.status(id).await;
-            if at == i as i64 && (!acting || h.fake.with(|w| w.holding)) {
+            let held = acting || step.kind == StepKind::WaitDrained;
+            if at == i as i64 && (!held || h.fake.with(|w| w.holding)) {
                 reached = true;
                 break;
             }
@@ -384,15 +391,29 @@ async fn abort_during_every_kind_of_step_puts_all_traffic_back_on_the_old_releas
         }
         assert!(reached, "reached step {i} ({:?})", step.kind);
         h.service.abort(&operator(), id, "testing abort").await.expect("abort");
-        h.fake.with(|w| w.unhealthy.clear());
+        h.fake.with(|w| {
+            w.unhealthy.clear();
+            w.hold_drain = false;
+        });
         h.fake.release();
         h.wait_for(id, "rolled_back").await;
         assert_eq!(h.shares(), all_on(V1), "after aborting during {:?} (step {i})", step.kind);
         let v2_left = h.fake.with(|w| w.instances.values().filter(|x| x.release == V2).count());
-        assert_eq!(v2_left, 0, "new instances are gone after aborting during {:?}", step.kind);
+        assert_eq!(v2_left, 0, "nothing runs v2 after aborting during {:?}", step.kind);
+        let flags_on = h.fake.with(|w| w.flags.values().filter(|p| p.basis_points() > 0).count());
+        assert_eq!(flags_on, 0, "flags are back at 0 % after aborting during {:?}", step.kind);
         let row = h.store.find_campaign(id).await.expect("read").expect("exists");
         assert!(row.rollback_secs.is_some(), "the time to roll back is recorded");
     }
+    seen
+}
+
+#[tokio::test]
+async fn abort_during_every_kind_of_canary_step_puts_all_traffic_back_on_the_old_release() {
+    let seen = abort_at_every_kind(|bake| {
+        canary(json!([{ "weight": 10, "bake_secs": bake, "pause": "manual" }, { "weight": 50, "bake_secs": bake, "pause": "approval" }, { "weight": 100, "bake_secs": bake }]))
+    })
+    .await;
     for kind in [
         StepKind::Provision,
         StepKind::WaitHealthy,
@@ -402,9 +423,38 @@ async fn abort_during_every_kind_of_step_puts_all_traffic_back_on_the_old_releas
         StepKind::Gate,
         StepKind::Pause,
         StepKind::Approval,
+        StepKind::RemoveFromPool,
+        StepKind::Decommission,
     ] {
         assert!(seen.contains(&kind), "the plan covers {kind:?}");
     }
+}
+
+#[tokio::test]
+async fn abort_during_every_kind_of_rolling_step_puts_every_target_back_on_the_old_release() {
+    let seen = abort_at_every_kind(|bake| {
+        json!({ "kind": "rolling", "batch": { "count": 2 }, "max_unavailable": 2, "min_healthy": 2, "drain_timeout_secs": 5, "bake_secs": bake })
+    })
+    .await;
+    for kind in [
+        StepKind::Drain,
+        StepKind::WaitDrained,
+        StepKind::RemoveFromPool,
+        StepKind::ReplaceRelease,
+        StepKind::WaitHealthy,
+        StepKind::AddToPool,
+    ] {
+        assert!(seen.contains(&kind), "the plan covers {kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn abort_during_every_kind_of_feature_flag_step_turns_the_flag_back_off() {
+    let seen = abort_at_every_kind(|bake| {
+        json!({ "kind": "feature_flag", "flag": "new-checkout", "steps": [{ "percent": 20, "bake_secs": bake }, { "percent": 100, "bake_secs": bake }] })
+    })
+    .await;
+    assert!(seen.contains(&StepKind::SetFlag));
 }
 
 #[tokio::test]

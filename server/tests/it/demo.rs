@@ -162,6 +162,13 @@ async fn in_the_demo_a_canary_aborted_at_25_percent_drops_no_request_and_ends_on
         results.len(),
         failed.iter().take(5).collect::<Vec<_>>()
     );
+    eprintln!(
+        "measured: canary aborted at 25 %: {} requests, {} failed, {} answered by v2, abort → all on v1 in {:.3} s",
+        results.len(),
+        failed.len(),
+        results.iter().filter(|(_, r)| r == "v2").count(),
+        done["summary"]["rollback_secs"].as_f64().unwrap_or(f64::NAN)
+    );
     let http = reqwest::Client::new();
     for _ in 0..40 {
         let res = http.get(format!("http://{router}/")).send().await.expect("router answers");
@@ -179,6 +186,7 @@ async fn in_the_demo_a_canary_aborted_at_25_percent_drops_no_request_and_ends_on
     let results = load.finish().await;
     let failed = results.iter().filter(|(s, _)| *s != 200).count();
     assert_eq!(failed, 0, "no request failed during the canary ({} sent)", results.len());
+    eprintln!("measured: full canary v1 → v2: {} requests, {failed} failed", results.len());
     for _ in 0..40 {
         let res = http.get(format!("http://{router}/")).send().await.expect("router answers");
         assert_eq!(res.headers()["x-release"], "v2", "after completion every answer comes from v2");
