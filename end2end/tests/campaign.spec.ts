@@ -47,6 +47,9 @@ test('an operator starts a canary in the demo, sees traffic move live, aborts it
   await expect(page.locator('.badge').first()).toHaveText('running');
   await expect(page.getByTestId('traffic-shares')).toContainText('v2:', { timeout: 30_000 });
   await expect(page.locator('.step-current')).toBeVisible();
+  // The plotters chart (SVG from the server) follows the traffic, with v2 in its legend.
+  await expect(page.getByTestId('health-chart').locator('svg')).toBeVisible();
+  await expect(page.getByTestId('health-chart')).toContainText('v2', { timeout: 30_000 });
   await keep(page, 'campaign-running', info.project.name);
 
   await page.locator('summary[data-command=abort]').click();

@@ -743,8 +743,75 @@ impl CampaignService {
     }
 }
 
+impl CampaignService {
+    /// The campaign's health chart (SVG) from the router's request history.
+    pub async fn chart(&self, actor: &Principal, id: i64) -> Result<String, ApiError> {
+        require(actor, Role::Viewer)?;
+        let row = self.row(id).await?;
+        let spec: CampaignSpec =
+            serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
+        let env: Environment = match &row.env_snapshot {
+            Some(e) => serde_json::from_str(e).map_err(|_| ApiError::internal())?,
+            None => self.environment_named(&row.environment).await?,
+        };
+        let no_history = || {
+            ApiError::new(
+                app::api::ErrorCode::Unavailable,
+                "this router keeps no request history to chart",
+            )
+        };
+        let pool = env.pools.iter().find(|p| p.name.as_str() == row.pool).ok_or_else(no_history)?;
+        let cfg = env.backends.iter().find(|b| b.name == pool.router).ok_or_else(no_history)?;
+        let router = self
+            .engine
+            .adapters()
+            .router(cfg)
+            .map_err(|e| ApiError::new(app::api::ErrorCode::Unavailable, e.to_string()))?;
+        let parse = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc))
+        };
+        let now = chrono::Utc::now();
+        let to = parse(&row.finished_at)
+            .map(|f| (f + chrono::Duration::seconds(20)).min(now))
+            .unwrap_or(now);
+        let window = chrono::Duration::minutes(10);
+        let from = parse(&row.started_at)
+            .map(|s| s - chrono::Duration::seconds(20))
+            .unwrap_or(to - chrono::Duration::minutes(2))
+            .max(to - window);
+        let from = if from >= to { to - chrono::Duration::seconds(60) } else { from };
+        let hits = router.recent_hits(pool.name.as_str(), from).ok_or_else(no_history)?;
+        let hits: Vec<_> = hits.into_iter().filter(|h| h.at <= to).collect();
+        let steps: Vec<(chrono::DateTime<chrono::Utc>, String)> = self
+            .store
+            .campaign_events_since(id, 0, 5000)
+            .await?
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    e.kind.as_str(),
+                    "step_done" | "aborting" | "abort" | "rolled_back" | "completed"
+                )
+            })
+            .filter_map(|e| parse(&Some(e.ts)).map(|t| (t, e.kind)))
+            .collect();
+        let secs = ((to - from).num_seconds() / 90).max(1);
+        let gate = spec.gates.first().cloned().unwrap_or_default();
+        crate::charts::render(&crate::charts::buckets(&hits, from, to, secs), &steps, &gate, 760)
+            .map_err(|e| {
+                tracing::error!(error = %e, "chart rendering failed");
+                ApiError::internal()
+            })
+    }
+}
+
 #[async_trait::async_trait]
 impl app::api::ports::CampaignsPort for CampaignService {
+    async fn chart(&self, actor: &Principal, id: i64) -> Result<String, ApiError> {
+        CampaignService::chart(self, actor, id).await
+    }
     async fn list(
         &self,
         actor: &Principal,

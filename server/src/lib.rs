@@ -6,6 +6,7 @@ pub mod adapters;
 pub mod audit;
 pub mod auth;
 pub mod campaigns;
+pub mod charts;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -50,3 +50,10 @@ pub async fn campaign_command(
         .await
         .map_err(super::ctx::fail)
 }
+
+/// The campaign's health chart, drawn on the server (SVG markup).
+#[server]
+pub async fn campaign_chart(id: i64) -> Result<String, ApiError> {
+    let me = super::ctx::principal()?;
+    super::ctx::ports()?.campaigns.chart(&me, id).await.map_err(super::ctx::fail)
+}

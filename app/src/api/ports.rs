@@ -66,6 +66,8 @@ pub trait CampaignsPort: Send + Sync {
         reason: &str,
     ) -> Result<CampaignSummary, ApiError>;
     async fn traffic(&self, actor: &Principal, id: i64) -> Result<TrafficView, ApiError>;
+    /// The health chart as SVG markup.
+    async fn chart(&self, actor: &Principal, id: i64) -> Result<String, ApiError>;
 }
 
 #[async_trait]

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::campaigns::{CampaignCommand, campaign_traffic, get_campaign};
+use crate::api::campaigns::{CampaignCommand, campaign_chart, campaign_traffic, get_campaign};
 use crate::components::layout::Me;
 use crate::components::status::{ErrorBox, StatusBadge};
 use crate::domain::auth::Role;
@@ -30,6 +30,22 @@ pub fn CampaignPage() -> impl IntoView {
         move || (id.get(), tick.get(), command.version().get()),
         |(id, _, _)| campaign_traffic(id),
     );
+    // Traffic moves between events (during a bake nothing else happens), so the chart also
+    // refreshes every two seconds while the page is open.
+    let chart_tick = RwSignal::new(0_u64);
+    let chart = Resource::new(
+        move || (id.get(), tick.get(), chart_tick.get()),
+        |(id, _, _)| campaign_chart(id),
+    );
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if let Ok(handle) = set_interval_with_handle(
+            move || chart_tick.update(|t| *t += 1),
+            std::time::Duration::from_secs(2),
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    });
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| live::follow(id.get(), tick));
     let Me(me) = expect_context::<Me>();
@@ -50,6 +66,17 @@ pub fn CampaignPage() -> impl IntoView {
                             {move || Suspend::new(async move {
                                 match traffic.await {
                                     Ok(t) => view! { <Traffic t=t /> }.into_any(),
+                                    Err(e) => view! { <p class="muted">{e.message}</p> }.into_any(),
+                                }
+                            })}
+                        </section>
+                        <section aria-labelledby="health-title">
+                            <h2 id="health-title">"Health"</h2>
+                            <p class="muted">"Requests per second by release, error rate and p99 latency through the router (UTC). Red lines are the gate's limits; grey lines mark finished steps."</p>
+                            {move || Suspend::new(async move {
+                                match chart.await {
+                                    Ok(svg) if !svg.is_empty() => view! { <div class="chart" data-testid="health-chart" role="img" aria-label="Health chart" inner_html=svg></div> }.into_any(),
+                                    Ok(_) => view! { <p class="muted">"No traffic yet."</p> }.into_any(),
                                     Err(e) => view! { <p class="muted">{e.message}</p> }.into_any(),
                                 }
                             })}

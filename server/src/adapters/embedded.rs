@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
-use super::{AdapterError, AdapterResult, MemberReadback, Router};
+use super::{AdapterError, AdapterResult, Hit, MemberReadback, Router};
 
 pub const KIND: &str = "embedded";
 
@@ -54,16 +54,6 @@ struct MemberConf {
 struct PoolConf {
     members: BTreeMap<String, MemberConf>,
     preview: Option<(PreviewRoute, Vec<String>)>,
-}
-
-/// One proxied request, for gates and charts.
-#[derive(Debug, Clone, Serialize)]
-pub struct Hit {
-    pub at: DateTime<Utc>,
-    pub target: String,
-    pub release: Option<String>,
-    pub status: u16,
-    pub latency_ms: f64,
 }
 
 struct Shared {
@@ -462,5 +452,9 @@ impl Router for EmbeddedRouter {
 
     async fn read_dns(&self, _record: &str) -> AdapterResult<Option<Vec<String>>> {
         Ok(None)
+    }
+
+    fn recent_hits(&self, pool: &str, since: DateTime<Utc>) -> Option<Vec<Hit>> {
+        Some(self.hits_since(pool, since))
     }
 }

@@ -105,6 +105,11 @@ pub trait Router: Send + Sync {
     async fn read_pool(&self, pool: &str) -> AdapterResult<Vec<MemberReadback>>;
     /// Read-back of a DNS record; `None` when this router has no DNS.
     async fn read_dns(&self, record: &str) -> AdapterResult<Option<Vec<String>>>;
+    /// Requests the router proxied for `pool` since `since`, if it keeps them (the embedded
+    /// router does; others are read through their own stats).
+    fn recent_hits(&self, _pool: &str, _since: chrono::DateTime<chrono::Utc>) -> Option<Vec<Hit>> {
+        None
+    }
     /// The smallest weight step this router can represent, in basis points (HAProxy: 1/256).
     fn weight_resolution(&self) -> u32 {
         1
@@ -118,6 +123,16 @@ pub trait FlagStore: Send + Sync {
     async fn set(&self, flag: &str, percent: app::domain::ids::Percent) -> AdapterResult<()>;
     /// Read-back; `None` when the flag does not exist.
     async fn get(&self, flag: &str) -> AdapterResult<Option<app::domain::ids::Percent>>;
+}
+
+/// One request a router proxied, for gates and charts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub target: String,
+    pub release: Option<String>,
+    pub status: u16,
+    pub latency_ms: f64,
 }
 
 /// A probe result for one target.
