@@ -15,12 +15,20 @@ async function signIn(page: Page, user: string) {
   await expect(page.getByTestId('home-title')).toBeVisible();
 }
 
+/// Collects console errors; a hydration mismatch is logged there before the page goes dead.
+function watchConsole(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error' && /hydrat|panicked/i.test(m.text())) errors.push(m.text().slice(0, 300)); });
+  return errors;
+}
+
 async function keep(page: Page, name: string, project: string) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, `${project}-${name}.png`), fullPage: true });
 }
 
 test('an operator starts a canary in the demo, sees traffic move live, aborts it, and the router is back on v1', async ({ page, request }, info) => {
+  const consoleErrors = watchConsole(page);
   await signIn(page, 'olivia');
   await page.goto('/campaigns');
   await keep(page, 'campaigns', info.project.name);
@@ -59,6 +67,7 @@ test('an operator starts a canary in the demo, sees traffic move live, aborts it
   await expect(page.locator('.badge').first()).toHaveText('rolled back');
   await expect(page.getByTestId('traffic-shares')).toContainText('v1: 100.0 %');
   await keep(page, 'campaign-rolled-back', info.project.name);
+  expect(consoleErrors, 'no hydration errors').toEqual([]);
 
   // Confirm through the router itself, not the UI.
   for (let i = 0; i < 20; i++) {
@@ -69,10 +78,16 @@ test('an operator starts a canary in the demo, sees traffic move live, aborts it
 });
 
 test('a viewer sees the campaign without controls and the server refuses a start', async ({ page }, info) => {
+  const consoleErrors = watchConsole(page);
   await signIn(page, 'vera');
   await page.goto('/campaigns');
   await page.getByRole('link', { name: 'demo-canary', exact: true }).click();
   await expect(page.getByTestId('campaign-name')).toHaveText('demo-canary');
+  // A full page load too: the server's HTML must hydrate cleanly with live traffic on the page.
+  await page.reload();
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.getByTestId('traffic-shares')).toContainText('v1:');
+  await expect(page.getByTestId('health-chart').locator('svg')).toBeVisible();
   await expect(page.getByRole('button', { name: 'Start' })).toHaveCount(0);
   await expect(page.locator('summary[data-command=abort]')).toHaveCount(0);
   const status = await page.evaluate(async () => {
@@ -82,4 +97,5 @@ test('a viewer sees the campaign without controls and the server refuses a start
   });
   expect(status).toBe(403);
   await keep(page, 'campaign-viewer', info.project.name);
+  expect(consoleErrors, 'no hydration errors').toEqual([]);
 });

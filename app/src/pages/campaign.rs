@@ -63,16 +63,20 @@ pub fn CampaignPage() -> impl IntoView {
                         <Controls d=d.clone() role=role action=command />
                         <section aria-labelledby="traffic-title">
                             <h2 id="traffic-title">"Traffic now"</h2>
-                            {move || Suspend::new(async move {
-                                match traffic.await {
-                                    Ok(t) => view! { <Traffic t=t /> }.into_any(),
-                                    Err(e) => view! { <p class="muted">{e.message}</p> }.into_any(),
-                                }
-                            })}
+                            // Its own boundary: a nested Suspend without one renders nothing on the server.
+                            <Transition fallback=|| view! { <p class="muted">"Reading the router…"</p> }>
+                                {move || Suspend::new(async move {
+                                    match traffic.await {
+                                        Ok(t) => view! { <Traffic t=t /> }.into_any(),
+                                        Err(e) => view! { <p class="muted">{e.message}</p> }.into_any(),
+                                    }
+                                })}
+                            </Transition>
                         </section>
                         <section aria-labelledby="health-title">
                             <h2 id="health-title">"Health"</h2>
                             <p class="muted">"Requests per second by release, error rate and p99 latency through the router (UTC). Red lines are the gate's limits; grey lines mark finished steps."</p>
+                            <Transition fallback=|| view! { <p class="muted">"Drawing the chart…"</p> }>
                             {move || Suspend::new(async move {
                                 match chart.await {
                                     Ok(svg) if !svg.is_empty() => view! { <div class="chart" data-testid="health-chart" role="img" aria-label="Health chart" inner_html=svg></div> }.into_any(),
@@ -80,6 +84,7 @@ pub fn CampaignPage() -> impl IntoView {
                                     Err(e) => view! { <p class="muted">{e.message}</p> }.into_any(),
                                 }
                             })}
+                            </Transition>
                         </section>
                         <Timeline d=d />
                     }.into_any(),
