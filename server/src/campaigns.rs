@@ -666,40 +666,50 @@ impl CampaignService {
         &self.engine
     }
 
-    /// What the pool's router really has now, read back, with each member's release.
-    pub async fn traffic(&self, actor: &Principal, id: i64) -> Result<TrafficView, ApiError> {
-        require(actor, Role::Viewer)?;
-        let row = self.row(id).await?;
+    /// The environment a campaign runs in (frozen at start, else as it is now) and its pool's
+    /// router, or why the router cannot be had.
+    async fn pool_router(
+        &self,
+        row: &CampaignRow,
+    ) -> Result<(Environment, Result<std::sync::Arc<dyn crate::adapters::Router>, String>), ApiError>
+    {
         let env: Environment = match &row.env_snapshot {
             Some(e) => serde_json::from_str(e).map_err(|_| ApiError::internal())?,
             None => self.environment_named(&row.environment).await?,
         };
+        let router = env
+            .pools
+            .iter()
+            .find(|p| p.name.as_str() == row.pool)
+            .ok_or_else(|| format!("pool {} is not in environment {}", row.pool, env.name))
+            .and_then(|pool| {
+                env.backends.iter().find(|b| b.name == pool.router).ok_or_else(|| {
+                    format!("router {} is not in environment {}", pool.router, env.name)
+                })
+            })
+            .and_then(|cfg| self.engine.adapters().router(cfg).map_err(|e| e.to_string()));
+        Ok((env, router))
+    }
+
+    /// What the pool's router really has now, read back, with each member's release.
+    pub async fn traffic(&self, actor: &Principal, id: i64) -> Result<TrafficView, ApiError> {
+        require(actor, Role::Viewer)?;
+        let row = self.row(id).await?;
+        let (env, router) = self.pool_router(&row).await?;
         let unavailable = |e: String| TrafficView {
             pool: row.pool.clone(),
             members: Vec::new(),
             share_by_release: Vec::new(),
             error: Some(e),
         };
-        let Some(pool) = env.pools.iter().find(|p| p.name.as_str() == row.pool) else {
-            return Ok(unavailable(format!(
-                "pool {} is not in environment {}",
-                row.pool, env.name
-            )));
-        };
-        let Some(router_cfg) = env.backends.iter().find(|b| b.name == pool.router) else {
-            return Ok(unavailable(format!(
-                "router {} is not in environment {}",
-                pool.router, env.name
-            )));
-        };
-        let factory = self.engine.adapters();
-        let members = match factory.router(router_cfg) {
-            Ok(r) => match r.read_pool(pool.name.as_str()).await {
+        let members = match router {
+            Ok(r) => match r.read_pool(&row.pool).await {
                 Ok(m) => m,
                 Err(e) => return Ok(unavailable(format!("cannot read the router: {e}"))),
             },
-            Err(e) => return Ok(unavailable(e.to_string())),
+            Err(e) => return Ok(unavailable(e)),
         };
+        let factory = self.engine.adapters();
         let provider = env
             .backends
             .iter()
@@ -750,23 +760,14 @@ impl CampaignService {
         let row = self.row(id).await?;
         let spec: CampaignSpec =
             serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
-        let env: Environment = match &row.env_snapshot {
-            Some(e) => serde_json::from_str(e).map_err(|_| ApiError::internal())?,
-            None => self.environment_named(&row.environment).await?,
-        };
+        let (_, router) = self.pool_router(&row).await?;
+        let router = router.map_err(|e| ApiError::new(app::api::ErrorCode::Unavailable, e))?;
         let no_history = || {
             ApiError::new(
                 app::api::ErrorCode::Unavailable,
                 "this router keeps no request history to chart",
             )
         };
-        let pool = env.pools.iter().find(|p| p.name.as_str() == row.pool).ok_or_else(no_history)?;
-        let cfg = env.backends.iter().find(|b| b.name == pool.router).ok_or_else(no_history)?;
-        let router = self
-            .engine
-            .adapters()
-            .router(cfg)
-            .map_err(|e| ApiError::new(app::api::ErrorCode::Unavailable, e.to_string()))?;
         let parse = |t: &Option<String>| {
             t.as_deref()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
@@ -782,7 +783,7 @@ impl CampaignService {
             .unwrap_or(to - chrono::Duration::minutes(2))
             .max(to - window);
         let from = if from >= to { to - chrono::Duration::seconds(60) } else { from };
-        let hits = router.recent_hits(pool.name.as_str(), from).ok_or_else(no_history)?;
+        let hits = router.recent_hits(&row.pool, from).ok_or_else(no_history)?;
         let hits: Vec<_> = hits.into_iter().filter(|h| h.at <= to).collect();
         let steps: Vec<(chrono::DateTime<chrono::Utc>, String)> = self
             .store

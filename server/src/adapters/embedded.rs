@@ -121,14 +121,7 @@ impl EmbeddedRouter {
     fn save(&self) {
         let Some(path) = &self.shared.state_file else { return };
         let Ok(pools) = self.shared.pools.read() else { return };
-        let tmp = path.with_extension("tmp");
-        let written = serde_json::to_vec_pretty(&*pools)
-            .map_err(std::io::Error::other)
-            .and_then(|b| std::fs::write(&tmp, b))
-            .and_then(|()| std::fs::rename(&tmp, path));
-        if let Err(e) = written {
-            tracing::warn!(error = %e, "could not save the embedded router's state");
-        }
+        super::write_state(path, &*pools);
     }
 
     fn update(

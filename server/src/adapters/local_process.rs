@@ -138,14 +138,7 @@ impl LocalProcess {
 
     fn save(&self, a: &Assignments) {
         if let Some(path) = &self.cfg.state_file {
-            let tmp = path.with_extension("tmp");
-            let written = serde_json::to_vec_pretty(a)
-                .map_err(std::io::Error::other)
-                .and_then(|b| std::fs::write(&tmp, b))
-                .and_then(|()| std::fs::rename(&tmp, path));
-            if let Err(e) = written {
-                tracing::warn!(error = %e, path = %path.display(), "could not save local-process assignments");
-            }
+            super::write_state(path, a);
         }
     }
 

@@ -125,6 +125,19 @@ pub trait FlagStore: Send + Sync {
     async fn get(&self, flag: &str) -> AdapterResult<Option<app::domain::ids::Percent>>;
 }
 
+/// Writes an adapter's state file atomically (a temporary file, then a rename), so a crash
+/// leaves either the old state or the new one. Failure is logged: the adapter keeps working.
+pub(crate) fn write_state<T: Serialize>(path: &std::path::Path, value: &T) {
+    let tmp = path.with_extension("tmp");
+    let written = serde_json::to_vec_pretty(value)
+        .map_err(std::io::Error::other)
+        .and_then(|b| std::fs::write(&tmp, b))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        tracing::warn!(error = %e, path = %path.display(), "could not save an adapter's state");
+    }
+}
+
 /// One request a router proxied, for gates and charts.
 #[derive(Debug, Clone, Serialize)]
 pub struct Hit {

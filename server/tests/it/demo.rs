@@ -12,9 +12,19 @@ use tokio::sync::Mutex;
 
 use crate::helpers::{TestApp, spawn_app_with};
 
-/// A port block for this test process, away from the usual ones.
-fn port_base(offset: u16) -> u16 {
-    20_000 + (std::process::id() % 400) as u16 * 100 + offset
+/// A free block of 64 ports below Linux's ephemeral range (32768+), where the kernel never
+/// hands out ports for outgoing connections, so other tests' clients cannot take them.
+fn free_port_block() -> u16 {
+    let start = 10_000 + (std::process::id() % 300) as u16 * 64;
+    let mut base = start;
+    loop {
+        let free = (base..base + 64).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return base;
+        }
+        base = if base + 128 > 32_000 { 10_000 } else { base + 64 };
+        assert_ne!(base, start, "no free block of 64 ports below 32000");
+    }
 }
 
 async fn api(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
@@ -107,8 +117,9 @@ async fn wait_status(app: &TestApp, token: &str, id: i64, want: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_the_demo_a_canary_aborted_at_25_percent_drops_no_request_and_ends_on_v1_then_a_full_canary_ends_on_v2()
  {
-    let router = format!("127.0.0.1:{}", port_base(0));
-    let first = port_base(1).to_string();
+    let base = free_port_block();
+    let router = format!("127.0.0.1:{base}");
+    let first = (base + 1).to_string();
     let exe = env!("CARGO_BIN_EXE_switchyard");
     let app = spawn_app_with(&[
         ("SWITCHYARD_DEMO", "true"),
