@@ -202,7 +202,9 @@ impl LocalProcess {
             .arg(format!("exec {command}"))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
-            .kill_on_drop(false)
+            // Dropped handles (a server that exits, a test that panics) take their process
+            // along; after a hard crash the instances live on and are adopted at restart.
+            .kill_on_drop(true)
             .spawn()
             .map_err(|e| AdapterError::Permanent(format!("cannot start `{command}`: {e}")))?;
         let log = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_LINES)));
