@@ -104,6 +104,16 @@ pub fn summary(row: &CampaignRow) -> CampaignSummary {
     }
 }
 
+fn draft_fields<'a>(spec: &'a CampaignSpec, strategy: &'a str, json: &'a str) -> DraftFields<'a> {
+    DraftFields {
+        name: &spec.name,
+        environment: &spec.environment,
+        pool: &spec.pool,
+        strategy,
+        spec: json,
+    }
+}
+
 fn strategy_name(spec: &CampaignSpec) -> String {
     serde_json::to_value(&spec.strategy)
         .ok()
@@ -336,15 +346,24 @@ impl CampaignService {
         })
     }
 
+    /// An operator's valid spec, ready to store: its strategy name and its JSON.
+    async fn checked_draft(
+        &self,
+        actor: &Principal,
+        spec: &CampaignSpec,
+    ) -> Result<(String, String), ApiError> {
+        require(actor, Role::Operator)?;
+        self.preview(actor, spec).await?;
+        let json = serde_json::to_string(spec).map_err(|_| ApiError::internal())?;
+        Ok((strategy_name(spec), json))
+    }
+
     pub async fn create(
         &self,
         actor: &Principal,
         spec: CampaignSpec,
     ) -> Result<CampaignDetail, ApiError> {
-        require(actor, Role::Operator)?;
-        self.preview(actor, &spec).await?;
-        let json = serde_json::to_string(&spec).map_err(|_| ApiError::internal())?;
-        let strategy = strategy_name(&spec);
+        let (strategy, json) = self.checked_draft(actor, &spec).await?;
         let audit = record(
             actor,
             "campaign.create",
@@ -354,17 +373,7 @@ impl CampaignService {
         );
         let row = self
             .store
-            .create_campaign(
-                DraftFields {
-                    name: &spec.name,
-                    environment: &spec.environment,
-                    pool: &spec.pool,
-                    strategy: &strategy,
-                    spec: &json,
-                },
-                &actor.username,
-                audit,
-            )
+            .create_campaign(draft_fields(&spec, &strategy, &json), &actor.username, audit)
             .await?;
         self.engine.announce(row.id);
         self.get(actor, row.id).await
@@ -376,10 +385,7 @@ impl CampaignService {
         id: i64,
         spec: CampaignSpec,
     ) -> Result<CampaignDetail, ApiError> {
-        require(actor, Role::Operator)?;
-        self.preview(actor, &spec).await?;
-        let json = serde_json::to_string(&spec).map_err(|_| ApiError::internal())?;
-        let strategy = strategy_name(&spec);
+        let (strategy, json) = self.checked_draft(actor, &spec).await?;
         let audit = record(
             actor,
             "campaign.update",
@@ -387,19 +393,7 @@ impl CampaignService {
             "success",
             json!({ "name": spec.name }),
         );
-        self.store
-            .update_draft(
-                id,
-                DraftFields {
-                    name: &spec.name,
-                    environment: &spec.environment,
-                    pool: &spec.pool,
-                    strategy: &strategy,
-                    spec: &json,
-                },
-                audit,
-            )
-            .await?;
+        self.store.update_draft(id, draft_fields(&spec, &strategy, &json), audit).await?;
         self.engine.announce(id);
         self.get(actor, id).await
     }

@@ -41,6 +41,8 @@ pub struct CampaignRow {
     pub finished_at: Option<String>,
 }
 
+const ENV_COLUMNS: &str = "id, name, spec, created_at, updated_at";
+
 const CAMPAIGN_COLUMNS: &str = "id, name, environment, pool, strategy, status, spec, plan, \
     env_snapshot, step_index, step_started_at, rollback_plan, rollback_index, approvals, \
     last_error, abort_reason, abort_requested_at, rollback_secs, created_by, created_at, \
@@ -109,32 +111,26 @@ impl Store {
     // ---- environments -------------------------------------------------------------------
 
     pub async fn list_environments(&self) -> StoreResult<Vec<EnvironmentRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, name, spec, created_at, updated_at FROM environments ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_as(&format!("SELECT {ENV_COLUMNS} FROM environments ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     pub async fn find_environment(&self, id: i64) -> StoreResult<Option<EnvironmentRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, name, spec, created_at, updated_at FROM environments WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(sqlx::query_as(&format!("SELECT {ENV_COLUMNS} FROM environments WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     pub async fn find_environment_by_name(
         &self,
         name: &str,
     ) -> StoreResult<Option<EnvironmentRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, name, spec, created_at, updated_at FROM environments WHERE name = ?",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(sqlx::query_as(&format!("SELECT {ENV_COLUMNS} FROM environments WHERE name = ?"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     pub async fn create_environment(
@@ -145,10 +141,10 @@ impl Store {
     ) -> StoreResult<EnvironmentRow> {
         let mut tx = self.write_tx().await?;
         let now = now_ts();
-        let row: EnvironmentRow = sqlx::query_as(
+        let row: EnvironmentRow = sqlx::query_as(&format!(
             "INSERT INTO environments (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?) \
-             RETURNING id, name, spec, created_at, updated_at",
-        )
+                 RETURNING {ENV_COLUMNS}"
+        ))
         .bind(name)
         .bind(spec)
         .bind(&now)
