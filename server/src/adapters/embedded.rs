@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
-use super::{AdapterError, AdapterResult, Hit, MemberReadback, Router};
+use super::{AdapterError, AdapterResult, BackendCheck, Hit, MemberReadback, Router};
 
 pub const KIND: &str = "embedded";
 
@@ -343,6 +343,18 @@ fn member_of<'a>(
 
 #[async_trait]
 impl Router for EmbeddedRouter {
+    async fn check(&self) -> AdapterResult<BackendCheck> {
+        let pools: Vec<String> =
+            self.addresses.iter().map(|(pool, addr)| format!("{pool} on {addr}")).collect();
+        Ok(BackendCheck {
+            version: Some(format!("switchyard {}", env!("CARGO_PKG_VERSION"))),
+            capabilities: ["membership", "weights", "drain", "preview-route", "request-log"]
+                .map(String::from)
+                .to_vec(),
+            detail: format!("in-process proxy listening: {}", pools.join(", ")),
+        })
+    }
+
     async fn set_weight(&self, pool: &str, target: &str, weight: Weight) -> AdapterResult<()> {
         self.update(pool, |c| {
             member_of(c, pool, target)?.weight = weight;

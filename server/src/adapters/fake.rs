@@ -239,6 +239,10 @@ impl Fake {
 
 #[async_trait]
 impl Provider for Fake {
+    async fn check(&self) -> AdapterResult<BackendCheck> {
+        Ok(BackendCheck { version: None, capabilities: vec!["fake".into()], detail: "fake".into() })
+    }
+
     async fn create(&self, target: &str, release: &str, _group: &str) -> AdapterResult<Instance> {
         self.record(Call::Create(target.into(), release.into())).await?;
         self.describe(target).await?.ok_or_else(|| AdapterError::Permanent("vanished".into()))
@@ -260,6 +264,10 @@ impl Provider for Fake {
 
 #[async_trait]
 impl Router for Fake {
+    async fn check(&self) -> AdapterResult<BackendCheck> {
+        Ok(BackendCheck { version: None, capabilities: vec!["fake".into()], detail: "fake".into() })
+    }
+
     async fn set_weight(&self, pool: &str, target: &str, weight: Weight) -> AdapterResult<()> {
         self.record(Call::SetWeight(pool.into(), target.into(), weight)).await
     }
@@ -319,6 +327,10 @@ impl Router for Fake {
 
 #[async_trait]
 impl HealthSource for Fake {
+    async fn check(&self) -> AdapterResult<BackendCheck> {
+        Ok(BackendCheck { version: None, capabilities: vec!["fake".into()], detail: "fake".into() })
+    }
+
     async fn probe(&self, target: &str, _health_url: &str) -> AdapterResult<Probe> {
         let ok = self.with(|w| !w.unhealthy.iter().any(|t| t == target));
         Ok(Probe { ok, latency_ms: 1.0, detail: if ok { "200 OK".into() } else { "503".into() } })

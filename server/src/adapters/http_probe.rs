@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::embedded::EmbeddedRouter;
-use super::{AdapterError, AdapterResult, HealthSource, Probe};
+use super::{AdapterError, AdapterResult, BackendCheck, HealthSource, Probe};
 
 pub const KIND: &str = "http-probe";
 
@@ -54,6 +54,20 @@ fn p99(mut values: Vec<f64>) -> Option<f64> {
 
 #[async_trait]
 impl HealthSource for HttpProbe {
+    async fn check(&self) -> AdapterResult<BackendCheck> {
+        let mut capabilities = vec!["probe".to_string()];
+        if self.traffic.is_some() {
+            capabilities.push("request-rate".into());
+            capabilities.push("error-rate".into());
+            capabilities.push("latency".into());
+        }
+        Ok(BackendCheck {
+            version: None,
+            capabilities,
+            detail: "probes each target's health URL from this server".into(),
+        })
+    }
+
     async fn probe(&self, _target: &str, health_url: &str) -> AdapterResult<Probe> {
         let started = Instant::now();
         let res = match self.http.get(health_url).send().await {

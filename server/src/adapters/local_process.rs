@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{AdapterError, AdapterResult, Instance, Provider};
+use super::{AdapterError, AdapterResult, BackendCheck, Instance, Provider};
 
 pub const KIND: &str = "local-process";
 
@@ -292,6 +292,30 @@ impl LocalProcess {
 
 #[async_trait]
 impl Provider for LocalProcess {
+    async fn check(&self) -> AdapterResult<BackendCheck> {
+        let program = self.cfg.command.split_whitespace().next().unwrap_or_default().to_string();
+        let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+        let program = program.replace("{exe}", &exe);
+        let path = std::path::Path::new(&program);
+        let found = if path.is_absolute() {
+            path.is_file()
+        } else {
+            std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(&program).is_file()))
+        };
+        if !found {
+            return Err(AdapterError::Permanent(format!("program '{program}' not found")));
+        }
+        Ok(BackendCheck {
+            version: None,
+            capabilities: ["create", "replace", "destroy", "logs"].map(String::from).to_vec(),
+            detail: format!(
+                "runs '{}' on ports {}–{}",
+                self.cfg.command, self.cfg.port_min, self.cfg.port_max
+            ),
+        })
+    }
+
     async fn create(&self, target: &str, release: &str, _group: &str) -> AdapterResult<Instance> {
         self.ensure(target, release).await
     }

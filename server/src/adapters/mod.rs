@@ -42,6 +42,15 @@ impl AdapterError {
 
 pub type AdapterResult<T> = Result<T, AdapterError>;
 
+/// What `switchyard backends check` reports for one backend: it answered, which version it
+/// is (when it says), and what Switchyard can do through it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendCheck {
+    pub version: Option<String>,
+    pub capabilities: Vec<String>,
+    pub detail: String,
+}
+
 /// An instance as its provider reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instance {
@@ -53,6 +62,8 @@ pub struct Instance {
 
 #[async_trait]
 pub trait Provider: Send + Sync {
+    /// Connects to the backend and reports what it is and can do (no change is made).
+    async fn check(&self) -> AdapterResult<BackendCheck>;
     /// Ensure an instance named `target` exists and runs `release`.
     async fn create(&self, target: &str, release: &str, group: &str) -> AdapterResult<Instance>;
     /// Ensure the instance runs `release`.
@@ -74,6 +85,8 @@ pub struct MemberReadback {
 
 #[async_trait]
 pub trait Router: Send + Sync {
+    /// Connects to the backend and reports what it is and can do (no change is made).
+    async fn check(&self) -> AdapterResult<BackendCheck>;
     async fn set_weight(&self, pool: &str, target: &str, weight: Weight) -> AdapterResult<()>;
     async fn set_state(&self, pool: &str, target: &str, state: MemberState) -> AdapterResult<()>;
     /// Ensure `target` at `address` is a ready member with `weight`.
@@ -158,6 +171,8 @@ pub struct Probe {
 
 #[async_trait]
 pub trait HealthSource: Send + Sync {
+    /// Connects to the backend and reports what it is and can do (no change is made).
+    async fn check(&self) -> AdapterResult<BackendCheck>;
     async fn probe(&self, target: &str, health_url: &str) -> AdapterResult<Probe>;
     /// Traffic and probe figures for these targets over the last interval, for gates.
     async fn sample(&self, pool: &str, targets: &[(String, String)]) -> AdapterResult<Sample>;
