@@ -14,8 +14,8 @@ use chrono::Utc;
 
 use super::registry::AdapterFactory;
 use super::{
-    AdapterError, AdapterResult, FlagStore, HealthSource, Instance, MemberReadback, Probe,
-    Provider, Router,
+    AdapterError, AdapterResult, BackendCheck, FlagStore, HealthSource, Instance, MemberReadback,
+    Probe, Provider, Router,
 };
 
 /// A recorded call, with its arguments.
