@@ -10,8 +10,10 @@
 pub mod embedded;
 #[cfg(test)]
 pub mod fake;
+pub mod haproxy;
 pub mod http_probe;
 pub mod local_process;
+pub mod nginx;
 pub mod registry;
 
 use app::domain::campaign::PreviewRoute;

@@ -11,8 +11,10 @@ use std::sync::{Arc, Mutex};
 use app::domain::environment::BackendConfig;
 
 use super::embedded::{self, EmbeddedRouter};
+use super::haproxy::{self, Haproxy};
 use super::http_probe::{self, HttpProbe};
 use super::local_process::{self, LocalProcess};
+use super::nginx::{self, Nginx};
 use super::{AdapterError, AdapterResult, FlagStore, HealthSource, Provider, Router};
 
 pub trait AdapterFactory: Send + Sync {
@@ -35,6 +37,8 @@ pub struct Registry {
     embedded: Mutex<BTreeMap<String, Arc<EmbeddedRouter>>>,
     local: Mutex<BTreeMap<String, Arc<LocalProcess>>>,
     probes: Mutex<BTreeMap<String, Arc<HttpProbe>>>,
+    haproxy: Mutex<BTreeMap<String, Arc<Haproxy>>>,
+    nginx: Mutex<BTreeMap<String, Arc<Nginx>>>,
 }
 
 fn unknown(kind: &str, cfg: &BackendConfig) -> AdapterError {
@@ -52,6 +56,22 @@ fn settings<T: serde::de::DeserializeOwned>(cfg: &BackendConfig) -> AdapterResul
             cfg.name, cfg.driver
         ))
     })
+}
+
+/// The adapter cached under the backend's name, made by `make` on first use.
+fn cached<T>(
+    cache: &Mutex<BTreeMap<String, Arc<T>>>,
+    cfg: &BackendConfig,
+    make: impl FnOnce() -> AdapterResult<T>,
+) -> AdapterResult<Arc<T>> {
+    let mut cache =
+        cache.lock().map_err(|_| AdapterError::Permanent("registry lock poisoned".into()))?;
+    if let Some(a) = cache.get(cfg.name.as_str()) {
+        return Ok(a.clone());
+    }
+    let a = Arc::new(make()?);
+    cache.insert(cfg.name.to_string(), a.clone());
+    Ok(a)
 }
 
 impl Registry {
@@ -97,6 +117,10 @@ impl Registry {
         Ok(p)
     }
 
+    pub fn haproxy(&self, cfg: &BackendConfig) -> AdapterResult<Arc<Haproxy>> {
+        cached(&self.haproxy, cfg, || Haproxy::new(settings(cfg)?))
+    }
+
     /// Stops the processes local providers started (on shutdown).
     pub async fn stop_processes(&self) {
         let all: Vec<Arc<LocalProcess>> =
@@ -118,6 +142,8 @@ impl AdapterFactory for Registry {
     fn router(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn Router>> {
         match cfg.driver.as_str() {
             embedded::KIND => Ok(self.embedded(cfg)?),
+            haproxy::KIND => Ok(self.haproxy(cfg)?),
+            nginx::KIND => Ok(cached(&self.nginx, cfg, || Nginx::new(settings(cfg)?))?),
             _ => Err(unknown("router", cfg)),
         }
     }

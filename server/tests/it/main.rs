@@ -6,5 +6,7 @@ mod auth;
 mod campaigns_api;
 mod cli;
 mod demo;
+mod haproxy;
 mod helpers;
+mod nginx;
 mod operations;

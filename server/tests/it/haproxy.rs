@@ -1,0 +1,140 @@
+//! The HAProxy router against a real HAProxy (Debian package) on loopback, with demo-service
+//! processes as its servers: membership, weights, drain with a slow request in flight,
+//! read-back of an out-of-band change, and HAProxy going away.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use app::domain::ids::Weight;
+use app::domain::plan::MemberState;
+use server::adapters::Router as _;
+use server::adapters::haproxy::{Config, Haproxy};
+use server::testbed::{Daemon, HaproxyProcess, free_port_block};
+
+pub fn demo_service(dir: &std::path::Path, release: &str, port: u16) -> Daemon {
+    let exe = env!("CARGO_BIN_EXE_switchyard");
+    let d = Daemon::spawn(
+        &format!("demo-service {release}"),
+        Command::new(exe).args(["demo-service", "--release", release, "--port", &port.to_string()]),
+        dir.join(format!("demo-{port}.log")),
+    )
+    .expect("demo-service starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "demo-service on {port} never listened: {}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = d.pid();
+    d
+}
+
+pub async fn releases(url: &str, n: usize) -> BTreeMap<String, usize> {
+    let http = reqwest::Client::new();
+    let mut seen = BTreeMap::new();
+    for _ in 0..n {
+        let res = http.get(url).send().await.expect("the proxy answers");
+        assert_eq!(res.status(), 200, "{url}");
+        let r = res.headers().get("x-release").and_then(|v| v.to_str().ok()).unwrap_or("?");
+        *seen.entry(r.to_string()).or_insert(0) += 1;
+    }
+    seen
+}
+
+fn w(percent: f64) -> Weight {
+    Weight::from_percent(percent).expect("weight")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_membership_weights_drain_readback_and_outage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = free_port_block(4).expect("ports");
+    let front: std::net::SocketAddr = format!("127.0.0.1:{base}").parse().expect("addr");
+    let mut hp = HaproxyProcess::start(dir.path(), &BTreeMap::from([("web".to_string(), front)]))
+        .expect("haproxy starts");
+    let _v1 = demo_service(dir.path(), "v1", base + 1);
+    let _v2 = demo_service(dir.path(), "v2", base + 2);
+    let (a1, a2) = (format!("127.0.0.1:{}", base + 1), format!("127.0.0.1:{}", base + 2));
+    let r = Haproxy::new(serde_json::from_value::<Config>(hp.settings()).expect("settings"))
+        .expect("router");
+    let url = format!("http://{front}/");
+
+    let check = r.check().await.expect("check");
+    assert!(check.version.as_deref().unwrap_or_default().contains("2."), "{check:?}");
+    assert!(check.capabilities.contains(&"weights".to_string()), "{check:?}");
+
+    // Membership and weights, read back from HAProxy itself.
+    r.add_member("web", "t1", &a1, Weight::FULL).await.expect("add t1");
+    r.add_member("web", "t2", &a2, Weight::ZERO).await.expect("add t2");
+    r.add_member("web", "t2", &a2, Weight::ZERO).await.expect("adding again changes nothing");
+    let pool = r.read_pool("web").await.expect("read");
+    assert_eq!(pool.len(), 2, "{pool:?}");
+    assert_eq!((pool[0].target.as_str(), pool[0].address.as_str()), ("t1", a1.as_str()));
+    assert_eq!(pool[0].weight, Weight::FULL);
+    assert_eq!(pool[1].weight, Weight::ZERO);
+    assert_eq!(releases(&url, 20).await, BTreeMap::from([("v1".to_string(), 20)]));
+
+    r.set_weight("web", "t1", w(50.0)).await.expect("weight");
+    r.set_weight("web", "t2", w(50.0)).await.expect("weight");
+    let seen = releases(&url, 40).await;
+    assert_eq!(seen.get("v1"), Some(&20), "round robin at equal weights: {seen:?}");
+    assert_eq!(seen.get("v2"), Some(&20), "{seen:?}");
+
+    // Drain with a slow request in flight: it completes, and the drain is seen to finish.
+    let http = reqwest::Client::new();
+    http.post(format!("http://{a1}/admin/behaviour?delay_ms=1500")).send().await.expect("slow");
+    r.set_weight("web", "t2", Weight::ZERO).await.expect("weight");
+    let slow = tokio::spawn({
+        let url = url.clone();
+        async move { reqwest::get(url).await.map(|r| (r.status(), r.headers().clone())) }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    r.set_weight("web", "t2", Weight::FULL).await.expect("weight");
+    r.set_state("web", "t1", MemberState::Drain).await.expect("drain");
+    assert_eq!(
+        r.read_pool("web").await.expect("read").iter().find(|m| m.target == "t1").map(|m| m.state),
+        Some(MemberState::Drain)
+    );
+    let started = Instant::now();
+    assert!(r.await_drained("web", "t1", 10).await.expect("await"), "t1 drained");
+    let waited = started.elapsed();
+    let (status, headers) = slow.await.expect("join").expect("the slow request completes");
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-release"], "v1", "the in-flight request was served by the draining v1");
+    assert!(waited >= Duration::from_millis(500), "the drain waited for it ({waited:?})");
+    assert_eq!(releases(&url, 10).await, BTreeMap::from([("v2".to_string(), 10)]));
+
+    // An out-of-band change (an operator at the socket) is what the read-back shows.
+    let out = std::os::unix::net::UnixStream::connect(&hp.socket).and_then(|mut s| {
+        use std::io::{Read as _, Write as _};
+        s.write_all(b"set server web/t2 weight 7\n")?;
+        let mut o = String::new();
+        s.read_to_string(&mut o)?;
+        Ok(o)
+    });
+    assert!(out.is_ok(), "{out:?}");
+    let t2 = r.read_pool("web").await.expect("read").into_iter().find(|m| m.target == "t2");
+    assert_eq!(t2.map(|m| m.weight.basis_points()), Some(273), "7/256 of the pool");
+
+    // Removal: out of the pool for real.
+    r.remove_member("web", "t1").await.expect("remove");
+    r.remove_member("web", "t1").await.expect("removing again changes nothing");
+    let pool = r.read_pool("web").await.expect("read");
+    assert_eq!(pool.iter().map(|m| m.target.as_str()).collect::<Vec<_>>(), ["t2"]);
+
+    // A refused command is permanent and says why.
+    let e = r.set_weight("web", "nope", Weight::FULL).await.expect_err("no such server");
+    assert!(!e.is_transient() && e.to_string().contains("nope"), "{e}");
+
+    // HAProxy goes away: every call is a transient error, never a hang.
+    hp.daemon.kill();
+    let started = Instant::now();
+    let e = r.set_weight("web", "t2", Weight::FULL).await.expect_err("haproxy is gone");
+    assert!(e.is_transient(), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(r.read_pool("web").await.expect_err("gone").is_transient());
+}
