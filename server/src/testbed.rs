@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+static HANDED_OUT: Mutex<Vec<(u16, u16)>> = Mutex::new(Vec::new());
+
 /// A free block of `n` ports below Linux's ephemeral range (32768+), where the kernel never
 /// hands out ports for outgoing connections, so concurrent clients cannot take them.
 pub fn free_port_block(n: u16) -> anyhow::Result<u16> {
@@ -23,9 +25,14 @@ pub fn free_port_block(n: u16) -> anyhow::Result<u16> {
         let Ok(first) = u16::try_from(base) else { bail!("port arithmetic overflowed") };
         let free = (first..first.saturating_add(n))
             .all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if free {
+        // Blocks handed to other tests of this process are taken even before they bind.
+        let mut taken = HANDED_OUT.lock().map_err(|_| anyhow::anyhow!("port lock poisoned"))?;
+        let clash = taken.iter().any(|&(b, len)| first < b + len && b < first.saturating_add(n));
+        if free && !clash {
+            taken.push((first, n));
             return Ok(first);
         }
+        drop(taken);
         base = if base + 2 * span > 32_000 { 10_000 } else { base + span };
         if base == start {
             bail!("no free block of {n} ports below 32000");

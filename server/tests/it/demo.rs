@@ -12,19 +12,8 @@ use tokio::sync::Mutex;
 
 use crate::helpers::{TestApp, spawn_app_with};
 
-/// A free block of 64 ports below Linux's ephemeral range (32768+), where the kernel never
-/// hands out ports for outgoing connections, so other tests' clients cannot take them.
 fn free_port_block() -> u16 {
-    let start = 10_000 + (std::process::id() % 300) as u16 * 64;
-    let mut base = start;
-    loop {
-        let free = (base..base + 64).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if free {
-            return base;
-        }
-        base = if base + 128 > 32_000 { 10_000 } else { base + 64 };
-        assert_ne!(base, start, "no free block of 64 ports below 32000");
-    }
+    server::testbed::free_port_block(64).expect("a free port block")
 }
 
 async fn api(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
