@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use app::domain::environment::Environment;
+use app::domain::environment::{BackendKind, Environment};
 use app::domain::ids::Weight;
 use serde_json::json;
 
-use crate::adapters::Router as _;
-use crate::adapters::registry::Registry;
+use crate::adapters::registry::{AdapterFactory as _, Registry};
 use crate::audit::system_record;
 use crate::store::{DraftFields, Store};
 
@@ -95,34 +94,10 @@ pub async fn seed(store: &Store, registry: &Registry, cfg: &DemoConfig) -> anyho
             env
         }
     };
-    let backend = |name: &str| {
-        env.backends
-            .iter()
-            .find(|b| b.name.as_str() == name)
-            .cloned()
-            .with_context(|| format!("demo backend {name} missing"))
-    };
-    let provider =
-        registry.local_process(&backend("local")?).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let router = registry.embedded(&backend("edge")?).map_err(|e| anyhow::anyhow!("{e}"))?;
-    use crate::adapters::Provider as _;
-    for t in &env.targets {
-        if provider.describe(t.name.as_str()).await.ok().flatten().is_none() {
-            provider
-                .ensure(t.name.as_str(), t.release.as_str())
-                .await
-                .map_err(|e| anyhow::anyhow!("starting {}: {e}", t.name))?;
-        }
-    }
-    if router.read_pool(POOL).await.map_err(|e| anyhow::anyhow!("{e}"))?.is_empty() {
-        let shares = Weight::FULL.split_even(env.targets.len());
-        for (t, w) in env.targets.iter().zip(shares) {
-            router
-                .add_member(POOL, t.name.as_str(), &t.address, w)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
-    }
+    bring_up(registry, &env).await?;
+    let edge =
+        env.backend(&app::domain::ids::Name::parse("edge")?).context("demo router missing")?;
+    let router = registry.embedded(edge).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (_, total) = store.list_campaigns(&Default::default(), 1, 0).await?;
     if total == 0 {
         let spec = canary_spec();
@@ -153,6 +128,39 @@ pub async fn seed(store: &Store, registry: &Registry, cfg: &DemoConfig) -> anyho
         ));
     }
     tracing::info!(router = %cfg.router_listen, "demo environment ready");
+    Ok(())
+}
+
+/// Starts the environment's targets that are not running (with its first provider) and puts
+/// them into each pool whose router has no members yet, at even shares: what an environment
+/// looks like before its first campaign. Used by the demo and the zero-downtime testbed.
+pub async fn bring_up(registry: &Registry, env: &Environment) -> anyhow::Result<()> {
+    let err = |e: crate::adapters::AdapterError| anyhow::anyhow!("{e}");
+    let provider_cfg =
+        env.first_backend(BackendKind::Provider).context("the environment has no provider")?;
+    let provider = registry.provider(provider_cfg).map_err(err)?;
+    for t in &env.targets {
+        if provider.describe(t.name.as_str()).await.ok().flatten().is_none() {
+            provider
+                .create(t.name.as_str(), t.release.as_str(), &t.group)
+                .await
+                .map_err(|e| anyhow::anyhow!("starting {}: {e}", t.name))?;
+        }
+    }
+    for pool in &env.pools {
+        let cfg = env.backend(&pool.router).context("a pool's router is not in the environment")?;
+        let router = registry.router(cfg).map_err(err)?;
+        if router.read_pool(pool.name.as_str()).await.map_err(err)?.is_empty() {
+            let targets = env.pool_targets(pool);
+            let shares = Weight::FULL.split_even(targets.len());
+            for (t, w) in targets.into_iter().zip(shares) {
+                router
+                    .add_member(pool.name.as_str(), t.name.as_str(), &t.address, w)
+                    .await
+                    .map_err(err)?;
+            }
+        }
+    }
     Ok(())
 }
 

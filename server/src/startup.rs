@@ -84,6 +84,11 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, finishing in-flight requests.
+    /// The adapters this server drives (absent when built with a custom factory).
+    pub fn registry(&self) -> Option<Arc<Registry>> {
+        self.registry.clone()
+    }
+
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,

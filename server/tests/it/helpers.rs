@@ -21,6 +21,8 @@ pub struct TestApp {
     pub url: String,
     pub store: Store,
     pub db_path: PathBuf,
+    /// The server's adapters (to bring an environment up as an operator would have it).
+    pub registry: Option<std::sync::Arc<server::adapters::registry::Registry>>,
     _dir: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
@@ -57,6 +59,7 @@ pub async fn spawn_app_on(db_path: &Path, overrides: &[(&str, &str)]) -> TestApp
     let app = Application::build(config).await.expect("server builds");
     let addr = app.addr;
     let store = app.store.clone();
+    let registry = app.registry();
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         app.run_until(async {
@@ -69,6 +72,7 @@ pub async fn spawn_app_on(db_path: &Path, overrides: &[(&str, &str)]) -> TestApp
         url: format!("http://{addr}"),
         store,
         db_path: db_path.to_path_buf(),
+        registry,
         _dir: None,
         stop: Some(tx),
         handle: Some(handle),

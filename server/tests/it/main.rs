@@ -10,3 +10,4 @@ mod haproxy;
 mod helpers;
 mod nginx;
 mod operations;
+mod zero_downtime;

@@ -1,0 +1,395 @@
+//! The zero-downtime proof: campaigns driven through a running Switchyard's API against a
+//! real router (HAProxy, nginx or the embedded proxy) and real demo-service processes, under a
+//! bounded keep-alive load, counting every failed user request. The integration test runs
+//! each scenario once; `cargo bench -p server --bench zero_downtime` runs them repeatedly and
+//! writes BENCHMARKS.md.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use super::{HaproxyProcess, Load, NginxProcess, Outcome, Tally, free_port_block, tally};
+use crate::adapters::registry::Registry;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RouterKind {
+    Haproxy,
+    Nginx,
+    Embedded,
+}
+
+impl RouterKind {
+    pub const ALL: [RouterKind; 3] = [RouterKind::Haproxy, RouterKind::Nginx, RouterKind::Embedded];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RouterKind::Haproxy => "HAProxy 2.6",
+            RouterKind::Nginx => "nginx 1.22",
+            RouterKind::Embedded => "embedded",
+        }
+    }
+}
+
+/// A Switchyard to talk to: its URL and an admin's API token.
+#[derive(Clone)]
+pub struct Api {
+    pub url: String,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(url: String, token: String) -> Self {
+        Self { url, token, http: reqwest::Client::new() }
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut req =
+            self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.with_context(|| format!("{path}: no answer"))?;
+        let status = res.status();
+        let v: Value = res.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{path}: {status} {v}");
+        }
+        Ok(v)
+    }
+
+    async fn campaign(&self, id: i64) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, &format!("/api/v1/campaigns/{id}"), None).await
+    }
+
+    /// Waits for one of `want`; a pause is an error carrying the campaign's message.
+    pub async fn wait_status(
+        &self,
+        id: i64,
+        want: &[&str],
+        limit: Duration,
+    ) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let d = self.campaign(id).await?;
+            let status = d["summary"]["status"].as_str().unwrap_or_default().to_string();
+            if want.contains(&status.as_str()) {
+                return Ok(d);
+            }
+            if status == "paused" {
+                bail!("campaign {id} paused: {}", d["summary"]["last_error"]);
+            }
+            if Instant::now() > deadline {
+                bail!("campaign {id} is {status}, not {want:?}, after {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn create_and_start(&self, spec: Value) -> anyhow::Result<i64> {
+        let id = self.call(reqwest::Method::POST, "/api/v1/campaigns", Some(spec)).await?["summary"]["id"]
+            .as_i64()
+            .context("no campaign id")?;
+        self.call(reqwest::Method::POST, &format!("/api/v1/campaigns/{id}/start"), None).await?;
+        Ok(id)
+    }
+}
+
+/// One environment: a router in front of four demo-service v1 instances.
+pub struct Bed {
+    pub kind: RouterKind,
+    pub name: String,
+    pub frontend: SocketAddr,
+    pub env: Value,
+    _haproxy: Option<HaproxyProcess>,
+    _nginx: Option<NginxProcess>,
+}
+
+static BEDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl Bed {
+    /// Starts the router, creates the environment through the API and brings it up (four v1
+    /// instances, even shares).
+    pub async fn start(
+        kind: RouterKind,
+        dir: &Path,
+        exe: &Path,
+        api: &Api,
+        registry: &Registry,
+    ) -> anyhow::Result<Self> {
+        let n = BEDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!(
+            "zd{}{n}",
+            match kind {
+                RouterKind::Haproxy => "haproxy",
+                RouterKind::Nginx => "nginx",
+                RouterKind::Embedded => "embedded",
+            }
+        );
+        let dir: PathBuf = dir.join(&name);
+        std::fs::create_dir_all(&dir)?;
+        let base = free_port_block(80)?;
+        let frontend: SocketAddr = format!("127.0.0.1:{base}").parse()?;
+        let frontends = BTreeMap::from([("web".to_string(), frontend)]);
+        let (mut haproxy, mut nginx) = (None, None);
+        let (driver, settings) = match kind {
+            RouterKind::Haproxy => {
+                let h = HaproxyProcess::start(&dir, &frontends)?;
+                let s = h.settings();
+                haproxy = Some(h);
+                ("haproxy", s)
+            }
+            RouterKind::Nginx => {
+                let ng = NginxProcess::start(&dir, &frontends)?;
+                let s = ng.settings();
+                nginx = Some(ng);
+                ("nginx", s)
+            }
+            RouterKind::Embedded => {
+                ("embedded", json!({ "listen": { "web": frontend.to_string() } }))
+            }
+        };
+        let targets: Vec<Value> = (1..=4_u16)
+            .map(|i| {
+                let port = base + i;
+                json!({ "name": format!("web-{i}"), "address": format!("127.0.0.1:{port}"),
+                        "group": if i % 2 == 1 { "zone-a" } else { "zone-b" }, "release": "v1",
+                        "health_url": format!("http://127.0.0.1:{port}/healthz") })
+            })
+            .collect();
+        let ports: serde_json::Map<String, Value> =
+            (1..=4_u16).map(|i| (format!("web-{i}"), json!(base + i))).collect();
+        let command =
+            format!("{} demo-service --release {{release}} --port {{port}}", exe.display());
+        let env = json!({
+            "name": name,
+            "targets": targets,
+            "pools": [{ "name": "web", "router": format!("edge-{name}"), "targets": ["web-1", "web-2", "web-3", "web-4"] }],
+            "backends": [
+                { "name": format!("edge-{name}"), "kind": "router", "driver": driver, "settings": settings },
+                { "name": format!("local-{name}"), "kind": "provider", "driver": "local-process",
+                  "settings": { "command": command, "ports": ports, "port_min": base + 10, "port_max": base + 79,
+                                "state_file": dir.join("processes.json") } },
+                { "name": format!("probe-{name}"), "kind": "health_source", "driver": "http-probe",
+                  "settings": { "router": format!("edge-{name}") } },
+            ],
+        });
+        api.call(reqwest::Method::POST, "/api/v1/environments", Some(env.clone())).await?;
+        let environment: app::domain::environment::Environment =
+            serde_json::from_value(env.clone())?;
+        crate::demo::bring_up(registry, &environment).await?;
+        Ok(Self { kind, name, frontend, env, _haproxy: haproxy, _nginx: nginx })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.frontend)
+    }
+
+    /// A campaign on this bed, v1 → v2, with short bakes and a gate on the new release.
+    pub fn spec(&self, name: &str, strategy: Value, bake_hold: u64) -> Value {
+        let now = chrono::Utc::now();
+        json!({
+            "name": name, "service": "web", "environment": self.name, "pool": "web",
+            "from_release": "v1", "to_release": "v2",
+            "strategy": strategy,
+            "gates": [{ "max_error_rate": 0.05, "max_p99_ms": 2000, "min_probe_success": 0.9, "window_secs": 4,
+                        "min_samples": 2, "deadline_secs": 30, "consecutive_failures": 2 }],
+            "window": { "start": now.to_rfc3339(), "end": (now + chrono::Duration::hours(1)).to_rfc3339(), "timezone": "UTC" },
+            "rollback": { "mode": "automatic", "hold_secs": bake_hold },
+            "approvals": { "required": 1, "role": "approver" },
+        })
+    }
+}
+
+pub fn canary(steps: &[(u32, u64)]) -> Value {
+    let steps: Vec<Value> =
+        steps.iter().map(|(w, b)| json!({ "weight": w, "bake_secs": b })).collect();
+    json!({ "kind": "canary", "canary_count": 1, "steps": steps })
+}
+
+pub fn blue_green() -> Value {
+    json!({ "kind": "blue_green", "switch": "at_once", "bake_secs": 2, "verify_preview": false })
+}
+
+pub fn rolling() -> Value {
+    json!({ "kind": "rolling", "batch": { "count": 2 }, "max_unavailable": 2, "min_healthy": 2,
+            "drain_timeout_secs": 10, "bake_secs": 1 })
+}
+
+/// The load every scenario runs under: 200 requests a second from 8 keep-alive clients.
+pub const RPS: u32 = 200;
+pub const CLIENTS: u32 = 8;
+
+fn load(bed: &Bed) -> Load {
+    Load::start(bed.url(), RPS, CLIENTS, Duration::from_secs(300))
+}
+
+/// Every answer after the campaign: from `release`?
+async fn all_from(bed: &Bed, release: &str, n: usize) -> anyhow::Result<bool> {
+    let http = reqwest::Client::new();
+    for _ in 0..n {
+        let res = http.get(bed.url()).send().await?;
+        let r =
+            res.headers().get("x-release").and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
+        if res.status() != 200 || r != release {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub tally: Tally,
+    pub secs: f64,
+    /// Every one of 50 requests after the campaign was answered 200 by the expected release.
+    pub after_ok: bool,
+}
+
+/// A whole campaign v1 → v2 under load.
+pub async fn full_campaign(
+    api: &Api,
+    bed: &Bed,
+    label: &str,
+    strategy: Value,
+) -> anyhow::Result<RunResult> {
+    let load = load(bed);
+    let started = Instant::now();
+    let id = api.create_and_start(bed.spec(label, strategy, 1)).await?;
+    api.wait_status(id, &["succeeded"], Duration::from_secs(180)).await?;
+    let secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let outcomes = load.finish().await;
+    Ok(RunResult { tally: tally(&outcomes), secs, after_ok: all_from(bed, "v2", 50).await? })
+}
+
+#[derive(Debug, Clone)]
+pub struct AbortResult {
+    pub tally: Tally,
+    /// The engine's measure: abort pressed → all traffic on the stable release, read back.
+    pub rollback_secs: f64,
+    pub after_ok: bool,
+}
+
+/// A canary started, aborted once v2 really answers users (at 25 %), rolled back.
+pub async fn canary_abort(api: &Api, bed: &Bed, label: &str) -> anyhow::Result<AbortResult> {
+    let load = load(bed);
+    let id = api.create_and_start(bed.spec(label, canary(&[(25, 60), (100, 1)]), 1)).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !load.snapshot().iter().any(|o| o.release == "v2") {
+        if Instant::now() > deadline {
+            bail!("v2 never answered a user");
+        }
+        let d = api.campaign(id).await?;
+        if d["summary"]["status"] == "paused" {
+            bail!("paused: {}", d["summary"]["last_error"]);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    api.call(
+        reqwest::Method::POST,
+        &format!("/api/v1/campaigns/{id}/abort"),
+        Some(json!({ "reason": "benchmark: abort at 25 %" })),
+    )
+    .await?;
+    let done = api.wait_status(id, &["rolled_back"], Duration::from_secs(60)).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let outcomes = load.finish().await;
+    Ok(AbortResult {
+        tally: tally(&outcomes),
+        rollback_secs: done["summary"]["rollback_secs"].as_f64().context("no rollback time")?,
+        after_ok: all_from(bed, "v1", 50).await?,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct GateTripResult {
+    /// From v2 starting to fail to its last answer to a user.
+    pub secs_to_zero: f64,
+    /// User requests that failed meanwhile.
+    pub failed: usize,
+    pub sent: usize,
+    pub after_ok: bool,
+}
+
+/// A canary whose v2 starts failing every request at 25 %: the gate trips, traffic leaves v2.
+pub async fn gate_trip(
+    api: &Api,
+    bed: &Bed,
+    label: &str,
+    registry: &Registry,
+) -> anyhow::Result<GateTripResult> {
+    let load = load(bed);
+    let id = api.create_and_start(bed.spec(label, canary(&[(25, 2), (100, 1)]), 1)).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !load.snapshot().iter().any(|o| o.release == "v2") {
+        if Instant::now() > deadline {
+            bail!("v2 never answered a user");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Tell every v2 instance (the pool's members that are not the original four) to fail.
+    let environment: app::domain::environment::Environment =
+        serde_json::from_value(bed.env.clone())?;
+    let router = {
+        use crate::adapters::registry::AdapterFactory as _;
+        let pool = environment.pools.first().context("no pool")?;
+        let cfg = environment.backend(&pool.router).context("no router")?;
+        registry.router(cfg).map_err(|e| anyhow::anyhow!("{e}"))?
+    };
+    let originals: Vec<String> = environment.targets.iter().map(|t| t.name.to_string()).collect();
+    let failing_from = load.elapsed();
+    let http = reqwest::Client::new();
+    let members = router.read_pool("web").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let canaries: Vec<_> = members.iter().filter(|m| !originals.contains(&m.target)).collect();
+    if canaries.is_empty() {
+        bail!("no canary in the pool: {members:?}");
+    }
+    for m in canaries {
+        http.post(format!("http://{}/admin/behaviour?fail_rate=1", m.address)).send().await?;
+    }
+    api.wait_status(id, &["rolled_back"], Duration::from_secs(90)).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let outcomes = load.finish().await;
+    let after: Vec<&Outcome> = outcomes.iter().filter(|o| o.at >= failing_from).collect();
+    let last_v2 =
+        after.iter().filter(|o| o.release == "v2").map(|o| o.at).max().unwrap_or(failing_from);
+    Ok(GateTripResult {
+        secs_to_zero: (last_v2 - failing_from).as_secs_f64(),
+        failed: after.iter().filter(|o| !o.ok()).count(),
+        sent: after.len(),
+        after_ok: all_from(bed, "v1", 50).await?,
+    })
+}
+
+/// The baseline: no router change at all; each instance is stopped and v2 started on its port.
+pub async fn in_place_restart(bed: &Bed, registry: &Registry) -> anyhow::Result<RunResult> {
+    let environment: app::domain::environment::Environment =
+        serde_json::from_value(bed.env.clone())?;
+    let provider = {
+        use crate::adapters::registry::AdapterFactory as _;
+        let cfg = environment
+            .first_backend(app::domain::environment::BackendKind::Provider)
+            .context("no provider")?;
+        registry.provider(cfg).map_err(|e| anyhow::anyhow!("{e}"))?
+    };
+    let load = load(bed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    for i in 1..=4 {
+        provider.replace(&format!("web-{i}"), "v2").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let outcomes = load.finish().await;
+    Ok(RunResult { tally: tally(&outcomes), secs, after_ok: all_from(bed, "v2", 50).await? })
+}

@@ -1,0 +1,72 @@
+//! The zero-downtime proof, once per router: four demo-service v1 instances behind a real
+//! HAProxy, a real nginx, or the embedded proxy; 200 requests a second from 8 keep-alive
+//! clients for each campaign's whole duration; blue-green, rolling and canary from v1 to v2
+//! through the engine, a canary aborted at 25 %, and a canary whose v2 starts failing. Every
+//! user request must succeed (except, in the last case, those v2 failed on purpose before the
+//! gate tripped), and afterwards every answer comes from the expected release. The benchmark
+//! (`cargo bench -p server --bench zero_downtime`) repeats these for the figures.
+
+use app::domain::auth::Role;
+use server::testbed::scenarios::{self, Api, Bed, RouterKind};
+
+use crate::helpers::spawn_app;
+
+async fn prove(kind: RouterKind) {
+    let app = spawn_app().await;
+    app.add_user("ada", Role::Admin).await;
+    let api = Api::new(app.url.clone(), app.token_for("ada").await);
+    let registry = app.registry.clone().expect("the server's adapters");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_switchyard"));
+    let bed =
+        || async { Bed::start(kind, dir.path(), exe, &api, &registry).await.expect("testbed") };
+
+    for (label, strategy) in [
+        ("blue-green", scenarios::blue_green()),
+        ("rolling", scenarios::rolling()),
+        ("canary", scenarios::canary(&[(25, 2), (100, 1)])),
+    ] {
+        let b = bed().await;
+        let r = scenarios::full_campaign(&api, &b, label, strategy)
+            .await
+            .unwrap_or_else(|e| panic!("{} {label}: {e:#}", kind.label()));
+        eprintln!("measured: {} {label}: {:?} in {:.1} s", kind.label(), r.tally, r.secs);
+        assert_eq!(r.tally.failed, 0, "{} {label}: failed requests {:?}", kind.label(), r.tally);
+        assert!(r.tally.sent > 200, "the load ran ({:?})", r.tally);
+        assert!(r.after_ok, "{} {label}: afterwards every answer comes from v2", kind.label());
+    }
+
+    let b = bed().await;
+    let r = scenarios::canary_abort(&api, &b, "abort").await.expect("abort scenario");
+    eprintln!(
+        "measured: {} abort at 25 %: {:?}, rollback {:.3} s",
+        kind.label(),
+        r.tally,
+        r.rollback_secs
+    );
+    assert_eq!(r.tally.failed, 0, "{:?}", r.tally);
+    assert!(r.tally.by_release.contains_key("v2"), "v2 took traffic before the abort");
+    assert!(r.after_ok, "after the abort every answer comes from v1");
+
+    let b = bed().await;
+    let r = scenarios::gate_trip(&api, &b, "gate-trip", &registry).await.expect("gate scenario");
+    eprintln!("measured: {} gate trip: {r:?}", kind.label());
+    assert!(r.failed > 0, "v2 really failed requests before the gate tripped");
+    assert!(r.secs_to_zero < 30.0, "the gate took v2 out ({r:?})");
+    assert!(r.after_ok, "after the gate tripped every answer comes from v1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_downtime_behind_real_haproxy() {
+    prove(RouterKind::Haproxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_downtime_behind_real_nginx() {
+    prove(RouterKind::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_downtime_behind_the_embedded_router() {
+    prove(RouterKind::Embedded).await;
+}
