@@ -13,6 +13,7 @@ pub mod fake;
 pub mod http_probe;
 pub mod local_process;
 pub mod registry;
+pub mod script;
 
 use app::domain::campaign::PreviewRoute;
 use app::domain::gate::Sample;

@@ -1,8 +1,8 @@
 //! Maps an environment's backend `driver` to an adapter and keeps one instance per backend
 //! (an embedded router's listeners and a provider's processes live as long as the server).
 //! An unknown driver is a clear `Unsupported` error that pauses the campaign with the
-//! message, never a silent no-op. HAProxy, nginx, PowerDNS, script and webhook drivers are
-//! still to come.
+//! message, never a silent no-op. HAProxy, nginx, PowerDNS and webhook drivers are still to
+//! come.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,6 +13,7 @@ use app::domain::environment::BackendConfig;
 use super::embedded::{self, EmbeddedRouter};
 use super::http_probe::{self, HttpProbe};
 use super::local_process::{self, LocalProcess};
+use super::script::{self, Script};
 use super::{AdapterError, AdapterResult, FlagStore, HealthSource, Provider, Router};
 
 pub trait AdapterFactory: Send + Sync {
@@ -35,6 +36,23 @@ pub struct Registry {
     embedded: Mutex<BTreeMap<String, Arc<EmbeddedRouter>>>,
     local: Mutex<BTreeMap<String, Arc<LocalProcess>>>,
     probes: Mutex<BTreeMap<String, Arc<HttpProbe>>>,
+    scripts: Mutex<BTreeMap<String, Arc<Script>>>,
+}
+
+/// The adapter cached under `name`, made by `make` on first use.
+fn cached<T>(
+    cache: &Mutex<BTreeMap<String, Arc<T>>>,
+    name: &str,
+    make: impl FnOnce() -> AdapterResult<T>,
+) -> AdapterResult<Arc<T>> {
+    let mut cache =
+        cache.lock().map_err(|_| AdapterError::Permanent("registry lock poisoned".into()))?;
+    if let Some(a) = cache.get(name) {
+        return Ok(a.clone());
+    }
+    let a = Arc::new(make()?);
+    cache.insert(name.to_string(), a.clone());
+    Ok(a)
 }
 
 fn unknown(kind: &str, cfg: &BackendConfig) -> AdapterError {
@@ -111,6 +129,9 @@ impl AdapterFactory for Registry {
     fn provider(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn Provider>> {
         match cfg.driver.as_str() {
             local_process::KIND => Ok(self.local_process(cfg)?),
+            script::KIND => {
+                Ok(cached(&self.scripts, cfg.name.as_str(), || Script::new(settings(cfg)?))?)
+            }
             _ => Err(unknown("provider", cfg)),
         }
     }

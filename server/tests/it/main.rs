@@ -8,3 +8,4 @@ mod cli;
 mod demo;
 mod helpers;
 mod operations;
+mod providers;
