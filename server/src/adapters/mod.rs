@@ -14,6 +14,7 @@ pub mod http_probe;
 pub mod local_process;
 pub mod registry;
 pub mod script;
+pub mod webhook;
 
 use app::domain::campaign::PreviewRoute;
 use app::domain::gate::Sample;

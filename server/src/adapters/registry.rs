@@ -1,8 +1,7 @@
 //! Maps an environment's backend `driver` to an adapter and keeps one instance per backend
 //! (an embedded router's listeners and a provider's processes live as long as the server).
 //! An unknown driver is a clear `Unsupported` error that pauses the campaign with the
-//! message, never a silent no-op. HAProxy, nginx, PowerDNS and webhook drivers are still to
-//! come.
+//! message, never a silent no-op. HAProxy, nginx and PowerDNS drivers are still to come.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,12 +13,18 @@ use super::embedded::{self, EmbeddedRouter};
 use super::http_probe::{self, HttpProbe};
 use super::local_process::{self, LocalProcess};
 use super::script::{self, Script};
+use super::webhook::{self, Webhook};
 use super::{AdapterError, AdapterResult, FlagStore, HealthSource, Provider, Router};
 
 pub trait AdapterFactory: Send + Sync {
     fn provider(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn Provider>>;
     fn router(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn Router>>;
     fn health(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn HealthSource>>;
+    /// The webhook provider already started for backend `name`, to hand it completion
+    /// callbacks; `None` when no call has used that backend since the server started.
+    fn webhook(&self, _name: &str) -> Option<Arc<Webhook>> {
+        None
+    }
     /// The feature-flag store, if this installation has one.
     fn flags(&self) -> AdapterResult<Arc<dyn FlagStore>> {
         Err(AdapterError::Unsupported(
@@ -37,6 +42,7 @@ pub struct Registry {
     local: Mutex<BTreeMap<String, Arc<LocalProcess>>>,
     probes: Mutex<BTreeMap<String, Arc<HttpProbe>>>,
     scripts: Mutex<BTreeMap<String, Arc<Script>>>,
+    webhooks: Mutex<BTreeMap<String, Arc<Webhook>>>,
 }
 
 /// The adapter cached under `name`, made by `make` on first use.
@@ -132,6 +138,9 @@ impl AdapterFactory for Registry {
             script::KIND => {
                 Ok(cached(&self.scripts, cfg.name.as_str(), || Script::new(settings(cfg)?))?)
             }
+            webhook::KIND => Ok(cached(&self.webhooks, cfg.name.as_str(), || {
+                Webhook::new(cfg.name.as_str(), settings(cfg)?)
+            })?),
             _ => Err(unknown("provider", cfg)),
         }
     }
@@ -141,6 +150,10 @@ impl AdapterFactory for Registry {
             embedded::KIND => Ok(self.embedded(cfg)?),
             _ => Err(unknown("router", cfg)),
         }
+    }
+
+    fn webhook(&self, name: &str) -> Option<Arc<Webhook>> {
+        self.webhooks.lock().ok()?.get(name).cloned()
     }
 
     fn health(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn HealthSource>> {

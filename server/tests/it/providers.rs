@@ -1,14 +1,23 @@
-//! The script provider against real shell scripts in a temporary directory.
+//! The script and webhook providers against real backends: shell scripts in a temporary
+//! directory, and an HTTP endpoint on loopback that checks signatures the way an operator's
+//! endpoint would.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use app::domain::environment::{BackendConfig, BackendKind};
 use app::domain::ids::Name;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use server::adapters::registry::{AdapterFactory, Registry};
 use server::adapters::script::{self, Script};
+use server::adapters::webhook::{self, Signer, Webhook};
 use server::adapters::{AdapterError, Provider};
 
 // ---------------------------------------------------------------------------------------------
@@ -216,7 +225,7 @@ fn backend(name: &str, driver: &str, settings: Value) -> BackendConfig {
 }
 
 #[tokio::test]
-async fn the_registry_builds_one_script_provider_per_backend() {
+async fn the_registry_builds_one_script_and_one_webhook_provider_per_backend() {
     let dir = script_dir();
     let registry = Registry::new(None);
     let cfg = backend("scripted", script::KIND, script_settings(dir.path()));
@@ -224,10 +233,258 @@ async fn the_registry_builds_one_script_provider_per_backend() {
     let b = registry.provider(&cfg).expect("script provider");
     assert_eq!(Arc::as_ptr(&a).cast::<()>(), Arc::as_ptr(&b).cast::<()>(), "cached");
 
+    let hooks = backend(
+        "hooks",
+        webhook::KIND,
+        json!({ "url": "http://127.0.0.1:9/hook", "secret": SECRET }),
+    );
+    assert!(registry.webhook("hooks").is_none(), "not started yet");
+    registry.provider(&hooks).expect("webhook provider");
+    assert!(registry.webhook("hooks").is_some(), "callbacks can find it now");
+
     let bad = backend("broken", script::KIND, json!({ "create": "./provider.sh" }));
     let err = registry.provider(&bad).err().expect("refused");
     assert!(
         matches!(&err, AdapterError::Permanent(m) if m.contains("bad settings") && m.contains("missing field")),
         "{err}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// webhook
+
+const SECRET: &str = "the-endpoint-shared-secret";
+
+/// What the test endpoint saw.
+#[derive(Default)]
+struct Seen {
+    /// (body, `Idempotency-Key` header) of every accepted POST.
+    posts: Vec<(Value, String)>,
+    /// Requests refused for their signature.
+    refused: u32,
+    instances: BTreeMap<String, String>,
+    attempts: HashMap<String, u32>,
+    polls: HashMap<String, u32>,
+}
+
+type Shared = Arc<Mutex<Seen>>;
+
+struct Endpoint {
+    url: String,
+    seen: Shared,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+fn instance_json(release: &str) -> Value {
+    json!({ "address": "10.2.0.9:8080", "release": release, "health_url": "http://10.2.0.9:8080/healthz" })
+}
+
+fn verified(headers: &HeaderMap, body: &[u8]) -> bool {
+    let signer = Signer::new(SECRET.as_bytes()).expect("signer");
+    signer.verify_headers(headers, body, chrono::Utc::now().timestamp()).is_ok()
+}
+
+/// An operator's endpoint: how it answers create and replace depends on the target's name.
+async fn hook(State(seen): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut seen = seen.lock().expect("lock");
+    if !verified(&headers, &body) {
+        seen.refused += 1;
+        return (AxumStatus::UNAUTHORIZED, axum::Json(json!({ "message": "bad signature" })))
+            .into_response();
+    }
+    let req: Value = serde_json::from_slice(&body).expect("JSON body");
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    seen.posts.push((req.clone(), key.to_string()));
+    let target = req["target"].as_str().unwrap_or_default().to_string();
+    let release = req["release"].as_str().unwrap_or_default().to_string();
+    match req["action"].as_str().unwrap_or_default() {
+        "check" => axum::Json(json!({ "version": "test-endpoint 1" })).into_response(),
+        "describe" => match seen.instances.get(&target) {
+            Some(r) => axum::Json(instance_json(r)).into_response(),
+            None => AxumStatus::NOT_FOUND.into_response(),
+        },
+        "destroy" => {
+            seen.instances.remove(&target);
+            AxumStatus::NO_CONTENT.into_response()
+        }
+        _ if target.starts_with("fast") => {
+            seen.instances.insert(target, release.clone());
+            axum::Json(instance_json(&release)).into_response()
+        }
+        _ if target.starts_with("quiet") => {
+            seen.instances.insert(target, release);
+            AxumStatus::NO_CONTENT.into_response()
+        }
+        _ if target.starts_with("slow") || target.starts_with("never") => (
+            AxumStatus::ACCEPTED,
+            axum::Json(json!({ "status_url": format!("/status/{target}/{release}") })),
+        )
+            .into_response(),
+        _ if target.starts_with("flaky") => {
+            let n = seen.attempts.entry(key.to_string()).or_default();
+            *n += 1;
+            if *n == 1 {
+                return (AxumStatus::SERVICE_UNAVAILABLE, "warming up").into_response();
+            }
+            seen.instances.insert(target, release.clone());
+            axum::Json(instance_json(&release)).into_response()
+        }
+        _ if target.starts_with("late") => AxumStatus::ACCEPTED.into_response(),
+        _ => (
+            AxumStatus::BAD_REQUEST,
+            axum::Json(json!({ "message": format!("release {release} is not in the registry") })),
+        )
+            .into_response(),
+    }
+}
+
+/// `slow-*` finish at the second poll; `never-*` stay pending.
+async fn status(
+    State(seen): State<Shared>,
+    UrlPath((target, release)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let mut seen = seen.lock().expect("lock");
+    if !verified(&headers, b"") {
+        seen.refused += 1;
+        return AxumStatus::UNAUTHORIZED.into_response();
+    }
+    let n = seen.polls.entry(target.clone()).or_default();
+    *n += 1;
+    if target.starts_with("slow") && *n >= 2 {
+        seen.instances.insert(target, release.clone());
+        return axum::Json(json!({ "status": "done", "instance": instance_json(&release) }))
+            .into_response();
+    }
+    axum::Json(json!({ "status": "pending" })).into_response()
+}
+
+async fn endpoint() -> Endpoint {
+    let seen = Shared::default();
+    let app = axum::Router::new()
+        .route("/hook", post(hook))
+        .route("/status/{target}/{release}", get(status))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("endpoint serves");
+    });
+    Endpoint { url: format!("http://{addr}/hook"), seen, _server: server }
+}
+
+fn webhook_with(url: &str, extra: Value) -> Webhook {
+    let mut settings = json!({ "url": url, "secret": SECRET, "poll_interval_ms": 20 });
+    if let (Some(s), Some(e)) = (settings.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    Webhook::new("hooks", serde_json::from_value(settings).expect("parses")).expect("valid")
+}
+
+#[tokio::test]
+async fn a_webhook_call_answered_at_once_is_signed_keyed_and_read_back() {
+    let ep = endpoint().await;
+    let p = webhook_with(&ep.url, json!({}));
+    assert_eq!(p.check().await.expect("check").version.as_deref(), Some("test-endpoint 1"));
+    let created = p.create("fast-1", "v2", "blue").await.expect("created");
+    assert_eq!((created.target.as_str(), created.release.as_str()), ("fast-1", "v2"));
+    assert_eq!(p.describe("fast-1").await.expect("described"), Some(created));
+    p.destroy("fast-1").await.expect("destroyed");
+    assert_eq!(p.describe("fast-1").await.expect("described"), None, "404 means no instance");
+
+    let seen = ep.seen.lock().expect("lock");
+    assert_eq!(seen.refused, 0);
+    let (create, header_key) = &seen.posts[1];
+    let key = webhook::idempotency_key("hooks", "create", "fast-1", Some("v2"));
+    assert_eq!(
+        create,
+        &json!({ "action": "create", "target": "fast-1", "release": "v2", "group": "blue",
+                 "idempotency_key": key })
+    );
+    assert_eq!(header_key, &key, "the header and the body carry the same key");
+    assert_eq!(seen.posts[3].0["action"], "destroy");
+    assert_eq!(seen.posts[3].0["release"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_webhook_create_without_a_body_is_read_back_with_describe() {
+    let ep = endpoint().await;
+    let p = webhook_with(&ep.url, json!({}));
+    assert_eq!(p.create("quiet-1", "v2", "blue").await.expect("created").release, "v2");
+    let actions: Vec<Value> =
+        ep.seen.lock().expect("lock").posts.iter().map(|(b, _)| b["action"].clone()).collect();
+    assert_eq!(actions, [json!("create"), json!("describe")]);
+}
+
+#[tokio::test]
+async fn an_accepted_webhook_call_polls_its_status_url_with_signed_requests_until_done() {
+    let ep = endpoint().await;
+    let p = webhook_with(&ep.url, json!({}));
+    let created = p.create("slow-1", "v4", "blue").await.expect("created");
+    assert_eq!(created.release, "v4");
+    let seen = ep.seen.lock().expect("lock");
+    assert_eq!(seen.polls.get("slow-1"), Some(&2));
+    assert_eq!(seen.refused, 0, "every poll was signed");
+}
+
+#[tokio::test]
+async fn an_accepted_call_that_never_finishes_is_transient_at_the_completion_timeout() {
+    let ep = endpoint().await;
+    let p = webhook_with(&ep.url, json!({ "completion_timeout_secs": 1 }));
+    let started = Instant::now();
+    let err = p.create("never-1", "v4", "blue").await.expect_err("times out");
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("not complete after 1s"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(ep.seen.lock().expect("lock").polls.get("never-1").is_some_and(|n| *n > 5));
+}
+
+#[tokio::test]
+async fn a_503_is_transient_and_the_retry_with_the_same_key_succeeds() {
+    let ep = endpoint().await;
+    let p = webhook_with(&ep.url, json!({}));
+    let first = p.create("flaky-1", "v2", "blue").await.expect_err("503 first");
+    assert!(first.is_transient(), "{first}");
+    assert!(
+        first.to_string().contains("503") && first.to_string().contains("warming up"),
+        "{first}"
+    );
+    // The engine retries a transient failure; the adapter sends the same key again.
+    assert_eq!(p.create("flaky-1", "v2", "blue").await.expect("retried").release, "v2");
+    let seen = ep.seen.lock().expect("lock");
+    let keys: Vec<&String> = seen.posts.iter().map(|(_, k)| k).collect();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], keys[1], "a retried call is recognisable by its key");
+}
+
+#[tokio::test]
+async fn a_400_is_permanent_and_shows_the_endpoints_message() {
+    let ep = endpoint().await;
+    let p = webhook_with(&ep.url, json!({}));
+    let err = p.create("other-1", "v9", "blue").await.expect_err("400");
+    assert!(
+        matches!(&err, AdapterError::Permanent(m) if m.contains("HTTP 400") && m.contains("release v9 is not in the registry")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_refused_by_the_endpoint_and_changes_nothing() {
+    let ep = endpoint().await;
+    let settings = json!({ "url": ep.url, "secret": "not-the-endpoint-secret" });
+    let p = Webhook::new("hooks", serde_json::from_value(settings).expect("parses")).expect("ok");
+    let err = p.create("fast-2", "v2", "blue").await.expect_err("refused");
+    assert!(!err.is_transient() && err.to_string().contains("401"), "{err}");
+    let seen = ep.seen.lock().expect("lock");
+    assert_eq!(seen.refused, 1);
+    assert!(seen.posts.is_empty() && seen.instances.is_empty());
+}
+
+#[tokio::test]
+async fn an_endpoint_that_refuses_connections_is_transient() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hook", closed.local_addr().expect("addr"));
+    drop(closed);
+    let err = webhook_with(&url, json!({})).describe("web-1").await.expect_err("refused");
+    assert!(err.is_transient(), "{err}");
 }
