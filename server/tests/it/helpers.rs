@@ -20,6 +20,8 @@ pub const PASSWORD: &str = "a long enough password";
 pub struct TestApp {
     pub url: String,
     pub store: Store,
+    /// The running engine, and through it the server's adapter registry.
+    pub engine: server::engine::Engine,
     pub db_path: PathBuf,
     _dir: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
@@ -57,6 +59,7 @@ pub async fn spawn_app_on(db_path: &Path, overrides: &[(&str, &str)]) -> TestApp
     let app = Application::build(config).await.expect("server builds");
     let addr = app.addr;
     let store = app.store.clone();
+    let engine = app.engine.clone();
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         app.run_until(async {
@@ -68,6 +71,7 @@ pub async fn spawn_app_on(db_path: &Path, overrides: &[(&str, &str)]) -> TestApp
     TestApp {
         url: format!("http://{addr}"),
         store,
+        engine,
         db_path: db_path.to_path_buf(),
         _dir: None,
         stop: Some(tx),

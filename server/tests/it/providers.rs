@@ -1,6 +1,6 @@
 //! The script and webhook providers against real backends: shell scripts in a temporary
 //! directory, and an HTTP endpoint on loopback that checks signatures the way an operator's
-//! endpoint would.
+//! endpoint would. The webhook's completion callback goes through a real spawned server.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -14,11 +14,14 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use server::adapters::registry::{AdapterFactory, Registry};
 use server::adapters::script::{self, Script};
 use server::adapters::webhook::{self, Signer, Webhook};
 use server::adapters::{AdapterError, Provider};
+
+use crate::helpers::spawn_app;
 
 // ---------------------------------------------------------------------------------------------
 // script
@@ -487,4 +490,77 @@ async fn an_endpoint_that_refuses_connections_is_transient() {
     drop(closed);
     let err = webhook_with(&url, json!({})).describe("web-1").await.expect_err("refused");
     assert!(err.is_transient(), "{err}");
+}
+
+/// POSTs `body` to the server's completion route, signed with `secret`.
+async fn callback(url: &str, secret: &str, body: &Value) -> reqwest::Response {
+    let bytes = serde_json::to_vec(body).expect("JSON");
+    let ts = chrono::Utc::now().timestamp();
+    let signature = Signer::new(secret.as_bytes()).expect("signer").sign(ts, &bytes);
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header(webhook::TIMESTAMP_HEADER, ts.to_string())
+        .header(webhook::SIGNATURE_HEADER, signature)
+        .body(bytes)
+        .send()
+        .await
+        .expect("callback request")
+}
+
+#[tokio::test]
+async fn a_signed_callback_to_the_server_completes_a_waiting_webhook_call() {
+    let app = spawn_app().await;
+    let ep = endpoint().await;
+    let cfg = backend(
+        "hooks",
+        webhook::KIND,
+        json!({ "url": ep.url, "secret": SECRET, "callback_base_url": app.url,
+                "completion_timeout_secs": 30 }),
+    );
+    let provider = app.engine.adapters().provider(&cfg).expect("webhook provider");
+    let call = tokio::spawn(async move { provider.create("late-1", "v5", "blue").await });
+
+    let mut request = None;
+    for _ in 0..100 {
+        request = ep.seen.lock().expect("lock").posts.first().map(|(b, _)| b.clone());
+        if request.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let request = request.expect("the endpoint got the create");
+    let callback_url = request["callback_url"].as_str().expect("a callback URL").to_string();
+    assert_eq!(callback_url, format!("{}/api/v1/providers/webhook/hooks/complete", app.url));
+    let key = request["idempotency_key"].clone();
+    let done = json!({ "idempotency_key": key, "status": "done", "instance": instance_json("v5") });
+
+    // No session and no token: the signature alone decides.
+    let forged = callback(&callback_url, "not-the-endpoint-secret", &done).await;
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    let unsigned =
+        reqwest::Client::new().post(&callback_url).json(&done).send().await.expect("sent");
+    assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
+    let elsewhere =
+        callback(&format!("{}/api/v1/providers/webhook/unknown/complete", app.url), SECRET, &done)
+            .await;
+    assert_eq!(elsewhere.status(), StatusCode::UNAUTHORIZED, "no such webhook backend");
+    let stranger = json!({ "idempotency_key": "not-waiting", "status": "done", "instance": instance_json("v5") });
+    assert_eq!(callback(&callback_url, SECRET, &stranger).await.status(), StatusCode::NOT_FOUND);
+    assert!(!call.is_finished(), "still waiting after refused callbacks");
+
+    let res = callback(&callback_url, SECRET, &done).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let created = tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .expect("the call wakes up")
+        .expect("task")
+        .expect("created");
+    assert_eq!((created.target.as_str(), created.release.as_str()), ("late-1", "v5"));
+    assert_eq!(
+        callback(&callback_url, SECRET, &done).await.status(),
+        StatusCode::NOT_FOUND,
+        "nothing waits once the call is done"
+    );
+    app.stop().await;
 }
