@@ -63,7 +63,7 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(addr)
             .build();
-        let engine = Engine::new(store.clone(), adapters, engine_config);
+        let engine = Engine::new(store.clone(), adapters.clone(), engine_config);
         let ports = Ports {
             accounts: Arc::new(AccountsService::new(store.clone())),
             audit: Arc::new(AuditService::new(store.clone())),
@@ -77,6 +77,7 @@ impl Application {
             leptos_options,
             metrics: Arc::default(),
             campaigns: CampaignService::new(store.clone(), engine.clone()),
+            adapters,
             closing: closing_rx,
         };
         let router = http::app(state);

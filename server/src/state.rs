@@ -6,6 +6,7 @@ use app::api::ports::Ports;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
+use crate::adapters::registry::AdapterFactory;
 use crate::campaigns::CampaignService;
 use crate::config::Config;
 use crate::http::metrics::Metrics;
@@ -19,6 +20,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub metrics: Arc<Metrics>,
     pub campaigns: CampaignService,
+    /// The adapters the engine uses (provider callbacks are routed to them).
+    pub adapters: Arc<dyn AdapterFactory>,
     /// Flips to true when the server starts shutting down, so long-lived streams end.
     pub closing: tokio::sync::watch::Receiver<bool>,
 }

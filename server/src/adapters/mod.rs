@@ -15,6 +15,8 @@ pub mod http_probe;
 pub mod local_process;
 pub mod nginx;
 pub mod registry;
+pub mod script;
+pub mod webhook;
 
 use app::domain::campaign::PreviewRoute;
 use app::domain::gate::Sample;

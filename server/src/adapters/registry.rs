@@ -1,8 +1,7 @@
 //! Maps an environment's backend `driver` to an adapter and keeps one instance per backend
 //! (an embedded router's listeners and a provider's processes live as long as the server).
 //! An unknown driver is a clear `Unsupported` error that pauses the campaign with the
-//! message, never a silent no-op. HAProxy, nginx, PowerDNS, script and webhook drivers are
-//! still to come.
+//! message, never a silent no-op. HAProxy, nginx and PowerDNS drivers are still to come.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,12 +14,19 @@ use super::haproxy::{self, Haproxy};
 use super::http_probe::{self, HttpProbe};
 use super::local_process::{self, LocalProcess};
 use super::nginx::{self, Nginx};
+use super::script::{self, Script};
+use super::webhook::{self, Webhook};
 use super::{AdapterError, AdapterResult, FlagStore, HealthSource, Provider, Router};
 
 pub trait AdapterFactory: Send + Sync {
     fn provider(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn Provider>>;
     fn router(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn Router>>;
     fn health(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn HealthSource>>;
+    /// The webhook provider already started for backend `name`, to hand it completion
+    /// callbacks; `None` when no call has used that backend since the server started.
+    fn webhook(&self, _name: &str) -> Option<Arc<Webhook>> {
+        None
+    }
     /// The feature-flag store, if this installation has one.
     fn flags(&self) -> AdapterResult<Arc<dyn FlagStore>> {
         Err(AdapterError::Unsupported(
@@ -39,6 +45,24 @@ pub struct Registry {
     probes: Mutex<BTreeMap<String, Arc<HttpProbe>>>,
     haproxy: Mutex<BTreeMap<String, Arc<Haproxy>>>,
     nginx: Mutex<BTreeMap<String, Arc<Nginx>>>,
+    scripts: Mutex<BTreeMap<String, Arc<Script>>>,
+    webhooks: Mutex<BTreeMap<String, Arc<Webhook>>>,
+}
+
+/// The adapter cached under `name`, made by `make` on first use.
+fn cached<T>(
+    cache: &Mutex<BTreeMap<String, Arc<T>>>,
+    name: &str,
+    make: impl FnOnce() -> AdapterResult<T>,
+) -> AdapterResult<Arc<T>> {
+    let mut cache =
+        cache.lock().map_err(|_| AdapterError::Permanent("registry lock poisoned".into()))?;
+    if let Some(a) = cache.get(name) {
+        return Ok(a.clone());
+    }
+    let a = Arc::new(make()?);
+    cache.insert(name.to_string(), a.clone());
+    Ok(a)
 }
 
 fn unknown(kind: &str, cfg: &BackendConfig) -> AdapterError {
@@ -56,22 +80,6 @@ fn settings<T: serde::de::DeserializeOwned>(cfg: &BackendConfig) -> AdapterResul
             cfg.name, cfg.driver
         ))
     })
-}
-
-/// The adapter cached under the backend's name, made by `make` on first use.
-fn cached<T>(
-    cache: &Mutex<BTreeMap<String, Arc<T>>>,
-    cfg: &BackendConfig,
-    make: impl FnOnce() -> AdapterResult<T>,
-) -> AdapterResult<Arc<T>> {
-    let mut cache =
-        cache.lock().map_err(|_| AdapterError::Permanent("registry lock poisoned".into()))?;
-    if let Some(a) = cache.get(cfg.name.as_str()) {
-        return Ok(a.clone());
-    }
-    let a = Arc::new(make()?);
-    cache.insert(cfg.name.to_string(), a.clone());
-    Ok(a)
 }
 
 impl Registry {
@@ -118,7 +126,7 @@ impl Registry {
     }
 
     pub fn haproxy(&self, cfg: &BackendConfig) -> AdapterResult<Arc<Haproxy>> {
-        cached(&self.haproxy, cfg, || Haproxy::new(settings(cfg)?))
+        cached(&self.haproxy, cfg.name.as_str(), || Haproxy::new(settings(cfg)?))
     }
 
     /// Stops the processes local providers started (on shutdown).
@@ -135,6 +143,12 @@ impl AdapterFactory for Registry {
     fn provider(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn Provider>> {
         match cfg.driver.as_str() {
             local_process::KIND => Ok(self.local_process(cfg)?),
+            script::KIND => {
+                Ok(cached(&self.scripts, cfg.name.as_str(), || Script::new(settings(cfg)?))?)
+            }
+            webhook::KIND => Ok(cached(&self.webhooks, cfg.name.as_str(), || {
+                Webhook::new(cfg.name.as_str(), settings(cfg)?)
+            })?),
             _ => Err(unknown("provider", cfg)),
         }
     }
@@ -143,9 +157,15 @@ impl AdapterFactory for Registry {
         match cfg.driver.as_str() {
             embedded::KIND => Ok(self.embedded(cfg)?),
             haproxy::KIND => Ok(self.haproxy(cfg)?),
-            nginx::KIND => Ok(cached(&self.nginx, cfg, || Nginx::new(settings(cfg)?))?),
+            nginx::KIND => {
+                Ok(cached(&self.nginx, cfg.name.as_str(), || Nginx::new(settings(cfg)?))?)
+            }
             _ => Err(unknown("router", cfg)),
         }
+    }
+
+    fn webhook(&self, name: &str) -> Option<Arc<Webhook>> {
+        self.webhooks.lock().ok()?.get(name).cloned()
     }
 
     fn health(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn HealthSource>> {

@@ -130,10 +130,23 @@ fn is_public(path: &str) -> bool {
     ) || path.starts_with("/pkg/")
 }
 
+/// A webhook provider's completion callback: no session or token, authenticated by its HMAC
+/// signature in the handler. Only `POST` to exactly that path shape.
+pub fn is_signed_callback(method: &Method, path: &str) -> bool {
+    *method == Method::POST
+        && path
+            .strip_prefix("/api/v1/providers/webhook/")
+            .and_then(|rest| rest.strip_suffix("/complete"))
+            .is_some_and(|backend| !backend.is_empty() && !backend.contains('/'))
+}
+
 /// Anonymous callers get a sign-in redirect (pages) or a 401 (API and server functions).
 pub async fn require_login(req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if is_public(path) || req.extensions().get::<Principal>().is_some() {
+    if is_public(path)
+        || is_signed_callback(req.method(), path)
+        || req.extensions().get::<Principal>().is_some()
+    {
         return next.run(req).await;
     }
     if path.starts_with("/api/") {
@@ -153,10 +166,13 @@ pub async fn require_login(req: Request, next: Next) -> Response {
 }
 
 /// Refuses state-changing requests that a browser says came from another site. Requests
-/// authenticated by a bearer token carry no ambient credentials and are exempt.
+/// authenticated by a bearer token or a signature carry no ambient credentials and are exempt.
 pub async fn same_origin_mutations(req: Request, next: Next) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if safe || req.headers().contains_key(header::AUTHORIZATION) {
+    if safe
+        || req.headers().contains_key(header::AUTHORIZATION)
+        || is_signed_callback(req.method(), req.uri().path())
+    {
         return next.run(req).await;
     }
     match same_origin(req.headers()) {
@@ -228,5 +244,16 @@ mod tests {
     fn only_sign_in_health_and_assets_are_public() {
         assert!(is_public("/login") && is_public("/pkg/switchyard.js") && is_public("/healthz"));
         assert!(!is_public("/") && !is_public("/audit") && !is_public("/api/v1/me"));
+    }
+
+    #[test]
+    fn only_a_post_to_a_webhook_completion_path_is_a_signed_callback() {
+        let post = Method::POST;
+        assert!(is_signed_callback(&post, "/api/v1/providers/webhook/hooks/complete"));
+        assert!(!is_signed_callback(&Method::GET, "/api/v1/providers/webhook/hooks/complete"));
+        assert!(!is_signed_callback(&post, "/api/v1/providers/webhook//complete"));
+        assert!(!is_signed_callback(&post, "/api/v1/providers/webhook/a/b/complete"));
+        assert!(!is_signed_callback(&post, "/api/v1/providers/webhook/hooks/complete/x"));
+        assert!(!is_signed_callback(&post, "/api/v1/campaigns/1/abort"));
     }
 }

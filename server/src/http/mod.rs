@@ -6,6 +6,7 @@ pub mod campaigns;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod provider_callbacks;
 
 use std::sync::Arc;
 
@@ -50,6 +51,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi::handler))
         .merge(api::router())
         .merge(campaigns::router())
+        .merge(provider_callbacks::router())
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())

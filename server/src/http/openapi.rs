@@ -136,7 +136,18 @@ pub const OPERATIONS: &[Operation] = &[
         None,
         200,
     ),
+    (
+        "post",
+        "/api/v1/providers/webhook/{backend}/complete",
+        "A webhook provider's endpoint reports an accepted action's end",
+        SIGNED,
+        Some("WebhookCompletion"),
+        204,
+    ),
 ];
+
+/// The "role" of operations that take no session or token but an HMAC signature.
+pub const SIGNED: &str = "signed";
 
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
@@ -144,7 +155,13 @@ pub fn document() -> Value {
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         let mut op = json!({
             "summary": summary,
-            "description": format!("Needs the {role} role or higher."),
+            "description": if *role == SIGNED {
+                "No session or token: signed with the backend's shared secret \
+                 (`X-Switchyard-Timestamp`, `X-Switchyard-Signature`), as the webhook provider documents."
+                    .to_string()
+            } else {
+                format!("Needs the {role} role or higher.")
+            },
             "operationId": format!("{method}_{}", path.trim_start_matches("/api/v1/").replace(['/', '{', '}'], "_").trim_end_matches('_')),
             "responses": {
                 status.to_string(): { "description": "success" },
@@ -155,6 +172,12 @@ pub fn document() -> Value {
         });
         if path.contains("{id}") {
             op["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }]);
+        }
+        if path.contains("{backend}") {
+            op["parameters"] = json!([{ "name": "backend", "in": "path", "required": true, "schema": { "type": "string" } }]);
+        }
+        if *role == SIGNED {
+            op["security"] = json!([]);
         }
         if let Some(schema) = body {
             op["requestBody"] = json!({
@@ -194,6 +217,10 @@ pub fn document() -> Value {
                 "Reason": { "type": "object", "properties": { "reason": { "type": "string" } } },
                 "NewUser": { "type": "object", "required": ["username", "role", "password"], "properties": {
                     "username": { "type": "string" }, "role": { "type": "string", "enum": ["viewer", "operator", "approver", "admin"] }, "password": { "type": "string", "minLength": 12 } } },
+                "WebhookCompletion": { "type": "object", "required": ["idempotency_key", "status"], "properties": {
+                    "idempotency_key": { "type": "string" }, "status": { "type": "string", "enum": ["done", "failed"] },
+                    "instance": { "type": "object", "properties": { "address": { "type": "string" }, "release": { "type": "string" }, "health_url": { "type": "string" } } },
+                    "message": { "type": "string" }, "retryable": { "type": "boolean" } } },
                 "NewToken": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" } } },
                 "Environment": { "type": "object", "description": "Targets, pools and backends; see examples/environment.toml", "required": ["name", "targets", "pools", "backends"] },
                 "CampaignSpec": { "type": "object", "description": "See examples/*.toml for every strategy", "required": ["name", "service", "environment", "pool", "from_release", "to_release", "strategy", "window"] },

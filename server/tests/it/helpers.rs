@@ -20,6 +20,8 @@ pub const PASSWORD: &str = "a long enough password";
 pub struct TestApp {
     pub url: String,
     pub store: Store,
+    /// The running engine, and through it the server's adapter registry.
+    pub engine: server::engine::Engine,
     pub db_path: PathBuf,
     /// The server's adapters (to bring an environment up as an operator would have it).
     pub registry: Option<std::sync::Arc<server::adapters::registry::Registry>>,
@@ -60,6 +62,7 @@ pub async fn spawn_app_on(db_path: &Path, overrides: &[(&str, &str)]) -> TestApp
     let addr = app.addr;
     let store = app.store.clone();
     let registry = app.registry();
+    let engine = app.engine.clone();
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         app.run_until(async {
@@ -71,6 +74,7 @@ pub async fn spawn_app_on(db_path: &Path, overrides: &[(&str, &str)]) -> TestApp
     TestApp {
         url: format!("http://{addr}"),
         store,
+        engine,
         db_path: db_path.to_path_buf(),
         registry,
         _dir: None,

@@ -10,4 +10,5 @@ mod haproxy;
 mod helpers;
 mod nginx;
 mod operations;
+mod providers;
 mod zero_downtime;

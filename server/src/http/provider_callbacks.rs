@@ -1,0 +1,75 @@
+//! Completion callbacks from providers' endpoints. A webhook endpoint that accepted an action
+//! (202) reports its end here. The request carries no session or token: it is authenticated by
+//! the backend's HMAC signature alone, so the sign-in and same-origin guards let exactly this
+//! path through (`auth::guard::is_signed_callback`). It must not do anything but wake a
+//! waiting call.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+use crate::adapters::webhook::{Callback, Status};
+use crate::http::error::json_error;
+use crate::state::AppState;
+
+pub const WEBHOOK_COMPLETE: &str = "/api/v1/providers/webhook/{backend}/complete";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(WEBHOOK_COMPLETE, post(webhook_complete))
+}
+
+#[tracing::instrument(skip_all, fields(backend = %backend))]
+async fn webhook_complete(
+    State(s): State<AppState>,
+    Path(backend): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // An unknown backend and a bad signature look the same to the caller.
+    let refused = || {
+        json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the signature does not verify for this backend",
+        )
+    };
+    let Some(hook) = s.adapters.webhook(&backend) else {
+        tracing::warn!("refused a webhook completion: no webhook backend of this name is active");
+        return refused();
+    };
+    if let Err(why) = hook.verify_callback(&headers, &body) {
+        tracing::warn!(%why, "refused a webhook completion");
+        return refused();
+    }
+    let callback: Callback = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return json_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                &format!(
+                    "expected {{\"idempotency_key\", \"status\": \"done\"|\"failed\", …}}: {e}"
+                ),
+            );
+        }
+    };
+    if callback.completion.status == Status::Pending {
+        return json_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "a callback reports an end: status must be done or failed",
+        );
+    }
+    if hook.complete(&callback.idempotency_key, callback.completion) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no call is waiting for this idempotency key; answer its next request directly",
+        )
+    }
+}
