@@ -1,8 +1,9 @@
 //! Maps an environment's backend `driver` to an adapter and keeps one instance per backend
 //! (an embedded router's listeners and a provider's processes live as long as the server).
 //! An unknown driver is a clear `Unsupported` error that pauses the campaign with the
-//! message, never a silent no-op. HAProxy, nginx, PowerDNS, script and webhook drivers are
-//! still to come.
+//! message, never a silent no-op. HAProxy, nginx, script and webhook drivers are still to come.
+//! Stateless HTTP adapters (PowerDNS) are built afresh on each use, so an edited
+//! environment takes effect at once.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use app::domain::environment::BackendConfig;
 use super::embedded::{self, EmbeddedRouter};
 use super::http_probe::{self, HttpProbe};
 use super::local_process::{self, LocalProcess};
+use super::powerdns::{self, PowerDns};
 use super::{AdapterError, AdapterResult, FlagStore, HealthSource, Provider, Router};
 
 pub trait AdapterFactory: Send + Sync {
@@ -118,6 +120,7 @@ impl AdapterFactory for Registry {
     fn router(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn Router>> {
         match cfg.driver.as_str() {
             embedded::KIND => Ok(self.embedded(cfg)?),
+            powerdns::KIND => Ok(Arc::new(PowerDns::new(settings(cfg)?)?)),
             _ => Err(unknown("router", cfg)),
         }
     }

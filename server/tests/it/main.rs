@@ -8,3 +8,5 @@ mod cli;
 mod demo;
 mod helpers;
 mod operations;
+mod powerdns;
+mod real_backends;
