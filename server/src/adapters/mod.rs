@@ -13,6 +13,7 @@ pub mod fake;
 pub mod http_probe;
 pub mod local_process;
 pub mod powerdns;
+pub mod prometheus;
 pub mod registry;
 
 use app::domain::campaign::PreviewRoute;

@@ -2,7 +2,7 @@
 //! (an embedded router's listeners and a provider's processes live as long as the server).
 //! An unknown driver is a clear `Unsupported` error that pauses the campaign with the
 //! message, never a silent no-op. HAProxy, nginx, script and webhook drivers are still to come.
-//! Stateless HTTP adapters (PowerDNS) are built afresh on each use, so an edited
+//! Stateless HTTP adapters (PowerDNS, Prometheus) are built afresh on each use, so an edited
 //! environment takes effect at once.
 
 use std::collections::BTreeMap;
@@ -15,6 +15,7 @@ use super::embedded::{self, EmbeddedRouter};
 use super::http_probe::{self, HttpProbe};
 use super::local_process::{self, LocalProcess};
 use super::powerdns::{self, PowerDns};
+use super::prometheus::{self, Prometheus};
 use super::{AdapterError, AdapterResult, FlagStore, HealthSource, Provider, Router};
 
 pub trait AdapterFactory: Send + Sync {
@@ -146,6 +147,7 @@ impl AdapterFactory for Registry {
                 cache.insert(cfg.name.to_string(), probe.clone());
                 Ok(probe)
             }
+            prometheus::KIND => Ok(Arc::new(Prometheus::new(settings(cfg)?)?)),
             _ => Err(unknown("health", cfg)),
         }
     }

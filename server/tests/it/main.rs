@@ -9,4 +9,5 @@ mod demo;
 mod helpers;
 mod operations;
 mod powerdns;
+mod prometheus;
 mod real_backends;

@@ -1,10 +1,10 @@
 //! The real programs Switchyard drives, started on loopback for one test each: PowerDNS
-//! (authoritative, gsqlite3). A missing program fails the test naming the Debian
+//! (authoritative, gsqlite3) and Prometheus. A missing program fails the test naming the Debian
 //! package to install. Each child is killed when its handle drops, so a failing test leaves no
 //! process behind.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use tokio::process::{Child, Command};
 
 pub const PDNS_SERVER: &str = "/usr/sbin/pdns_server";
 pub const PDNS_SCHEMA: &str = "/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql";
+pub const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 /// Fails (never skips) when a program the test needs is not installed.
 pub fn require(path: &str, package: &str) {
@@ -258,4 +259,69 @@ fn dns_query(port: u16, name: &str, qtype: u16) -> Vec<(IpAddr, u32)> {
     }
     out.sort();
     out
+}
+
+pub struct Prometheus {
+    pub url: String,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Prometheus scraping `scrape_target` (`host:port`, path `/metrics`) every second as job
+    /// `job`; returns once it has scraped it at least once.
+    pub async fn start(job: &str, scrape_target: &str) -> Self {
+        require(PROMETHEUS, "prometheus");
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let config = format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: ['{scrape_target}']\n"
+            );
+            let cfg_path: PathBuf = dir.path().join("prometheus.yml");
+            std::fs::write(&cfg_path, config).expect("prometheus.yml");
+            let port = free_port();
+            let args = [
+                format!("--config.file={}", cfg_path.display()),
+                format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+                "--log.level=warn".into(),
+            ];
+            let child = spawn_logged(PROMETHEUS, &args, dir.path()).await;
+            let mut p = Prometheus { url: format!("http://127.0.0.1:{port}"), child, dir };
+            if p.wait_scraped(job).await {
+                return p;
+            }
+            last_log = log_of(p.dir.path());
+        }
+        panic!("prometheus did not start and scrape (3 tries); its last log:\n{last_log}");
+    }
+
+    async fn wait_scraped(&mut self, job: &str) -> bool {
+        let http = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            let res = http
+                .get(format!("{}/api/v1/query", self.url))
+                .query(&[("query", format!("up{{job=\"{job}\"}} == 1"))])
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await;
+            if let Ok(r) = res
+                && let Ok(v) = r.json::<Value>().await
+                && v["data"]["result"].as_array().is_some_and(|a| !a.is_empty())
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
 }
