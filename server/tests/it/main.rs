@@ -3,6 +3,7 @@
 
 mod audit_trail;
 mod auth;
+mod backends_check;
 mod campaigns_api;
 mod cli;
 mod demo;
