@@ -60,6 +60,9 @@ pub enum Command {
     /// Start or abort a campaign
     #[command(subcommand)]
     Campaign(CampaignCommand),
+    /// Check the backends the environments use
+    #[command(subcommand)]
+    Backends(BackendsCommand),
     /// Run the demo service: says its release in an `x-release` header; can fail or be slow
     DemoService {
         #[arg(long)]
@@ -108,6 +111,16 @@ pub enum CampaignCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum BackendsCommand {
+    /// Connect to every environment's backends and print what each answers; exit 1 if any
+    /// could not be reached (nothing is changed)
+    Check {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum UserCommand {
     /// Add a user (the password is read from standard input)
     Add {
@@ -142,7 +155,7 @@ fn parse_role(s: &str) -> Result<Role, String> {
     s.parse().map_err(|e: app::domain::auth::UnknownRole| e.to_string())
 }
 
-/// Exit codes: 0 ok, 1 a check failed (e.g. audit verify), 2 bad configuration or usage.
+/// Exit codes: 0 ok, 1 a check failed (audit verify, backends check), 2 bad configuration or usage.
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve => serve(config).await,
@@ -156,9 +169,10 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<i32> {
             .await?;
             Ok(0)
         }
-        c @ (Command::Apply { .. } | Command::Plan { .. } | Command::Campaign(_)) => {
-            client_command(c).await
-        }
+        c @ (Command::Apply { .. }
+        | Command::Plan { .. }
+        | Command::Campaign(_)
+        | Command::Backends(_)) => client_command(c).await,
         Command::User(UserCommand::Add { name, role, password_stdin: _ }) => {
             let store = Store::connect(&config.database_url).await?;
             let name = Username::parse(&name).map_err(anyhow::Error::msg)?;
@@ -231,7 +245,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<i32> {
 }
 
 async fn client_command(command: Command) -> anyhow::Result<i32> {
-    use crate::client::{Client, read_spec_file, render_plan};
+    use crate::client::{Client, read_spec_file, render_backend_checks, render_plan};
     match command {
         Command::Apply { file, remote } => {
             let spec = read_spec_file(&file)?;
@@ -255,6 +269,14 @@ async fn client_command(command: Command) -> anyhow::Result<i32> {
                 .command(id, "abort", Some(&reason))
                 .await?;
             println!("campaign #{id} is {}", s["status"].as_str().unwrap_or("?"));
+        }
+        Command::Backends(BackendsCommand::Check { remote }) => {
+            let report =
+                Client::new(&remote.url, remote.token.as_deref())?.check_backends().await?;
+            print!("{}", render_backend_checks(&report.backends));
+            if report.backends.iter().any(crate::backends::BackendReport::unreachable) {
+                return Ok(1);
+            }
         }
         _ => bail!("not a client command"),
     }

@@ -1,11 +1,13 @@
-//! The command line's REST client: `apply`, `plan` and `campaign start|abort` talk to a running
-//! server with an API token, exactly as CI pipelines would.
+//! The command line's REST client: `apply`, `plan`, `campaign start|abort` and `backends check`
+//! talk to a running server with an API token, exactly as CI pipelines would.
 
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use app::domain::plan::Plan;
 use serde_json::Value;
+
+use crate::backends::{BackendReport, CheckReport};
 
 pub struct Client {
     base: String,
@@ -152,6 +154,73 @@ impl Client {
         )
         .await
     }
+}
+
+impl Client {
+    /// What every environment's backends answer, checked by the server.
+    pub async fn check_backends(&self) -> anyhow::Result<CheckReport> {
+        let v = self.call(reqwest::Method::GET, "/api/v1/backends/check", None).await?;
+        serde_json::from_value(v).context("the server's backend report could not be read")
+    }
+}
+
+/// The backend checks as a table, one row per backend, then a count.
+pub fn render_backend_checks(reports: &[BackendReport]) -> String {
+    let header = ["ENVIRONMENT", "BACKEND", "KIND", "DRIVER", "STATUS", "VERSION", "DETAIL"];
+    let rows: Vec<[String; 7]> = reports
+        .iter()
+        .map(|r| {
+            let status = if !r.checked {
+                "not checked"
+            } else if r.reachable {
+                "ok"
+            } else {
+                "UNREACHABLE"
+            };
+            let mut detail = r.error.clone().or_else(|| r.detail.clone()).unwrap_or_default();
+            if r.reachable && !r.capabilities.is_empty() {
+                detail = format!("[{}] {detail}", r.capabilities.join(", "));
+            }
+            [
+                r.environment.clone(),
+                r.name.clone(),
+                r.kind.label().to_string(),
+                r.driver.clone(),
+                status.to_string(),
+                r.version.clone().unwrap_or_else(|| "-".into()),
+                detail,
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.trim_end().to_string() + "\n"
+    };
+    let mut out = line(&header.map(String::from));
+    for row in &rows {
+        out.push_str(&line(row));
+    }
+    let count = |f: fn(&BackendReport) -> bool| reports.iter().filter(|r| f(r)).count();
+    out.push_str(&format!(
+        "{} reachable, {} unreachable, {} not checked\n",
+        count(|r| r.reachable),
+        count(BackendReport::unreachable),
+        count(|r| !r.checked)
+    ));
+    out
 }
 
 /// The plan as text: a headline, then one numbered line per step with its calls.

@@ -5,6 +5,7 @@
 pub mod adapters;
 pub mod audit;
 pub mod auth;
+pub mod backends;
 pub mod campaigns;
 pub mod charts;
 pub mod cli;

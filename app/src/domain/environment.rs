@@ -69,6 +69,9 @@ pub struct BackendConfig {
 /// Router drivers that steer traffic by rewriting a DNS record rather than by per-member weights.
 pub const DNS_DRIVERS: [&str; 1] = ["powerdns"];
 
+/// The TTL a DNS router gives the records it writes when its settings name none.
+pub const DEFAULT_DNS_TTL_SECS: u64 = 60;
+
 impl BackendConfig {
     /// A DNS router can only swap the whole record; it has no weights, drain or membership.
     pub fn is_dns_router(&self) -> bool {
@@ -81,6 +84,12 @@ impl BackendConfig {
             .get("record")
             .and_then(serde_json::Value::as_str)
             .map_or_else(|| pool.to_string(), str::to_string)
+    }
+
+    /// How long resolvers may keep serving the old answer after a DNS router rewrites its record:
+    /// the TTL it writes, `settings.ttl`, or [`DEFAULT_DNS_TTL_SECS`] when unset.
+    pub fn dns_ttl(&self) -> u64 {
+        self.settings.get("ttl").and_then(serde_json::Value::as_u64).unwrap_or(DEFAULT_DNS_TTL_SECS)
     }
 }
 

@@ -523,6 +523,16 @@ impl<'a> Builder<'a> {
         self.push(StepKind::SwitchDns, description, vec![call], timing::DNS);
     }
 
+    /// After a DNS switch resolvers keep answering with the old record until its TTL runs out,
+    /// so the targets it named still get traffic: nothing may remove them before this wait.
+    pub fn wait_out_ttl(&mut self, old: &str) {
+        let ttl = self.v.router().dns_ttl();
+        self.bake(
+            ttl,
+            format!("Wait out the old record's TTL ({ttl} s) so resolvers stop sending to {old}"),
+        );
+    }
+
     /// A zero-length bake waits for nothing, so it is left out rather than shown.
     pub fn bake(&mut self, secs: u64, description: String) {
         if secs > 0 {
@@ -926,6 +936,7 @@ mod tests {
                 K::WaitHealthy,
                 K::SwitchDns,
                 K::Bake,
+                K::Bake,
                 K::Gate,
                 K::Bake,
                 K::Decommission
@@ -935,6 +946,52 @@ mod tests {
             calls(find(&plan, K::SwitchDns, 0)),
             ["router(pdns).switch_dns(web.example.com, [web-1-v2-1-0, web-2-v2-1-0])"]
         );
+    }
+
+    #[test]
+    fn a_dns_switch_waits_out_the_old_records_ttl_before_blue_is_destroyed() {
+        let (_, plan) = plan_for(&spec(blue_green(Switch::AtOnce)), &dns_env(2));
+        let switch = find(&plan, K::SwitchDns, 0).index;
+        let wait = plan
+            .steps
+            .iter()
+            .find(|s| s.description.starts_with("Wait out the old record's TTL"))
+            .expect("a TTL wait");
+        let destroy = find(&plan, K::Decommission, 0).index;
+        assert!(
+            switch < wait.index && wait.index < destroy,
+            "{switch} < {} < {destroy}",
+            wait.index
+        );
+        assert_eq!(wait.index, switch + 1, "the bake after it sees all traffic on green");
+        assert_eq!(wait.kind, K::Bake);
+        assert_eq!(
+            wait.description,
+            "Wait out the old record's TTL (60 s) so resolvers stop sending to blue (web-1 and web-2)"
+        );
+        assert_eq!((wait.expected_secs, wait.timeout_secs), (60, Some(60)));
+        assert!(wait.calls.is_empty());
+
+        let mut e = dns_env(2);
+        pdns_ttl(&mut e, 300);
+        let (_, plan) = plan_for(&spec(blue_green(Switch::AtOnce)), &e);
+        assert_eq!(plan.steps[switch + 1].expected_secs, 300);
+        assert!(plan.steps[switch + 1].description.contains("TTL (300 s)"));
+
+        pdns_ttl(&mut e, 0);
+        let (_, plan) = plan_for(&spec(blue_green(Switch::AtOnce)), &e);
+        assert!(
+            !plan.steps.iter().any(|s| s.description.contains("TTL")),
+            "a zero TTL has nothing to wait out"
+        );
+    }
+
+    fn pdns_ttl(e: &mut crate::domain::environment::Environment, ttl: u64) {
+        for b in &mut e.backends {
+            if b.name.as_str() == "pdns" {
+                b.settings["ttl"] = serde_json::json!(ttl);
+            }
+        }
     }
 
     #[test]

@@ -156,6 +156,12 @@ fn restore_onto(b: &mut Builder<'_>, state: &TrafficState, avail: &[Name]) {
     let (pool, from) = (b.pool().clone(), b.from().clone());
     if b.is_dns() {
         b.switch_dns(avail, format!("Point {pool}'s DNS record back at {} on {from}", list(avail)));
+        // Whatever the record named before may be destroyed next, so let the old answer expire.
+        let leaving: Vec<Name> =
+            state.members.keys().filter(|n| !avail.contains(n)).cloned().collect();
+        if !leaving.is_empty() {
+            b.wait_out_ttl(&list(&leaving));
+        }
         return;
     }
     let mut calls: Vec<BackendCall> = avail
@@ -349,11 +355,23 @@ mod tests {
         let (v, plan) = plan_for(&spec(blue_green(Switch::AtOnce)), &dns_env(2));
         let reached = index_of(&plan, K::SwitchDns, 0);
         let steps = rollback_plan(&plan, &v, reached);
-        assert_eq!(kinds(&steps), [K::SwitchDns, K::Decommission, K::SwitchDns]);
+        assert_eq!(kinds(&steps), [K::SwitchDns, K::Bake, K::Decommission, K::SwitchDns]);
         assert_eq!(
             steps[0].calls.iter().map(ToString::to_string).collect::<Vec<_>>(),
             ["router(pdns).switch_dns(web.example.com, [web-1, web-2])"]
         );
+        assert_eq!(
+            steps[1].description,
+            "Wait out the old record's TTL (60 s) so resolvers stop sending to web-1-v2-1-0 and web-2-v2-1-0"
+        );
+    }
+
+    #[test]
+    fn abort_of_a_dns_blue_green_before_the_switch_has_no_ttl_to_wait_out() {
+        let (v, plan) = plan_for(&spec(blue_green(Switch::AtOnce)), &dns_env(2));
+        let reached = index_of(&plan, K::WaitHealthy, 0);
+        let steps = rollback_plan(&plan, &v, reached);
+        assert_eq!(kinds(&steps), [K::SwitchDns, K::Decommission, K::SwitchDns]);
     }
 
     #[test]

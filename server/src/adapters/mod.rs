@@ -14,6 +14,8 @@ pub mod haproxy;
 pub mod http_probe;
 pub mod local_process;
 pub mod nginx;
+pub mod powerdns;
+pub mod prometheus;
 pub mod registry;
 pub mod script;
 pub mod webhook;
@@ -45,6 +47,34 @@ impl AdapterError {
 }
 
 pub type AdapterResult<T> = Result<T, AdapterError>;
+
+/// The host part of a target address as a DNS record holds it: `10.0.0.1:8080` → `10.0.0.1`,
+/// `[2001:db8::1]:443` → `2001:db8::1` (IPs in canonical form); a bare IP or name is kept.
+pub fn dns_host(address: &str) -> String {
+    let a = address.trim();
+    if let Ok(sa) = a.parse::<std::net::SocketAddr>() {
+        return sa.ip().to_string();
+    }
+    if let Ok(ip) = a.parse::<std::net::IpAddr>() {
+        return ip.to_string();
+    }
+    let host = match a.rsplit_once(':') {
+        Some((h, port)) if port.parse::<u16>().is_ok() => h,
+        _ => a,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.parse::<std::net::IpAddr>().map_or_else(|_| host.to_string(), |ip| ip.to_string())
+}
+
+/// The innermost cause of an error, e.g. "Connection refused (os error 111)" rather than
+/// reqwest's "error sending request for url (…)".
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
 
 /// What `switchyard backends check` reports for one backend: it answered, which version it
 /// is (when it says), and what Switchyard can do through it.
@@ -180,4 +210,20 @@ pub trait HealthSource: Send + Sync {
     async fn probe(&self, target: &str, health_url: &str) -> AdapterResult<Probe>;
     /// Traffic and probe figures for these targets over the last interval, for gates.
     async fn sample(&self, pool: &str, targets: &[(String, String)]) -> AdapterResult<Sample>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dns_host;
+
+    #[test]
+    fn a_dns_host_is_the_address_without_its_port_in_canonical_form() {
+        assert_eq!(dns_host("10.0.0.1:8080"), "10.0.0.1");
+        assert_eq!(dns_host("10.0.0.1"), "10.0.0.1");
+        assert_eq!(dns_host("[2001:db8:0::1]:443"), "2001:db8::1");
+        assert_eq!(dns_host("2001:db8::1"), "2001:db8::1");
+        assert_eq!(dns_host("[::1]"), "::1");
+        assert_eq!(dns_host("web-1.internal:80"), "web-1.internal");
+        assert_eq!(dns_host("web-1.internal"), "web-1.internal");
+    }
 }

@@ -1,7 +1,9 @@
 //! Maps an environment's backend `driver` to an adapter and keeps one instance per backend
 //! (an embedded router's listeners and a provider's processes live as long as the server).
 //! An unknown driver is a clear `Unsupported` error that pauses the campaign with the
-//! message, never a silent no-op. HAProxy, nginx and PowerDNS drivers are still to come.
+//! message, never a silent no-op.
+//! Stateless HTTP adapters (PowerDNS, Prometheus) are built afresh on each use, so an edited
+//! environment takes effect at once.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,6 +16,8 @@ use super::haproxy::{self, Haproxy};
 use super::http_probe::{self, HttpProbe};
 use super::local_process::{self, LocalProcess};
 use super::nginx::{self, Nginx};
+use super::powerdns::{self, PowerDns};
+use super::prometheus::{self, Prometheus};
 use super::script::{self, Script};
 use super::webhook::{self, Webhook};
 use super::{AdapterError, AdapterResult, FlagStore, HealthSource, Provider, Router};
@@ -160,6 +164,7 @@ impl AdapterFactory for Registry {
             nginx::KIND => {
                 Ok(cached(&self.nginx, cfg.name.as_str(), || Nginx::new(settings(cfg)?))?)
             }
+            powerdns::KIND => Ok(Arc::new(PowerDns::new(settings(cfg)?)?)),
             _ => Err(unknown("router", cfg)),
         }
     }
@@ -189,6 +194,7 @@ impl AdapterFactory for Registry {
                 cache.insert(cfg.name.to_string(), probe.clone());
                 Ok(probe)
             }
+            prometheus::KIND => Ok(Arc::new(Prometheus::new(settings(cfg)?)?)),
             _ => Err(unknown("health", cfg)),
         }
     }

@@ -248,10 +248,14 @@ async fn apply_router(
             r.switch_dns(record, &addresses).await?;
             match r.read_dns(record).await? {
                 None => Ok(format!("{record} switched (this router cannot read DNS back)")),
-                Some(mut got) => {
-                    got.sort();
-                    let mut want = addresses.clone();
-                    want.sort();
+                Some(got) => {
+                    // A record holds hosts, not ports: targets on one IP are one entry.
+                    let hosts = |list: &[String]| -> Vec<String> {
+                        let set: std::collections::BTreeSet<String> =
+                            list.iter().map(|a| crate::adapters::dns_host(a)).collect();
+                        set.into_iter().collect()
+                    };
+                    let (got, want) = (hosts(&got), hosts(&addresses));
                     if got == want {
                         Ok(format!("{record} → {}", got.join(", ")))
                     } else {

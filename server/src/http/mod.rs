@@ -2,6 +2,7 @@
 //! metrics, assembled with the guards in a fixed order.
 
 pub mod api;
+pub mod backends;
 pub mod campaigns;
 pub mod error;
 pub mod metrics;
@@ -50,6 +51,7 @@ pub fn app(state: AppState) -> Router {
         .route("/auth/logout", post(login::logout))
         .route("/api/v1/openapi.json", get(openapi::handler))
         .merge(api::router())
+        .merge(backends::router())
         .merge(campaigns::router())
         .merge(provider_callbacks::router())
         .leptos_routes_with_context(&state, routes, context.clone(), {

@@ -33,6 +33,14 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     ("get", "/api/v1/audit/verify", "Verify the audit hash chain", "admin", None, 200),
     ("get", "/api/v1/environments", "List environments", "viewer", None, 200),
+    (
+        "get",
+        "/api/v1/backends/check",
+        "Connect to every environment's backends and report what each answers (changes nothing)",
+        "operator",
+        None,
+        200,
+    ),
     ("post", "/api/v1/environments", "Create an environment", "admin", Some("Environment"), 201),
     ("get", "/api/v1/environments/{id}", "One environment", "viewer", None, 200),
     (

@@ -3,6 +3,7 @@
 
 mod audit_trail;
 mod auth;
+mod backends_check;
 mod campaigns_api;
 mod cli;
 mod demo;
@@ -10,5 +11,8 @@ mod haproxy;
 mod helpers;
 mod nginx;
 mod operations;
+mod powerdns;
+mod prometheus;
 mod providers;
+mod real_backends;
 mod zero_downtime;

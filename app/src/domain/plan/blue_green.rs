@@ -1,6 +1,8 @@
 //! Blue-green: provision a green set the size of blue, wait until it is healthy, let people verify
 //! it through the preview route, move traffic (at once or in weighted steps), bake, keep blue idle
-//! for the rollback hold time, then remove and destroy it.
+//! for the rollback hold time, then remove and destroy it. On a DNS router the switch rewrites the
+//! record and the plan then waits out the old record's TTL, so the bake sees all traffic on green
+//! and blue is not destroyed while resolvers still send to it.
 
 use super::super::campaign::{Pause, Switch};
 use super::super::ids::{Name, Secs, Weight};
@@ -54,6 +56,7 @@ pub(super) fn plan(b: &mut Builder<'_>, switch: &Switch, bake_secs: u64, verify_
                         pool
                     ),
                 );
+                b.wait_out_ttl(&format!("blue ({})", list(&blue)));
             } else {
                 let weights = shares(&green, &blue, Weight::FULL);
                 b.set_weights(

@@ -1,0 +1,25 @@
+//! `GET /api/v1/backends/check`: what every environment's backends answer (operator and above).
+
+use app::api::ApiError;
+use app::domain::auth::{Principal, Role};
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+
+use super::error::AppError;
+use crate::backends::{CHECK_TIMEOUT, CheckReport, check_all};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/backends/check", get(check))
+}
+
+async fn check(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<CheckReport>, AppError> {
+    if !p.role.allows(Role::Operator) {
+        return Err(ApiError::forbidden(Role::Operator).into());
+    }
+    Ok(Json(check_all(&s.store, s.campaigns.engine().adapters(), CHECK_TIMEOUT).await?))
+}
