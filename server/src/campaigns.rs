@@ -507,7 +507,28 @@ impl CampaignService {
             patch.step_index = Some(row.step_index + 1);
             patch.step_started_at = Some(None);
         }
-        self.command(actor, id, Command::Resume, &["paused"], patch, json!({})).await
+        // Paused on drift: resuming accepts the router's state as it is now (audited), so the
+        // next step compares against that.
+        let drift = row.last_error.as_deref().is_some_and(|e| e.contains("drift on "));
+        if drift {
+            let audit = record(
+                actor,
+                "router.accept_state",
+                format!("pool:{}/{}", row.environment, row.pool),
+                "success",
+                json!({ "campaign": id, "drift": row.last_error }),
+            );
+            self.store.accept_router_state(&row.environment, &row.pool, audit).await?;
+        }
+        self.command(
+            actor,
+            id,
+            Command::Resume,
+            &["paused"],
+            patch,
+            json!({ "accepted_drift": drift }),
+        )
+        .await
     }
 
     pub async fn approve(&self, actor: &Principal, id: i64) -> Result<CampaignSummary, ApiError> {

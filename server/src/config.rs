@@ -78,6 +78,12 @@ pub const SETTINGS: &[(&str, &str, &str, &str)] = &[
         "window over which failed sign-ins are counted",
     ),
     (
+        "drift.interval_secs",
+        "SWITCHYARD_DRIFT_INTERVAL_SECS",
+        "30",
+        "how often every router pool is read back and compared with what Switchyard last set",
+    ),
+    (
         "demo.enabled",
         "SWITCHYARD_DEMO",
         "false",
@@ -147,6 +153,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_filter: String,
     pub trust_forwarded_for: bool,
+    /// Seconds between drift checks of every router pool Switchyard has set.
+    pub drift_interval_secs: u64,
     pub session: SessionConfig,
     pub auth: AuthConfig,
     pub demo: Option<crate::demo::DemoConfig>,
@@ -318,6 +326,7 @@ impl Config {
             log_format,
             log_filter: get("log_filter").value.trim().to_string(),
             trust_forwarded_for: boolean("trust_forwarded_for")?,
+            drift_interval_secs: positive("drift.interval_secs", "seconds")?.unsigned_abs(),
             session: SessionConfig {
                 cookie_name,
                 cookie_secure: boolean("session.cookie_secure")?,

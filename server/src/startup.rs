@@ -29,6 +29,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     closing: tokio::sync::watch::Sender<bool>,
+    drift_interval: std::time::Duration,
 }
 
 impl Application {
@@ -64,6 +65,7 @@ impl Application {
             .site_addr(addr)
             .build();
         let engine = Engine::new(store.clone(), adapters.clone(), engine_config);
+        let drift_interval = std::time::Duration::from_secs(config.drift_interval_secs);
         let ports = Ports {
             accounts: Arc::new(AccountsService::new(store.clone())),
             audit: Arc::new(AuditService::new(store.clone())),
@@ -81,15 +83,15 @@ impl Application {
             closing: closing_rx,
         };
         let router = http::app(state);
-        Ok(Self { addr, store, engine, registry: None, listener, router, closing })
+        Ok(Self { addr, store, engine, registry: None, listener, router, closing, drift_interval })
     }
 
-    /// Serves until `shutdown` resolves, finishing in-flight requests.
     /// The adapters this server drives (absent when built with a custom factory).
     pub fn registry(&self) -> Option<Arc<Registry>> {
         self.registry.clone()
     }
 
+    /// Serves until `shutdown` resolves, finishing in-flight requests.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -106,6 +108,7 @@ impl Application {
         });
         // After a restart every active campaign carries on from its persisted step.
         self.engine.resume_all().await?;
+        self.engine.watch_drift(self.drift_interval);
         let closing = self.closing;
         let shutdown = async move {
             shutdown.await;

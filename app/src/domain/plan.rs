@@ -231,6 +231,22 @@ pub enum RouterCall {
     },
 }
 
+impl RouterCall {
+    /// The pool this call changes or reads; `None` for DNS.
+    pub fn pool(&self) -> Option<&Name> {
+        match self {
+            RouterCall::SetWeight { pool, .. }
+            | RouterCall::SetState { pool, .. }
+            | RouterCall::AddMember { pool, .. }
+            | RouterCall::RemoveMember { pool, .. }
+            | RouterCall::AwaitDrained { pool, .. }
+            | RouterCall::SetPreviewRoute { pool, .. }
+            | RouterCall::ClearPreviewRoute { pool } => Some(pool),
+            RouterCall::SwitchDns { .. } => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum HealthCall {

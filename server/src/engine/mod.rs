@@ -7,6 +7,7 @@
 //! at its next pass boundary (waits are interrupted by a wake-up, calls are never cut off).
 
 mod calls;
+pub mod drift;
 mod reconcile;
 #[cfg(test)]
 mod tests;
@@ -54,12 +55,23 @@ struct Inner {
     tasks: Mutex<HashMap<i64, (Arc<Notify>, tokio::task::AbortHandle)>>,
     /// Campaign ids whose event stream has new rows (for live views).
     events: broadcast::Sender<i64>,
+    /// Router drift found by the last look, by (environment, backend, pool).
+    drift: Mutex<std::collections::BTreeMap<(String, String, String), drift::DriftFinding>>,
 }
 
 impl Engine {
     pub fn new(store: Store, adapters: Arc<dyn AdapterFactory>, config: EngineConfig) -> Self {
         let (events, _) = broadcast::channel(1024);
-        Self { inner: Arc::new(Inner { store, adapters, config, tasks: Mutex::default(), events }) }
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                adapters,
+                config,
+                tasks: Mutex::default(),
+                events,
+                drift: Mutex::default(),
+            }),
+        }
     }
 
     /// Starts a reconciler for every active campaign (after a start or a crash).

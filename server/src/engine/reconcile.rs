@@ -270,7 +270,8 @@ async fn forward(engine: &Engine, c: &Loaded) -> Result<Next, StoreError> {
             // An acting step: every call, in order, retried when transient, within the step's timeout.
             let timeout = Duration::from_secs(step.timeout_secs.unwrap_or(600));
             let result =
-                tokio::time::timeout(timeout, run_calls(engine, &adapters, &step.calls)).await;
+                tokio::time::timeout(timeout, run_calls(engine, &adapters, &step.calls, id, true))
+                    .await;
             let (records, error) = match result {
                 Ok(r) => r,
                 Err(_) => (
@@ -300,16 +301,60 @@ async fn forward(engine: &Engine, c: &Loaded) -> Result<Next, StoreError> {
     }
 }
 
+/// Applies the calls in order. A router change on a pool that drifted from what Switchyard
+/// last set is refused when `guard_drift` (going forward); rolling back never waits on drift.
+/// After each verified router change the pool's read-back becomes the new expectation.
 async fn run_calls(
     engine: &Engine,
     adapters: &Adapters<'_>,
     calls: &[BackendCall],
+    id: i64,
+    guard_drift: bool,
 ) -> (Vec<CallRecord>, Option<AdapterError>) {
     let mut records = Vec::new();
+    let env = adapters.env.name.as_str();
     for call in calls {
+        let pool = match call {
+            BackendCall::Router { backend, call } => call.pool().map(|p| (backend, p)),
+            _ => None,
+        };
+        let router = pool.and_then(|(backend, _)| adapters.router(backend.as_str()).ok());
+        if let (Some((backend, pool)), Some(router), true) = (pool, &router, guard_drift) {
+            let store = engine.store();
+            match super::drift::check_pool(store, env, backend.as_str(), pool.as_str(), &**router)
+                .await
+            {
+                Ok(diffs) if !diffs.is_empty() => {
+                    let e = AdapterError::Permanent(format!(
+                        "drift on {pool}: {}. Switchyard does not overwrite changes made outside it; \
+                         put the router back, or resume to accept its state as it is now",
+                        diffs.join("; ")
+                    ));
+                    records.push(CallRecord {
+                        call: call.to_string(),
+                        ok: false,
+                        attempts: 0,
+                        readback: e.to_string(),
+                    });
+                    return (records, Some(e));
+                }
+                _ => {}
+            }
+        }
         let (result, attempts) = with_retry(&engine.inner.config, || apply(adapters, call)).await;
         match result {
             Ok(readback) => {
+                if let (Some((backend, pool)), Some(router)) = (pool, &router) {
+                    let _ = super::drift::record_pool(
+                        engine.store(),
+                        env,
+                        backend.as_str(),
+                        pool.as_str(),
+                        Some(id),
+                        &**router,
+                    )
+                    .await;
+                }
                 records.push(CallRecord { call: call.to_string(), ok: true, attempts, readback })
             }
             Err(e) => {
@@ -642,14 +687,14 @@ async fn roll_back(engine: &Engine, c: &Loaded) -> Result<Next, StoreError> {
             let deadline =
                 tokio::time::Instant::now() + Duration::from_secs(step.timeout_secs.unwrap_or(300));
             loop {
-                let (records, error) = run_calls(engine, &adapters, &step.calls).await;
+                let (records, error) = run_calls(engine, &adapters, &step.calls, id, false).await;
                 if error.is_none() || tokio::time::Instant::now() >= deadline {
                     break (records, error);
                 }
                 tokio::time::sleep(engine.inner.config.tick).await;
             }
         }
-        _ => run_calls(engine, &adapters, &step.calls).await,
+        _ => run_calls(engine, &adapters, &step.calls, id, false).await,
     };
     let calls = serde_json::to_string(&records).unwrap_or_default();
     let attempts = records.iter().map(|r| i64::from(r.attempts)).max().unwrap_or(0);

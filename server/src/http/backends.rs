@@ -11,7 +11,12 @@ use crate::backends::{CHECK_TIMEOUT, CheckReport, check_all};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/backends/check", get(check))
+    Router::new().route("/api/v1/backends/check", get(check)).route("/api/v1/drift", get(drift))
+}
+
+/// Router pools whose real state differs from what Switchyard last set (viewer and above).
+async fn drift(State(s): State<AppState>) -> Json<Vec<crate::engine::drift::DriftFinding>> {
+    Json(s.campaigns.engine().drift())
 }
 
 async fn check(

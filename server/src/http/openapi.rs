@@ -41,6 +41,14 @@ pub const OPERATIONS: &[Operation] = &[
         None,
         200,
     ),
+    (
+        "get",
+        "/api/v1/drift",
+        "Router pools whose read-back differs from what Switchyard last set",
+        "viewer",
+        None,
+        200,
+    ),
     ("post", "/api/v1/environments", "Create an environment", "admin", Some("Environment"), 201),
     ("get", "/api/v1/environments/{id}", "One environment", "viewer", None, 200),
     (

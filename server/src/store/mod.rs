@@ -5,6 +5,7 @@
 
 mod audit;
 mod campaigns;
+mod drift;
 mod sessions;
 mod tokens;
 mod users;
@@ -20,6 +21,7 @@ pub use campaigns::{
     CampaignEventRow, CampaignPatch, CampaignQuery, CampaignRow, DraftFields, EnvironmentRow,
     StepRunRow,
 };
+pub use drift::{ExpectationRow, Expected};
 pub use sessions::SqlSessionStore;
 pub use tokens::{TokenRow, TokenWithOwner};
 pub use users::{NewUser, UserRow};

@@ -67,7 +67,7 @@ impl Api {
         Ok(v)
     }
 
-    async fn campaign(&self, id: i64) -> anyhow::Result<Value> {
+    pub async fn campaign(&self, id: i64) -> anyhow::Result<Value> {
         self.call(reqwest::Method::GET, &format!("/api/v1/campaigns/{id}"), None).await
     }
 
@@ -95,7 +95,7 @@ impl Api {
         }
     }
 
-    async fn create_and_start(&self, spec: Value) -> anyhow::Result<i64> {
+    pub async fn create_and_start(&self, spec: Value) -> anyhow::Result<i64> {
         let id = self.call(reqwest::Method::POST, "/api/v1/campaigns", Some(spec)).await?["summary"]["id"]
             .as_i64()
             .context("no campaign id")?;
@@ -110,8 +110,8 @@ pub struct Bed {
     pub name: String,
     pub frontend: SocketAddr,
     pub env: Value,
-    _haproxy: Option<HaproxyProcess>,
-    _nginx: Option<NginxProcess>,
+    pub haproxy: Option<HaproxyProcess>,
+    pub nginx: Option<NginxProcess>,
 }
 
 static BEDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -187,7 +187,7 @@ impl Bed {
         let environment: app::domain::environment::Environment =
             serde_json::from_value(env.clone())?;
         crate::demo::bring_up(registry, &environment).await?;
-        Ok(Self { kind, name, frontend, env, _haproxy: haproxy, _nginx: nginx })
+        Ok(Self { kind, name, frontend, env, haproxy, nginx })
     }
 
     pub fn url(&self) -> String {

@@ -138,3 +138,91 @@ async fn haproxy_membership_weights_drain_readback_and_outage() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(r.read_pool("web").await.expect_err("gone").is_transient());
 }
+
+/// Waits until the canary (a member that is not one of the original four) takes a share.
+async fn canary_has_traffic(r: &Haproxy) {
+    for _ in 0..600 {
+        let pool = r.read_pool("web").await.expect("read");
+        if pool.iter().any(|m| m.target.ends_with("-v2") && !m.weight.is_zero()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the canary never took traffic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_stops_on_drift_and_on_a_lost_runtime_api_without_touching_traffic() {
+    use reqwest::Method;
+    use server::testbed::scenarios::{Api, Bed, RouterKind, canary};
+
+    let app = crate::helpers::spawn_app().await;
+    app.add_user("ada", app::domain::auth::Role::Admin).await;
+    let api = Api::new(app.url.clone(), app.token_for("ada").await);
+    let registry = app.registry.clone().expect("registry");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_switchyard"));
+
+    // 1. Someone changes a weight at the HAProxy socket while a canary runs.
+    let bed = Bed::start(RouterKind::Haproxy, dir.path(), exe, &api, &registry).await.expect("bed");
+    let hp = bed.haproxy.as_ref().expect("haproxy");
+    let r = Haproxy::new(serde_json::from_value::<Config>(hp.settings()).expect("settings"))
+        .expect("router");
+    let id = api
+        .create_and_start(bed.spec("drift", canary(&[(25, 2), (100, 1)]), 1))
+        .await
+        .expect("start");
+    canary_has_traffic(&r).await;
+    let answer = r.command("set server web/web-1 weight 200").await.expect("out of band");
+    assert!(answer.trim().is_empty(), "{answer}");
+    let err =
+        api.wait_status(id, &["succeeded"], Duration::from_secs(60)).await.expect_err("pauses");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("drift on web") && msg.contains("web-1 has weight 78.13 %"), "{msg}");
+    // The router still has the operator's weight: nothing was overwritten.
+    let web1 = r.read_pool("web").await.expect("read").into_iter().find(|m| m.target == "web-1");
+    assert_eq!(web1.map(|m| m.weight.basis_points()), Some(7813));
+    // The watcher reports it too: API and audit trail.
+    app.engine.look_for_drift().await;
+    let found = api.call(Method::GET, "/api/v1/drift", None).await.expect("drift api");
+    assert_eq!(found[0]["pool"], "web", "{found}");
+    assert!(found[0]["differences"][0].as_str().unwrap_or_default().contains("web-1"), "{found}");
+    let audit =
+        api.call(Method::GET, "/api/v1/audit?action=router.drift", None).await.expect("audit");
+    assert!(audit.to_string().contains("router.drift"), "{audit}");
+    // Resuming accepts the router's state (audited) and the campaign finishes.
+    api.call(Method::POST, &format!("/api/v1/campaigns/{id}/resume"), None).await.expect("resume");
+    api.wait_status(id, &["succeeded"], Duration::from_secs(60)).await.expect("succeeds");
+    let audit = api
+        .call(Method::GET, "/api/v1/audit?action=router.accept_state", None)
+        .await
+        .expect("audit");
+    assert!(audit.to_string().contains("router.accept_state"), "{audit}");
+
+    // 2. The Runtime API goes away mid-campaign (HAProxy keeps serving): the step fails with
+    //    transient errors, the campaign pauses with the message, and traffic stays as it was.
+    let bed = Bed::start(RouterKind::Haproxy, dir.path(), exe, &api, &registry).await.expect("bed");
+    let hp = bed.haproxy.as_ref().expect("haproxy");
+    let r = Haproxy::new(serde_json::from_value::<Config>(hp.settings()).expect("settings"))
+        .expect("router");
+    let id = api
+        .create_and_start(bed.spec("lost-api", canary(&[(25, 2), (100, 1)]), 1))
+        .await
+        .expect("start");
+    canary_has_traffic(&r).await;
+    let before = r.read_pool("web").await.expect("read");
+    let hidden = hp.socket.with_extension("hidden");
+    std::fs::rename(&hp.socket, &hidden).expect("hide the socket");
+    let err =
+        api.wait_status(id, &["succeeded"], Duration::from_secs(90)).await.expect_err("pauses");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("unreachable"), "{msg}");
+    let seen = releases(&bed.url(), 40).await;
+    assert!(seen.contains_key("v1") && seen.contains_key("v2"), "traffic is still split: {seen:?}");
+    std::fs::rename(&hidden, &hp.socket).expect("restore the socket");
+    assert_eq!(r.read_pool("web").await.expect("read"), before, "no change reached HAProxy");
+    api.call(Method::POST, &format!("/api/v1/campaigns/{id}/resume"), None).await.expect("resume");
+    api.wait_status(id, &["succeeded"], Duration::from_secs(60))
+        .await
+        .expect("succeeds after resume");
+}
