@@ -11,6 +11,7 @@ pub mod embedded;
 #[cfg(test)]
 pub mod fake;
 pub mod haproxy;
+pub mod haproxy_stats;
 pub mod http_probe;
 pub mod local_process;
 pub mod nginx;

@@ -13,6 +13,7 @@ use app::domain::environment::BackendConfig;
 
 use super::embedded::{self, EmbeddedRouter};
 use super::haproxy::{self, Haproxy};
+use super::haproxy_stats::{self, HaproxyStats};
 use super::http_probe::{self, HttpProbe};
 use super::local_process::{self, LocalProcess};
 use super::nginx::{self, Nginx};
@@ -49,6 +50,7 @@ pub struct Registry {
     probes: Mutex<BTreeMap<String, Arc<HttpProbe>>>,
     haproxy: Mutex<BTreeMap<String, Arc<Haproxy>>>,
     nginx: Mutex<BTreeMap<String, Arc<Nginx>>>,
+    haproxy_stats: Mutex<BTreeMap<String, Arc<HaproxyStats>>>,
     scripts: Mutex<BTreeMap<String, Arc<Script>>>,
     webhooks: Mutex<BTreeMap<String, Arc<Webhook>>>,
 }
@@ -175,6 +177,9 @@ impl AdapterFactory for Registry {
 
     fn health(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn HealthSource>> {
         match cfg.driver.as_str() {
+            haproxy_stats::KIND => Ok(cached(&self.haproxy_stats, cfg.name.as_str(), || {
+                HaproxyStats::new(settings(cfg)?)
+            })?),
             http_probe::KIND => {
                 let mut cache = self
                     .probes

@@ -158,6 +158,18 @@ impl Bed {
                 ("embedded", json!({ "listen": { "web": frontend.to_string() } }))
             }
         };
+        // Gates read the router's real traffic: HAProxy's counters, the embedded router's log;
+        // nginx (open source) reports no per-server figures, so only probes there.
+        let health = match kind {
+            RouterKind::Haproxy => {
+                json!({ "name": format!("probe-{name}"), "kind": "health_source",
+                "driver": "haproxy-stats", "settings": settings.clone() })
+            }
+            _ => {
+                json!({ "name": format!("probe-{name}"), "kind": "health_source", "driver": "http-probe",
+                "settings": { "router": format!("edge-{name}") } })
+            }
+        };
         let targets: Vec<Value> = (1..=4_u16)
             .map(|i| {
                 let port = base + i;
@@ -179,8 +191,7 @@ impl Bed {
                 { "name": format!("local-{name}"), "kind": "provider", "driver": "local-process",
                   "settings": { "command": command, "ports": ports, "port_min": base + 10, "port_max": base + 79,
                                 "state_file": dir.join("processes.json") } },
-                { "name": format!("probe-{name}"), "kind": "health_source", "driver": "http-probe",
-                  "settings": { "router": format!("edge-{name}") } },
+                health,
             ],
         });
         api.call(reqwest::Method::POST, "/api/v1/environments", Some(env.clone())).await?;
