@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use app::domain::ids::Weight;
 use app::domain::plan::MemberState;
-use server::adapters::Router as _;
 use server::adapters::haproxy::{Config, Haproxy};
+use server::adapters::haproxy_stats::{Config as StatsConfig, HaproxyStats};
+use server::adapters::{HealthSource as _, Router as _};
 use server::testbed::{Daemon, HaproxyProcess, free_port_block};
 
 pub fn demo_service(dir: &std::path::Path, release: &str, port: u16) -> Daemon {
@@ -129,6 +130,25 @@ async fn haproxy_membership_weights_drain_readback_and_outage() {
     // A refused command is permanent and says why.
     let e = r.set_weight("web", "nope", Weight::FULL).await.expect_err("no such server");
     assert!(!e.is_transient() && e.to_string().contains("nope"), "{e}");
+
+    // The stats source counts what users really got from each server since the last sample.
+    let stats = HaproxyStats::new(
+        serde_json::from_value::<StatsConfig>(hp.settings()).expect("stats settings"),
+    )
+    .expect("stats");
+    let targets = [("t2".to_string(), format!("http://{a2}/healthz"))];
+    stats.sample("web", &targets).await.expect("baseline");
+    releases(&url, 10).await;
+    let s = stats.sample("web", &targets).await.expect("sample");
+    assert_eq!((s.requests, s.errors, s.probes, s.probe_failures), (10, 0, 1, 0), "{s:?}");
+    http.post(format!("http://{a2}/admin/behaviour?fail_rate=1")).send().await.expect("fail");
+    for _ in 0..10 {
+        let res = http.get(&url).send().await.expect("answer");
+        assert_eq!(res.status(), 500);
+    }
+    let s = stats.sample("web", &targets).await.expect("sample");
+    assert_eq!((s.requests, s.errors, s.probe_failures), (10, 10, 1), "{s:?}");
+    assert!(stats.check().await.expect("check").capabilities.contains(&"error-rate".to_string()));
 
     // HAProxy goes away: every call is a transient error, never a hang.
     hp.daemon.kill();
