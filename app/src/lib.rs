@@ -16,7 +16,8 @@ use leptos_router::path;
 use crate::components::layout::Layout;
 use crate::pages::{
     account::AccountPage, admin_users::AdminUsersPage, audit::AuditPage, campaign::CampaignPage,
-    campaigns::CampaignsPage, home::HomePage, login::LoginPage, not_found::NotFound,
+    campaigns::CampaignsPage, environments::EnvironmentsPage, home::HomePage, login::LoginPage,
+    not_found::NotFound,
 };
 
 /// The HTML document around the app; rendered on the server only.
@@ -52,6 +53,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/audit") view=|| view! { <Layout><AuditPage /></Layout> } />
                 <Route path=path!("/campaigns") view=|| view! { <Layout><CampaignsPage /></Layout> } />
                 <Route path=path!("/campaigns/:id") view=|| view! { <Layout><CampaignPage /></Layout> } />
+                <Route path=path!("/environments") view=|| view! { <Layout><EnvironmentsPage /></Layout> } />
                 <Route path=path!("/account") view=|| view! { <Layout><AccountPage /></Layout> } />
                 <Route path=path!("/admin/users") view=|| view! { <Layout><AdminUsersPage /></Layout> } />
             </Routes>

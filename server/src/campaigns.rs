@@ -710,61 +710,11 @@ impl CampaignService {
     pub async fn traffic(&self, actor: &Principal, id: i64) -> Result<TrafficView, ApiError> {
         require(actor, Role::Viewer)?;
         let row = self.row(id).await?;
-        let (env, router) = self.pool_router(&row).await?;
-        let unavailable = |e: String| TrafficView {
-            pool: row.pool.clone(),
-            members: Vec::new(),
-            share_by_release: Vec::new(),
-            error: Some(e),
+        let env: Environment = match &row.env_snapshot {
+            Some(e) => serde_json::from_str(e).map_err(|_| ApiError::internal())?,
+            None => self.environment_named(&row.environment).await?,
         };
-        let members = match router {
-            Ok(r) => match r.read_pool(&row.pool).await {
-                Ok(m) => m,
-                Err(e) => return Ok(unavailable(format!("cannot read the router: {e}"))),
-            },
-            Err(e) => return Ok(unavailable(e)),
-        };
-        let factory = self.engine.adapters();
-        let provider = env
-            .backends
-            .iter()
-            .find(|b| b.kind == app::domain::environment::BackendKind::Provider)
-            .and_then(|b| factory.provider(b).ok());
-        let mut views = Vec::new();
-        for m in members {
-            let from_env = env
-                .targets
-                .iter()
-                .find(|t| t.name.as_str() == m.target)
-                .map(|t| t.release.to_string());
-            let release = match &provider {
-                Some(p) => {
-                    p.describe(&m.target).await.ok().flatten().map(|i| i.release).or(from_env)
-                }
-                None => from_env,
-            };
-            views.push(app::domain::views::MemberView {
-                target: m.target,
-                address: m.address,
-                weight_pct: m.weight.as_percent(),
-                state: m.state.to_string(),
-                release,
-            });
-        }
-        let serving: Vec<&app::domain::views::MemberView> =
-            views.iter().filter(|m| m.state == "ready" && m.weight_pct > 0.0).collect();
-        let total: f64 = serving.iter().map(|m| m.weight_pct).sum();
-        let mut shares: BTreeMap<String, f64> = BTreeMap::new();
-        for m in serving {
-            *shares.entry(m.release.clone().unwrap_or_else(|| "?".into())).or_default() +=
-                m.weight_pct * 100.0 / total.max(f64::MIN_POSITIVE);
-        }
-        Ok(TrafficView {
-            pool: row.pool.clone(),
-            members: views,
-            share_by_release: shares.into_iter().collect(),
-            error: None,
-        })
+        Ok(crate::environments::pool_traffic(self.engine.adapters(), &env, &row.pool).await)
     }
 }
 
@@ -870,6 +820,22 @@ impl app::api::ports::CampaignsPort for CampaignService {
     }
     async fn traffic(&self, actor: &Principal, id: i64) -> Result<TrafficView, ApiError> {
         CampaignService::traffic(self, actor, id).await
+    }
+
+    async fn environments(
+        &self,
+        actor: &Principal,
+    ) -> Result<Vec<app::domain::views::EnvironmentOverview>, ApiError> {
+        require(actor, Role::Viewer)?;
+        crate::environments::overviews(&self.store, &self.engine).await
+    }
+
+    async fn check_backends(
+        &self,
+        actor: &Principal,
+    ) -> Result<Vec<app::domain::views::BackendCheckView>, ApiError> {
+        require(actor, Role::Operator)?;
+        crate::environments::check(&self.store, self.engine.adapters()).await
     }
 }
 

@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod demo_service;
 pub mod engine;
+pub mod environments;
 pub mod http;
 pub mod startup;
 pub mod state;

@@ -9,7 +9,10 @@ use super::error::ApiError;
 use crate::domain::audit::{AuditFilter, AuditPage};
 use crate::domain::auth::{Principal, Role, TokenView, UserView};
 use crate::domain::lifecycle::Command;
-use crate::domain::views::{CampaignDetail, CampaignPage, CampaignSummary, TrafficView};
+use crate::domain::views::{
+    BackendCheckView, CampaignDetail, CampaignPage, CampaignSummary, EnvironmentOverview,
+    TrafficView,
+};
 
 /// A freshly created API token: the secret is shown once and never stored.
 #[derive(Debug, Clone)]
@@ -68,6 +71,10 @@ pub trait CampaignsPort: Send + Sync {
     async fn traffic(&self, actor: &Principal, id: i64) -> Result<TrafficView, ApiError>;
     /// The health chart as SVG markup.
     async fn chart(&self, actor: &Principal, id: i64) -> Result<String, ApiError>;
+    /// Every environment as it is now (viewer and above).
+    async fn environments(&self, actor: &Principal) -> Result<Vec<EnvironmentOverview>, ApiError>;
+    /// Connects to every backend and reports what it answers (operator and above).
+    async fn check_backends(&self, actor: &Principal) -> Result<Vec<BackendCheckView>, ApiError>;
 }
 
 #[async_trait]

@@ -24,6 +24,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                 <ul>
                     <li><a href="/">"Home"</a></li>
                     <li><a href="/campaigns">"Campaigns"</a></li>
+                    <li><a href="/environments">"Environments"</a></li>
                     <li><a href="/audit">"Audit trail"</a></li>
                     <Suspense>
                         {move || Suspend::new(async move {

@@ -94,3 +94,52 @@ pub struct TrafficView {
     /// Why the read-back is missing, if it is (e.g. the router's driver is not available).
     pub error: Option<String>,
 }
+
+/// One target of an environment with what a probe of its health URL says now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetHealthView {
+    pub name: String,
+    pub address: String,
+    pub group: String,
+    /// The release the provider reports (else the one the environment records).
+    pub release: String,
+    /// `None` when no health source could probe it.
+    pub healthy: Option<bool>,
+    pub detail: String,
+}
+
+/// A pool whose router differs from what Switchyard last set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftView {
+    pub backend: String,
+    pub pool: String,
+    pub differences: Vec<String>,
+    pub since: String,
+}
+
+/// An environment as it is now: targets and their health, each pool as its router reads it
+/// back, drift, and the backends it is driven through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentOverview {
+    pub name: String,
+    pub targets: Vec<TargetHealthView>,
+    pub pools: Vec<TrafficView>,
+    pub drift: Vec<DriftView>,
+    /// (name, kind, driver)
+    pub backends: Vec<(String, String, String)>,
+}
+
+/// What `backends check` found for one backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendCheckView {
+    pub environment: String,
+    pub name: String,
+    pub kind: String,
+    pub driver: String,
+    pub checked: bool,
+    pub reachable: bool,
+    pub version: Option<String>,
+    pub capabilities: Vec<String>,
+    /// What it said, or why it could not be reached.
+    pub detail: String,
+}

@@ -183,7 +183,7 @@ fn Controls(d: CampaignDetail, role: Role, action: ServerAction<CampaignCommand>
 }
 
 #[component]
-fn Traffic(t: TrafficView) -> impl IntoView {
+pub(crate) fn Traffic(t: TrafficView) -> impl IntoView {
     if let Some(e) = t.error.clone() {
         return view! { <p class="muted" data-testid="traffic-error">{e}</p> }.into_any();
     }

@@ -316,6 +316,10 @@ impl Provider for LocalProcess {
         })
     }
 
+    async fn log_tail(&self, target: &str) -> Vec<String> {
+        LocalProcess::log_tail(self, target).await
+    }
+
     async fn create(&self, target: &str, release: &str, _group: &str) -> AdapterResult<Instance> {
         self.ensure(target, release).await
     }

@@ -107,6 +107,11 @@ pub trait Provider: Send + Sync {
     async fn destroy(&self, target: &str) -> AdapterResult<()>;
     /// Read-back: the instance, if it exists.
     async fn describe(&self, target: &str) -> AdapterResult<Option<Instance>>;
+    /// The last lines of output kept for the target (its process, or the provider's commands),
+    /// for the step log.
+    async fn log_tail(&self, _target: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// One pool member as the router really has it.

@@ -465,6 +465,10 @@ fn executable(program: &str, workdir: Option<&Path>) -> bool {
 
 #[async_trait]
 impl Provider for Script {
+    async fn log_tail(&self, target: &str) -> Vec<String> {
+        self.log(target)
+    }
+
     async fn check(&self) -> AdapterResult<BackendCheck> {
         let workdir = self.cfg.workdir.as_deref();
         if let Some(dir) = workdir

@@ -95,11 +95,13 @@ pub async fn apply(a: &Adapters<'_>, call: &BackendCall) -> AdapterResult<String
             match call {
                 ProviderCall::Create { target, release, group } => {
                     p.create(target.as_str(), release.as_str(), group).await?;
-                    verify_instance(&*p, target.as_str(), Some(release.as_str())).await
+                    let v = verify_instance(&*p, target.as_str(), Some(release.as_str())).await?;
+                    Ok(with_log(v, p.log_tail(target.as_str()).await))
                 }
                 ProviderCall::Replace { target, release } => {
                     p.replace(target.as_str(), release.as_str()).await?;
-                    verify_instance(&*p, target.as_str(), Some(release.as_str())).await
+                    let v = verify_instance(&*p, target.as_str(), Some(release.as_str())).await?;
+                    Ok(with_log(v, p.log_tail(target.as_str()).await))
                 }
                 ProviderCall::Destroy { target } => {
                     p.destroy(target.as_str()).await?;
@@ -142,6 +144,16 @@ pub async fn apply(a: &Adapters<'_>, call: &BackendCall) -> AdapterResult<String
             Ok("notices are sent by the notifier, which is not built yet: nothing sent".into())
         }
     }
+}
+
+/// The read-back, then the last few lines the provider kept for the target (its log).
+fn with_log(readback: String, log: Vec<String>) -> String {
+    const SHOWN: usize = 5;
+    if log.is_empty() {
+        return readback;
+    }
+    let tail = &log[log.len().saturating_sub(SHOWN)..];
+    format!("{readback}\n{}", tail.join("\n"))
 }
 
 async fn verify_instance(

@@ -123,6 +123,16 @@ async fn in_the_demo_a_canary_aborted_at_25_percent_drops_no_request_and_ends_on
     let list = api(&app, &token, Method::GET, "/api/v1/campaigns", None).await;
     assert_eq!(list["campaigns"][0]["name"], "demo-canary", "the demo seeds a ready canary");
 
+    // The environments page shows the targets' health and the router's weights, read back.
+    let cookie = app.login_ok("ada").await;
+    let page = app.get("/environments", Some(&cookie)).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("body");
+    for want in ["web-4", "✓ healthy", "25.00 %", "read back from its router now", "local-process"]
+    {
+        assert!(html.contains(want), "the environments page shows {want:?}");
+    }
+
     let load = Load::start(router.clone());
     let id = api(&app, &token, Method::POST, "/api/v1/campaigns", Some(fast_canary("abort-at-25")))
         .await["summary"]["id"]
