@@ -126,10 +126,12 @@ async fn main() -> anyhow::Result<()> {
             pct(&secs, 0.99)
         );
         cells.push(cell(&total));
-        let bed = Bed::start(kind, dir.path(), exe, &api, &registry).await?;
-        let base = scenarios::in_place_restart(&bed, &registry).await?;
-        eprintln!("   in-place restart: {:?}", base.tally);
-        cells.push(cell(&base.tally));
+        for all_at_once in [false, true] {
+            let bed = Bed::start(kind, dir.path(), exe, &api, &registry).await?;
+            let base = scenarios::in_place_restart(&bed, &registry, all_at_once).await?;
+            eprintln!("   in-place restart (all at once: {all_at_once}): {:?}", base.tally);
+            cells.push(cell(&base.tally));
+        }
         let _ = writeln!(rows, "| {} | {} |", kind.label(), cells.join(" | "));
         let _ = writeln!(
             abort_rows,
@@ -170,8 +172,12 @@ when it got no 200 (including connection errors and timeouts). Like a browser, t
 retries a request once when a kept-alive connection was closed before any answer; such requests\n\
 are shown as *retried* (they happen on nginx reloads, when old workers close idle connections).\n\n\
 ### Failed requests per strategy × router (failed of sent)\n\n\
-| router | blue-green | rolling (batch 2) | canary 25 % → 100 % | canary aborted at 25 %, all {aborts} runs | **baseline: in-place restart** (stop v1, start v2 on the same port, one instance after another, no router change) |\n\
-|---|---|---|---|---|---|\n{rows}\n\
+| router | blue-green | rolling (batch 2) | canary 25 % → 100 % | canary aborted at 25 %, all {aborts} runs | baseline: in-place restart, one instance after another | **baseline: in-place restart, all four at once** |\n\
+|---|---|---|---|---|---|---|\n{rows}\n\
+The baselines change nothing on the router: each instance is killed and v2 started on the same\n\
+port. One at a time, the routers' own retries (HAProxy `retries`/`redispatch`, nginx\n\
+`proxy_next_upstream`, the embedded router's retry of idempotent requests) hide the gap from\n\
+these GET requests; all at once, nothing can.\n\n\
 ### Abort → all traffic on the stable release\n\n\
 Engine-measured `rollback_secs`: from the abort being accepted to the router reading back 100 % on\n\
 v1, over {aborts} canaries aborted once v2 had answered users at 25 %.\n\n\

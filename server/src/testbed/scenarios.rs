@@ -382,8 +382,13 @@ pub async fn gate_trip(
     })
 }
 
-/// The baseline: no router change at all; each instance is stopped and v2 started on its port.
-pub async fn in_place_restart(bed: &Bed, registry: &Registry) -> anyhow::Result<RunResult> {
+/// The baseline: no router change at all; each instance is stopped (SIGKILL, as the provider
+/// does) and v2 started on its port, one after another or all four at once.
+pub async fn in_place_restart(
+    bed: &Bed,
+    registry: &Registry,
+    all_at_once: bool,
+) -> anyhow::Result<RunResult> {
     let environment: app::domain::environment::Environment =
         serde_json::from_value(bed.env.clone())?;
     let provider = {
@@ -396,8 +401,21 @@ pub async fn in_place_restart(bed: &Bed, registry: &Registry) -> anyhow::Result<
     let load = load(bed);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
-    for i in 1..=4 {
-        provider.replace(&format!("web-{i}"), "v2").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if all_at_once {
+        let restarts = (1..=4).map(|i| {
+            let provider = provider.clone();
+            async move { provider.replace(&format!("web-{i}"), "v2").await }
+        });
+        for r in futures_util::future::join_all(restarts).await {
+            r.map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    } else {
+        for i in 1..=4 {
+            provider
+                .replace(&format!("web-{i}"), "v2")
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
     }
     let secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(500)).await;
