@@ -337,7 +337,15 @@ fn check_pool(
 }
 
 fn check_window(errs: &mut ValidationErrors, spec: &CampaignSpec) {
-    let w = &spec.window;
+    let w = match spec.window.resolve() {
+        Ok(w) => w,
+        Err(problems) => {
+            for (field, message) in problems {
+                errs.push(field, message);
+            }
+            return;
+        }
+    };
     if w.end <= w.start {
         errs.push(
             "window.end",
@@ -349,15 +357,16 @@ fn check_window(errs: &mut ValidationErrors, spec: &CampaignSpec) {
             ),
         );
     }
-    if w.timezone.parse::<chrono_tz::Tz>().is_err() {
-        errs.push(
-            "window.timezone",
-            format!(
-                "unknown time zone {:?}; use an IANA name such as Europe/Paris, America/New_York \
-                 or UTC",
-                w.timezone
-            ),
-        );
+    for (i, c) in spec.window.components.iter().enumerate() {
+        if c.trim().is_empty() || c.len() > 64 {
+            errs.push(
+                format!("window.components[{i}]"),
+                "a component is a short non-empty name, e.g. api or checkout",
+            );
+        }
+    }
+    if spec.window.message.chars().count() > 2000 {
+        errs.push("window.message", "keep the public message under 2000 characters");
     }
 }
 
@@ -703,7 +712,7 @@ mod tests {
         ),
         (
             "a window that ends before it starts",
-            |s, _| s.window.end = at("2025-06-01T21:00:00Z"),
+            |s, _| s.window.end = at("2025-06-01T21:00:00Z").into(),
             "window.end",
             "must be later than the start",
         ),
