@@ -5,6 +5,7 @@
 
 mod audit;
 mod campaigns;
+mod comms;
 mod sessions;
 mod tokens;
 mod users;
@@ -19,6 +20,10 @@ pub use audit::{AuditQuery, AuditRecord, AuditRow, ChainHead};
 pub use campaigns::{
     CampaignEventRow, CampaignPatch, CampaignQuery, CampaignRow, DraftFields, EnvironmentRow,
     StepRunRow,
+};
+pub use comms::{
+    CommsChange, DeliveryJob, DeliveryOutcome, DeliveryRow, FeedEntryRow, NewNotice, SubscriberRow,
+    WindowPublish, WindowRow,
 };
 pub use sessions::SqlSessionStore;
 pub use tokens::{TokenRow, TokenWithOwner};
