@@ -337,23 +337,30 @@ fn check_pool(
 }
 
 fn check_window(errs: &mut ValidationErrors, spec: &CampaignSpec) {
-    let w = match spec.window.resolve() {
-        Ok(w) => w,
+    use super::window::WindowTime;
+    // Two instants compare without a zone, so an unknown zone does not hide a reversed window.
+    let bounds = match spec.window.resolve() {
+        Ok(w) => Some((w.start, w.end)),
         Err(problems) => {
             for (field, message) in problems {
                 errs.push(field, message);
             }
-            return;
+            match (spec.window.start, spec.window.end) {
+                (WindowTime::At(s), WindowTime::At(e)) => Some((s.to_utc(), e.to_utc())),
+                _ => None,
+            }
         }
     };
-    if w.end <= w.start {
+    if let Some((start, end)) = bounds
+        && end <= start
+    {
         errs.push(
             "window.end",
             format!(
                 "the window ends at {} which is not after its start {}; the end must be later \
                  than the start",
-                w.end.format("%Y-%m-%d %H:%M UTC"),
-                w.start.format("%Y-%m-%d %H:%M UTC")
+                end.format("%Y-%m-%d %H:%M UTC"),
+                start.format("%Y-%m-%d %H:%M UTC")
             ),
         );
     }
