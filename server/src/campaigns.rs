@@ -18,6 +18,8 @@ use serde_json::json;
 
 use crate::audit::record;
 use crate::engine::Engine;
+use crate::notify::Notifier;
+use crate::notify::plan::{self as comms, CommsEvent};
 use crate::store::{
     CampaignPatch, CampaignQuery, CampaignRow, DraftFields, EnvironmentRow, Store, StoreError,
     now_ts,
@@ -27,6 +29,7 @@ use crate::store::{
 pub struct CampaignService {
     store: Store,
     engine: Engine,
+    notifier: Option<Notifier>,
 }
 
 fn require(actor: &Principal, role: Role) -> Result<(), ApiError> {
@@ -96,8 +99,18 @@ pub fn summary(row: &CampaignRow) -> CampaignSummary {
         created_at: row.created_at.clone(),
         started_at: row.started_at.clone(),
         finished_at: row.finished_at.clone(),
-        window_start: spec.as_ref().map(|s| s.window.start.to_rfc3339()).unwrap_or_default(),
-        window_end: spec.as_ref().map(|s| s.window.end.to_rfc3339()).unwrap_or_default(),
+        window_start: spec
+            .as_ref()
+            .map(|s| {
+                s.window.start_utc().map_or_else(|| s.window.start.to_string(), |t| t.to_rfc3339())
+            })
+            .unwrap_or_default(),
+        window_end: spec
+            .as_ref()
+            .map(|s| {
+                s.window.end_utc().map_or_else(|| s.window.end.to_string(), |t| t.to_rfc3339())
+            })
+            .unwrap_or_default(),
         last_error: row.last_error.clone(),
         abort_reason: row.abort_reason.clone(),
         rollback_secs: row.rollback_secs,
@@ -123,7 +136,19 @@ fn strategy_name(spec: &CampaignSpec) -> String {
 
 impl CampaignService {
     pub fn new(store: Store, engine: Engine) -> Self {
-        Self { store, engine }
+        Self { store, engine, notifier: None }
+    }
+
+    /// Wakes `notifier` after every change that queued notices.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    fn wake_notifier(&self) {
+        if let Some(n) = &self.notifier {
+            n.wake();
+        }
     }
 
     // ---- environments -------------------------------------------------------------------
@@ -154,6 +179,9 @@ impl CampaignService {
         let mut fields = BTreeMap::new();
         let targets: Vec<&str> = env.targets.iter().map(|t| t.name.as_str()).collect();
         let backends: Vec<&str> = env.backends.iter().map(|b| b.name.as_str()).collect();
+        for (field, message) in app::domain::window::check_freezes(&env.freezes) {
+            fields.insert(field, message);
+        }
         for (i, p) in env.pools.iter().enumerate() {
             if !backends.contains(&p.router.as_str()) {
                 fields.insert(
@@ -408,6 +436,18 @@ impl CampaignService {
     /// Validates again against the environment as it is now, freezes plan and environment,
     /// and hands the campaign to the engine.
     pub async fn start(&self, actor: &Principal, id: i64) -> Result<CampaignSummary, ApiError> {
+        self.start_with(actor, id, None).await
+    }
+
+    /// Like [`CampaignService::start`]; a start outside the campaign's window (when it may only
+    /// start inside) or inside a freeze of its environment is refused, unless an admin gives
+    /// `override_reason`, which goes into the audit trail.
+    pub async fn start_with(
+        &self,
+        actor: &Principal,
+        id: i64,
+        override_reason: Option<&str>,
+    ) -> Result<CampaignSummary, ApiError> {
         require(actor, Role::Operator)?;
         let row = self.row(id).await?;
         transition(&row, Command::Start)?;
@@ -415,6 +455,30 @@ impl CampaignService {
             serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
         let env = self.environment_named(&spec.environment).await?;
         let valid = validate(&spec, &env).map_err(|e| invalid(&e))?;
+        let window = spec.window.resolve().map_err(|_| ApiError::internal())?;
+        let now = chrono::Utc::now();
+        let blocks = start_blocks(&spec, &env, &window, now);
+        let overridden = match (
+            blocks.is_empty(),
+            override_reason.map(str::trim).filter(|r| !r.is_empty()),
+        ) {
+            (true, _) => None,
+            (false, None) => {
+                return Err(ApiError::conflict(format!(
+                    "{}; an admin may start it anyway with a reason (override_reason), which is audited",
+                    blocks.join("; ")
+                )));
+            }
+            (false, Some(reason)) => {
+                if !actor.role.allows(Role::Admin) {
+                    return Err(ApiError::new(
+                        app::api::ErrorCode::Forbidden,
+                        format!("{}; only an admin may override this", blocks.join("; ")),
+                    ));
+                }
+                Some(json!({ "reason": required_reason(reason)?, "overrode": blocks }))
+            }
+        };
         let plan = plan::compile(&valid);
         let patch = CampaignPatch {
             status: Some("running".into()),
@@ -424,15 +488,14 @@ impl CampaignService {
             step_started_at: Some(None),
             started_at: Some(now_ts()),
             last_error: Some(None),
+            comms: comms::change(CommsEvent::Started, &spec, &window, now),
             ..Default::default()
         };
-        let audit = record(
-            actor,
-            "campaign.start",
-            format!("campaign:{id}"),
-            "success",
-            json!({ "steps": plan.steps.len() }),
-        );
+        let mut details = json!({ "steps": plan.steps.len() });
+        if let (Some(o), Some(d)) = (overridden, details.as_object_mut()) {
+            d.insert("override".into(), o);
+        }
+        let audit = record(actor, "campaign.start", format!("campaign:{id}"), "success", details);
         self.store
             .patch_campaign(id, &["draft", "scheduled"], patch, Some(audit), Some(("started", json!({ "by": actor.username, "steps": plan.steps.len() }))))
             .await
@@ -443,7 +506,111 @@ impl CampaignService {
                 other => other.into(),
             })?;
         self.engine.wake(id);
+        self.wake_notifier();
         Ok(summary(&self.row(id).await?))
+    }
+
+    /// Announces a draft's window: the campaign becomes scheduled, its window is published on
+    /// the status page and feeds, and the notices (now, 24 h and 1 h before) are queued.
+    pub async fn schedule(&self, actor: &Principal, id: i64) -> Result<CampaignSummary, ApiError> {
+        require(actor, Role::Operator)?;
+        let row = self.row(id).await?;
+        if row.status != "draft" {
+            return Err(ApiError::conflict(format!(
+                "campaign {id} is {}; only a draft can be scheduled (use reschedule to move a scheduled one)",
+                row.status.replace('_', " ")
+            )));
+        }
+        let spec: CampaignSpec =
+            serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
+        let window = self.schedulable(actor, &spec).await?;
+        let patch = CampaignPatch {
+            status: Some("scheduled".into()),
+            comms: comms::change(CommsEvent::Scheduled, &spec, &window, chrono::Utc::now()),
+            ..Default::default()
+        };
+        let details = json!({ "start": window.start.to_rfc3339(), "end": window.end.to_rfc3339() });
+        self.command(actor, id, Command::Schedule, &["draft"], patch, details).await
+    }
+
+    /// Moves a scheduled campaign's window: SEQUENCE goes up, the old reminders are cancelled,
+    /// an updated notice goes out and new reminders are queued, all in one transaction.
+    pub async fn reschedule(
+        &self,
+        actor: &Principal,
+        id: i64,
+        window: app::domain::campaign::MaintenanceWindow,
+    ) -> Result<CampaignSummary, ApiError> {
+        require(actor, Role::Operator)?;
+        let row = self.row(id).await?;
+        if row.status != "scheduled" {
+            return Err(ApiError::conflict(format!(
+                "campaign {id} is {}; only a scheduled campaign can be rescheduled",
+                row.status.replace('_', " ")
+            )));
+        }
+        let mut spec: CampaignSpec =
+            serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
+        let before = spec.window.clone();
+        spec.window = window;
+        let resolved = self.schedulable(actor, &spec).await?;
+        let patch = CampaignPatch {
+            spec: Some(serde_json::to_string(&spec).map_err(|_| ApiError::internal())?),
+            comms: comms::change(CommsEvent::Rescheduled, &spec, &resolved, chrono::Utc::now()),
+            ..Default::default()
+        };
+        let details = json!({
+            "from": { "start": before.start.to_string(), "end": before.end.to_string() },
+            "to": { "start": resolved.start.to_rfc3339(), "end": resolved.end.to_rfc3339() },
+        });
+        let audit = record(
+            actor,
+            "campaign.reschedule",
+            format!("campaign:{id}"),
+            "success",
+            details.clone(),
+        );
+        self.store
+            .patch_campaign(id, &["scheduled"], patch, Some(audit), Some(("rescheduled", details)))
+            .await?;
+        self.wake_notifier();
+        Ok(summary(&self.row(id).await?))
+    }
+
+    /// The spec validated and its window resolved and in the future, or why not.
+    async fn schedulable(
+        &self,
+        actor: &Principal,
+        spec: &CampaignSpec,
+    ) -> Result<app::domain::campaign::ResolvedWindow, ApiError> {
+        self.preview(actor, spec).await?;
+        let window = spec.window.resolve().map_err(|_| ApiError::internal())?;
+        let problems =
+            app::domain::window::check_schedulable(window.start, window.end, chrono::Utc::now());
+        if !problems.is_empty() {
+            let errors = ValidationErrors(
+                problems
+                    .into_iter()
+                    .map(|(field, message)| app::domain::validate::FieldError {
+                        field: field.into(),
+                        message,
+                    })
+                    .collect(),
+            );
+            return Err(invalid(&errors));
+        }
+        Ok(window)
+    }
+
+    /// Deliveries of a campaign's notices: the schedule and the delivery log.
+    pub async fn notices(
+        &self,
+        actor: &Principal,
+        id: i64,
+    ) -> Result<Vec<crate::store::DeliveryRow>, ApiError> {
+        require(actor, Role::Viewer)?;
+        self.row(id).await?;
+        Ok(self.store.campaign_deliveries(id).await?)
     }
 
     async fn command(
@@ -470,6 +637,7 @@ impl CampaignService {
         }
         self.store.patch_campaign(id, expect, patch, Some(audit), Some((&kind, data))).await?;
         self.engine.wake(id);
+        self.wake_notifier();
         Ok(summary(&self.row(id).await?))
     }
 
@@ -657,7 +825,14 @@ impl CampaignService {
         let row = self.row(id).await?;
         let next = transition(&row, Command::Abort)?;
         let patch = if next == CampaignState::Draft {
-            CampaignPatch { status: Some("draft".into()), ..Default::default() }
+            // Unscheduling a scheduled campaign cancels its announced window.
+            let spec: CampaignSpec =
+                serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
+            let comms =
+                spec.window.resolve().ok().and_then(|w| {
+                    comms::change(CommsEvent::Cancelled, &spec, &w, chrono::Utc::now())
+                });
+            CampaignPatch { status: Some("draft".into()), comms, ..Default::default() }
         } else {
             CampaignPatch {
                 status: Some("aborting".into()),
@@ -806,6 +981,7 @@ impl app::api::ports::CampaignsPort for CampaignService {
     ) -> Result<CampaignSummary, ApiError> {
         match command {
             Command::Start => self.start(actor, id).await,
+            Command::Schedule => self.schedule(actor, id).await,
             Command::Pause => self.pause(actor, id).await,
             Command::Resume => self.resume(actor, id).await,
             Command::Approve => self.approve(actor, id).await,
@@ -837,6 +1013,33 @@ impl app::api::ports::CampaignsPort for CampaignService {
         require(actor, Role::Operator)?;
         crate::environments::check(&self.store, self.engine.adapters()).await
     }
+}
+
+/// Why starting now is refused: outside a window the campaign may only start inside, or
+/// inside a freeze of its environment. Empty: it may start.
+fn start_blocks(
+    spec: &CampaignSpec,
+    env: &Environment,
+    window: &app::domain::campaign::ResolvedWindow,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<String> {
+    let mut blocks = Vec::new();
+    if spec.window.start_only_inside && !window.contains(now) {
+        let (s, e) = window.local();
+        blocks.push(format!(
+            "the campaign may only start inside its window, {} – {} ({})",
+            s.format("%Y-%m-%d %H:%M"),
+            e.format("%Y-%m-%d %H:%M"),
+            window.tz.name()
+        ));
+    }
+    if let Some(f) = app::domain::window::frozen_by(&env.freezes, now) {
+        blocks.push(format!(
+            "environment {} is in its freeze '{}' ({} → {}, {}); no campaign may start now",
+            env.name, f.name, f.from, f.to, f.timezone
+        ));
+    }
+    blocks
 }
 
 fn required_reason(reason: &str) -> Result<&str, ApiError> {

@@ -113,6 +113,40 @@ pub const SETTINGS: &[(&str, &str, &str, &str)] = &[
         "",
         "program that runs `demo-service` for the demo instances (default: this one)",
     ),
+    (
+        "public_url",
+        "SWITCHYARD_PUBLIC_URL",
+        "http://127.0.0.1:3000",
+        "the address people reach this server at, for links in notices and feeds",
+    ),
+    (
+        "smtp.host",
+        "SWITCHYARD_SMTP_HOST",
+        "",
+        "SMTP server for notices (empty: e-mail is not sent)",
+    ),
+    ("smtp.port", "SWITCHYARD_SMTP_PORT", "587", "SMTP port (587 STARTTLS, 465 TLS, 25 none)"),
+    ("smtp.tls", "SWITCHYARD_SMTP_TLS", "starttls", "SMTP encryption: starttls, tls or none"),
+    ("smtp.username", "SWITCHYARD_SMTP_USERNAME", "", "SMTP user name (empty: no authentication)"),
+    ("smtp.password", "SWITCHYARD_SMTP_PASSWORD", "", "SMTP password (never logged)"),
+    (
+        "smtp.from",
+        "SWITCHYARD_SMTP_FROM",
+        "Switchyard <switchyard@localhost>",
+        "sender of notices, e.g. Status <status@example.com>",
+    ),
+    (
+        "notify.max_per_second",
+        "SWITCHYARD_NOTIFY_MAX_PER_SECOND",
+        "20",
+        "most notices sent per second (a courtesy to the SMTP server)",
+    ),
+    (
+        "notify.retry_base_secs",
+        "SWITCHYARD_NOTIFY_RETRY_BASE_SECS",
+        "30",
+        "first retry delay of a failed delivery; doubles per attempt, up to 8 attempts",
+    ),
 ];
 
 pub const CONFIG_FILE_ENV: &str = "SWITCHYARD_CONFIG";
@@ -145,8 +179,49 @@ pub struct AuthConfig {
     pub failure_window_secs: i64,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    None,
+    StartTls,
+    Tls,
+}
+
+#[derive(Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: String,
+    pub password: String,
+    pub from: String,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &if self.password.is_empty() { "" } else { "<redacted>" })
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// Without a scheme://host, links in notices would be useless; no trailing slash.
+    pub public_url: String,
+    /// `None` when no SMTP host is set: e-mail deliveries wait, with the reason visible.
+    pub smtp: Option<SmtpConfig>,
+    pub max_per_second: u32,
+    pub retry_base_secs: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub notify: NotifyConfig,
     pub listen: SocketAddr,
     pub database_url: String,
     pub site_root: PathBuf,
@@ -318,7 +393,51 @@ impl Config {
         } else {
             None
         };
+        let public_url = get("public_url").value.trim().trim_end_matches('/').to_string();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(bad("public_url", "expected an http:// or https:// URL"));
+        }
+        let host = get("smtp.host").value.trim().to_string();
+        let smtp = if host.is_empty() {
+            None
+        } else {
+            let from = get("smtp.from").value.trim().to_string();
+            if from.parse::<lettre::message::Mailbox>().is_err() {
+                return Err(bad(
+                    "smtp.from",
+                    "expected an address like Status <status@example.com>",
+                ));
+            }
+            Some(SmtpConfig {
+                host,
+                port: get("smtp.port")
+                    .value
+                    .trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| bad("smtp.port", "expected a port between 1 and 65535"))?,
+                tls: match get("smtp.tls").value.trim().to_ascii_lowercase().as_str() {
+                    "none" => SmtpTls::None,
+                    "starttls" => SmtpTls::StartTls,
+                    "tls" => SmtpTls::Tls,
+                    _ => return Err(bad("smtp.tls", "expected starttls, tls or none")),
+                },
+                username: get("smtp.username").value.trim().to_string(),
+                password: get("smtp.password").value,
+                from,
+            })
+        };
+        let notify = NotifyConfig {
+            public_url,
+            smtp,
+            max_per_second: u32::try_from(positive("notify.max_per_second", "messages")?)
+                .unwrap_or(u32::MAX),
+            retry_base_secs: u64::try_from(positive("notify.retry_base_secs", "seconds")?)
+                .unwrap_or(30),
+        };
         Ok(Config {
+            notify,
             demo,
             listen,
             database_url,
@@ -409,6 +528,29 @@ mod tests {
         let err = Config::load_from(None, &env(&[("SWITCHYARD_SESSION_IDLE_MINUTES", "0")]))
             .expect_err("invalid");
         assert!(err.to_string().contains("session.idle_minutes"));
+    }
+
+    #[test]
+    fn the_smtp_password_never_shows_in_debug_output() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("SWITCHYARD_SMTP_HOST", "mail.example.com"),
+                ("SWITCHYARD_SMTP_PASSWORD", "hunter2-very-secret"),
+                ("SWITCHYARD_SMTP_TLS", "tls"),
+            ]),
+        )
+        .expect("valid");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+        assert_eq!(c.notify.smtp.map(|s| s.tls), Some(SmtpTls::Tls));
+        let err = Config::load_from(
+            None,
+            &env(&[("SWITCHYARD_SMTP_HOST", "h"), ("SWITCHYARD_SMTP_TLS", "ssl")]),
+        )
+        .expect_err("invalid");
+        assert!(err.to_string().contains("starttls, tls or none"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod demo_service;
 pub mod engine;
 pub mod environments;
 pub mod http;
+pub mod notify;
 pub mod startup;
 pub mod state;
 pub mod store;

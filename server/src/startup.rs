@@ -18,6 +18,7 @@ use crate::campaigns::CampaignService;
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
 use crate::http;
+use crate::notify::Notifier;
 use crate::state::AppState;
 use crate::store::{NewUser, SqlSessionStore, Store};
 
@@ -25,6 +26,7 @@ pub struct Application {
     pub addr: SocketAddr,
     pub store: Store,
     pub engine: Engine,
+    pub notifier: Notifier,
     registry: Option<Arc<Registry>>,
     listener: TcpListener,
     router: axum::Router,
@@ -66,10 +68,13 @@ impl Application {
             .build();
         let engine = Engine::new(store.clone(), adapters.clone(), engine_config);
         let drift_interval = std::time::Duration::from_secs(config.drift_interval_secs);
+        let notifier = Notifier::new(store.clone(), config.notify.clone());
+        let campaigns =
+            CampaignService::new(store.clone(), engine.clone()).with_notifier(notifier.clone());
         let ports = Ports {
             accounts: Arc::new(AccountsService::new(store.clone())),
             audit: Arc::new(AuditService::new(store.clone())),
-            campaigns: Arc::new(CampaignService::new(store.clone(), engine.clone())),
+            campaigns: Arc::new(campaigns.clone()),
         };
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let state = AppState {
@@ -78,12 +83,23 @@ impl Application {
             ports,
             leptos_options,
             metrics: Arc::default(),
-            campaigns: CampaignService::new(store.clone(), engine.clone()),
+            campaigns,
+            notifier: notifier.clone(),
             adapters,
             closing: closing_rx,
         };
         let router = http::app(state);
-        Ok(Self { addr, store, engine, registry: None, listener, router, closing, drift_interval })
+        Ok(Self {
+            addr,
+            store,
+            engine,
+            notifier,
+            registry: None,
+            listener,
+            router,
+            closing,
+            drift_interval,
+        })
     }
 
     /// The adapters this server drives (absent when built with a custom factory).
@@ -106,9 +122,11 @@ impl Application {
                 }
             }
         });
-        // After a restart every active campaign carries on from its persisted step.
+        // After a restart every active campaign carries on from its persisted step, and the
+        // outbox from its last committed delivery.
         self.engine.resume_all().await?;
         self.engine.watch_drift(self.drift_interval);
+        let dispatcher = tokio::spawn(self.notifier.clone().run());
         let closing = self.closing;
         let shutdown = async move {
             shutdown.await;
@@ -118,6 +136,7 @@ impl Application {
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         sweeper.abort();
+        dispatcher.abort();
         self.engine.kill();
         if let Some(r) = &self.registry {
             r.stop_processes().await;

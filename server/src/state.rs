@@ -20,6 +20,7 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub metrics: Arc<Metrics>,
     pub campaigns: CampaignService,
+    pub notifier: crate::notify::Notifier,
     /// The adapters the engine uses (provider callbacks are routed to them).
     pub adapters: Arc<dyn AdapterFactory>,
     /// Flips to true when the server starts shutting down, so long-lived streams end.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Role;
 use super::ids::{Percent, Weight};
+use super::window::{self, Impact, WindowTime};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CampaignSpec {
@@ -150,16 +151,37 @@ impl Default for GateSpec {
     }
 }
 
-/// When the campaign may run. Stored as UTC instants so comparisons never depend on a zone's
-/// rules; `timezone` (IANA) is how the window is shown and announced to the people affected.
+/// When the campaign may run and what its users are told about it. `start` and `end` are
+/// written as instants or as wall-clock times in `timezone` (IANA); [`MaintenanceWindow::resolve`]
+/// turns them into UTC instants by the rule in [`super::window`], so comparisons never depend on
+/// a zone's rules and a DST change is never crossed silently.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MaintenanceWindow {
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
+    pub start: WindowTime,
+    pub end: WindowTime,
     pub timezone: String,
+    #[serde(default)]
+    pub impact: Impact,
+    /// What the users see as affected, e.g. `["api", "checkout"]`; subscribers pick from these.
+    #[serde(default)]
+    pub components: Vec<String>,
+    /// The public message on the status page, in notices and in the feeds.
+    #[serde(default)]
+    pub message: String,
+    /// Refuse to start outside the window (an admin may override, with a reason, audited).
+    #[serde(default)]
+    pub start_only_inside: bool,
 }
 
-impl MaintenanceWindow {
+/// A window with its bounds as instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolvedWindow {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub tz: chrono_tz::Tz,
+}
+
+impl ResolvedWindow {
     pub fn contains(&self, now: DateTime<Utc>) -> bool {
         self.start <= now && now < self.end
     }
@@ -168,10 +190,40 @@ impl MaintenanceWindow {
         u64::try_from((self.end - self.start).num_seconds()).unwrap_or(0)
     }
 
-    /// Start and end in the window's own zone, or `None` if the zone is unknown.
-    pub fn local(&self) -> Option<(DateTime<chrono_tz::Tz>, DateTime<chrono_tz::Tz>)> {
-        let tz: chrono_tz::Tz = self.timezone.parse().ok()?;
-        Some((self.start.with_timezone(&tz), self.end.with_timezone(&tz)))
+    /// Start and end in the window's own zone.
+    pub fn local(&self) -> (DateTime<chrono_tz::Tz>, DateTime<chrono_tz::Tz>) {
+        (self.start.with_timezone(&self.tz), self.end.with_timezone(&self.tz))
+    }
+}
+
+impl MaintenanceWindow {
+    /// The window as instants, or every `(field, message)` that prevents it.
+    pub fn resolve(&self) -> Result<ResolvedWindow, Vec<(&'static str, String)>> {
+        let tz: chrono_tz::Tz = self.timezone.parse().map_err(|_| {
+            vec![(
+                "window.timezone",
+                format!(
+                    "unknown time zone {:?}; use an IANA name such as Europe/Paris, \
+                     America/New_York or UTC",
+                    self.timezone
+                ),
+            )]
+        })?;
+        let start = window::resolve(self.start, tz).map_err(|e| ("window.start", e.to_string()));
+        let end = window::resolve(self.end, tz).map_err(|e| ("window.end", e.to_string()));
+        match (start, end) {
+            (Ok(start), Ok(end)) => Ok(ResolvedWindow { start, end, tz }),
+            (s, e) => Err([s.err(), e.err()].into_iter().flatten().collect()),
+        }
+    }
+
+    /// The start as an instant, if it resolves.
+    pub fn start_utc(&self) -> Option<DateTime<Utc>> {
+        self.resolve().ok().map(|w| w.start)
+    }
+
+    pub fn end_utc(&self) -> Option<DateTime<Utc>> {
+        self.resolve().ok().map(|w| w.end)
     }
 }
 
@@ -314,9 +366,39 @@ mod tests {
         let start = DateTime::parse_from_rfc3339("2025-06-01T22:00:00Z").map(|d| d.to_utc());
         let end = DateTime::parse_from_rfc3339("2025-06-01T23:00:00Z").map(|d| d.to_utc());
         let (Ok(start), Ok(end)) = (start, end) else { panic!("bad fixture") };
-        let w = MaintenanceWindow { start, end, timezone: "Europe/Paris".into() };
-        let local = w.local().map(|(s, _)| s.to_rfc3339());
-        assert_eq!(local.as_deref(), Some("2025-06-02T00:00:00+02:00"));
-        assert_eq!(w.duration_secs(), 3600);
+        let w = MaintenanceWindow {
+            start: start.into(),
+            end: end.into(),
+            timezone: "Europe/Paris".into(),
+            impact: Impact::None,
+            components: Vec::new(),
+            message: String::new(),
+            start_only_inside: false,
+        };
+        let r = w.resolve().expect("resolves");
+        assert_eq!(r.local().0.to_rfc3339(), "2025-06-02T00:00:00+02:00");
+        assert_eq!(r.duration_secs(), 3600);
+    }
+
+    #[test]
+    fn an_older_spec_without_impact_or_components_still_parses() {
+        let w: MaintenanceWindow = serde_json::from_value(serde_json::json!({
+            "start": "2026-12-01T07:00:00Z", "end": "2026-12-01T09:00:00Z", "timezone": "Europe/Berlin"
+        }))
+        .expect("parses");
+        assert_eq!(w.impact, Impact::None);
+        assert!(w.components.is_empty() && !w.start_only_inside);
+    }
+
+    #[test]
+    fn a_window_starting_in_the_spring_forward_gap_names_the_start_field() {
+        let w: MaintenanceWindow = serde_json::from_value(serde_json::json!({
+            "start": "2026-03-29T02:30", "end": "2026-03-29T05:00", "timezone": "Europe/Berlin"
+        }))
+        .expect("parses");
+        let errs = w.resolve().expect_err("gap");
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].0, "window.start");
+        assert!(errs[0].1.contains("does not exist"), "{}", errs[0].1);
     }
 }

@@ -12,6 +12,9 @@ pub struct Environment {
     pub targets: Vec<Target>,
     pub pools: Vec<Pool>,
     pub backends: Vec<BackendConfig>,
+    /// Recurring times when no campaign may start here (an admin may override, audited).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub freezes: Vec<super::window::FreezeWindow>,
 }
 
 /// One instance of the service.

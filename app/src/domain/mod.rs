@@ -13,6 +13,7 @@ pub mod rollback;
 pub mod traffic;
 pub mod validate;
 pub mod views;
+pub mod window;
 
 #[cfg(test)]
 mod properties;

@@ -62,6 +62,7 @@ pub fn env(n: usize) -> Environment {
             backend("probe", BackendKind::HealthSource, "http-probe"),
             backend("mail", BackendKind::Channel, "email"),
         ],
+        freezes: Vec::new(),
     }
 }
 
@@ -91,9 +92,13 @@ pub fn spec(strategy: Strategy) -> CampaignSpec {
         strategy,
         gates: Vec::new(),
         window: MaintenanceWindow {
-            start: at("2025-06-01T22:00:00Z"),
-            end: at("2025-06-01T23:00:00Z"),
+            start: at("2025-06-01T22:00:00Z").into(),
+            end: at("2025-06-01T23:00:00Z").into(),
             timezone: "Europe/Paris".into(),
+            impact: Default::default(),
+            components: Vec::new(),
+            message: String::new(),
+            start_only_inside: false,
         },
         communications: CommunicationsPlan::default(),
         rollback: RollbackPlan { mode: RollbackMode::Automatic, hold_secs: 600 },

@@ -337,27 +337,43 @@ fn check_pool(
 }
 
 fn check_window(errs: &mut ValidationErrors, spec: &CampaignSpec) {
-    let w = &spec.window;
-    if w.end <= w.start {
+    use super::window::WindowTime;
+    // Two instants compare without a zone, so an unknown zone does not hide a reversed window.
+    let bounds = match spec.window.resolve() {
+        Ok(w) => Some((w.start, w.end)),
+        Err(problems) => {
+            for (field, message) in problems {
+                errs.push(field, message);
+            }
+            match (spec.window.start, spec.window.end) {
+                (WindowTime::At(s), WindowTime::At(e)) => Some((s.to_utc(), e.to_utc())),
+                _ => None,
+            }
+        }
+    };
+    if let Some((start, end)) = bounds
+        && end <= start
+    {
         errs.push(
             "window.end",
             format!(
                 "the window ends at {} which is not after its start {}; the end must be later \
                  than the start",
-                w.end.format("%Y-%m-%d %H:%M UTC"),
-                w.start.format("%Y-%m-%d %H:%M UTC")
+                end.format("%Y-%m-%d %H:%M UTC"),
+                start.format("%Y-%m-%d %H:%M UTC")
             ),
         );
     }
-    if w.timezone.parse::<chrono_tz::Tz>().is_err() {
-        errs.push(
-            "window.timezone",
-            format!(
-                "unknown time zone {:?}; use an IANA name such as Europe/Paris, America/New_York \
-                 or UTC",
-                w.timezone
-            ),
-        );
+    for (i, c) in spec.window.components.iter().enumerate() {
+        if c.trim().is_empty() || c.len() > 64 {
+            errs.push(
+                format!("window.components[{i}]"),
+                "a component is a short non-empty name, e.g. api or checkout",
+            );
+        }
+    }
+    if spec.window.message.chars().count() > 2000 {
+        errs.push("window.message", "keep the public message under 2000 characters");
     }
 }
 
@@ -703,7 +719,7 @@ mod tests {
         ),
         (
             "a window that ends before it starts",
-            |s, _| s.window.end = at("2025-06-01T21:00:00Z"),
+            |s, _| s.window.end = at("2025-06-01T21:00:00Z").into(),
             "window.end",
             "must be later than the start",
         ),

@@ -128,6 +128,7 @@ fn is_public(path: &str) -> bool {
             | "/favicon.svg"
             | "/favicon.ico"
     ) || path.starts_with("/pkg/")
+        || crate::http::status::PUBLIC_PATHS.contains(&path)
 }
 
 /// A webhook provider's completion callback: no session or token, authenticated by its HMAC
@@ -244,6 +245,10 @@ mod tests {
     fn only_sign_in_health_and_assets_are_public() {
         assert!(is_public("/login") && is_public("/pkg/switchyard.js") && is_public("/healthz"));
         assert!(!is_public("/") && !is_public("/audit") && !is_public("/api/v1/me"));
+        assert!(is_public("/status") && is_public("/status/calendar.ics"));
+        assert!(
+            !is_public("/status/") && !is_public("/status/x") && !is_public("/api/v1/subscribers")
+        );
     }
 
     #[test]

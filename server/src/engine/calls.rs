@@ -141,7 +141,8 @@ pub async fn apply(a: &Adapters<'_>, call: &BackendCall) -> AdapterResult<String
             }
         }
         BackendCall::Notify { .. } => {
-            Ok("notices are sent by the notifier, which is not built yet: nothing sent".into())
+            Ok("notices were queued in the outbox with the state change; the notifier sends them"
+                .into())
         }
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use super::Engine;
 use super::calls::{Adapters, CallRecord, apply, with_retry};
 use crate::adapters::AdapterError;
+use crate::notify::plan::CommsEvent;
 use crate::store::{AuditRecord, CampaignPatch, CampaignRow, StoreError, now_ts};
 
 /// What the reconciler does after a pass.
@@ -80,6 +81,12 @@ fn engine_audit(id: i64, action: &str, outcome: &str, details: serde_json::Value
     }
 }
 
+/// The notices and window update a finished campaign causes (in the same transaction).
+fn comms_change(event: CommsEvent, spec: &CampaignSpec) -> Option<crate::store::CommsChange> {
+    let window = spec.window.resolve().ok()?;
+    crate::notify::plan::change(event, spec, &window, Utc::now())
+}
+
 fn since(ts: &Option<String>, now: DateTime<Utc>) -> Duration {
     ts.as_deref()
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
@@ -128,6 +135,7 @@ async fn forward(engine: &Engine, c: &Loaded) -> Result<Next, StoreError> {
                 CampaignPatch {
                     status: Some("succeeded".into()),
                     finished_at: Some(now_ts()),
+                    comms: comms_change(CommsEvent::Completed, &c.spec),
                     ..Default::default()
                 },
                 Some(engine_audit(
@@ -663,6 +671,7 @@ async fn roll_back(engine: &Engine, c: &Loaded) -> Result<Next, StoreError> {
                     status: Some("rolled_back".into()),
                     rollback_secs: Some(secs),
                     finished_at: Some(now_ts()),
+                    comms: comms_change(CommsEvent::RolledBack, &c.spec),
                     ..Default::default()
                 },
                 Some(engine_audit(

@@ -45,6 +45,7 @@ fn environment() -> Environment {
             { "name": "lb", "kind": "router", "driver": "fake", "settings": {} },
             { "name": "prov", "kind": "provider", "driver": "fake", "settings": {} },
             { "name": "probe", "kind": "health_source", "driver": "fake", "settings": {} },
+            { "name": "mail", "kind": "channel", "driver": "email", "settings": {} },
         ],
     }))
     .expect("environment fixture")
@@ -189,6 +190,22 @@ async fn a_canary_runs_to_completion_and_all_traffic_ends_on_the_new_release() {
         runs.iter().all(|r| r.status == "done" || r.status == "skipped"),
         "every step finished"
     );
+}
+
+#[tokio::test]
+async fn a_notifying_campaign_queues_started_and_completed_notices_with_its_state_changes() {
+    let h = harness().await;
+    let mut s = spec(canary(json!([{ "weight": 100, "bake_secs": 1 }])));
+    s.communications.notify = true;
+    s.communications.audiences = vec!["customers".into()];
+    let id = h.create(s, &operator()).await;
+    h.service.start(&operator(), id).await.expect("start");
+    h.wait_for(id, "succeeded").await;
+    let kinds: Vec<String> =
+        h.store.campaign_notices(id).await.expect("notices").into_iter().map(|n| n.kind).collect();
+    assert_eq!(kinds, ["started", "completed"]);
+    let window = h.store.published_window(id).await.expect("read").expect("published");
+    assert_eq!(window.status, "completed");
 }
 
 #[tokio::test]

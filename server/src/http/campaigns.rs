@@ -37,6 +37,9 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/campaigns/{id}/plan", post(plan_campaign))
         .route("/api/v1/campaigns/{id}/start", post(start))
+        .route("/api/v1/campaigns/{id}/schedule", post(schedule))
+        .route("/api/v1/campaigns/{id}/reschedule", post(reschedule))
+        .route("/api/v1/campaigns/{id}/notices", get(notices))
         .route("/api/v1/campaigns/{id}/pause", post(pause))
         .route("/api/v1/campaigns/{id}/resume", post(resume))
         .route("/api/v1/campaigns/{id}/approve", post(approve))
@@ -212,12 +215,52 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Reason {
     }
 }
 
+/// `{"override_reason": "…"}`: an admin starting outside the window or inside a freeze.
+#[derive(Deserialize, Default)]
+struct StartBody {
+    #[serde(default)]
+    override_reason: Option<String>,
+}
+
 async fn start(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(id): Path<i64>,
+    body: axum::body::Bytes,
 ) -> Result<Json<CampaignSummary>, AppError> {
-    Ok(Json(s.campaigns.start(&p, id).await?))
+    let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
+        StartBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            AppError(ApiError::field(
+                "override_reason",
+                format!("send {{\"override_reason\": \"…\"}}: {e}"),
+            ))
+        })?
+    };
+    Ok(Json(s.campaigns.start_with(&p, id, body.override_reason.as_deref()).await?))
+}
+async fn schedule(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Json<CampaignSummary>, AppError> {
+    Ok(Json(s.campaigns.schedule(&p, id).await?))
+}
+async fn reschedule(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Body(window): Body<app::domain::campaign::MaintenanceWindow>,
+) -> Result<Json<CampaignSummary>, AppError> {
+    Ok(Json(s.campaigns.reschedule(&p, id, window).await?))
+}
+async fn notices(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<crate::store::DeliveryRow>>, AppError> {
+    Ok(Json(s.campaigns.notices(&p, id).await?))
 }
 async fn pause(
     State(s): State<AppState>,

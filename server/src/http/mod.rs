@@ -8,6 +8,7 @@ pub mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod provider_callbacks;
+pub mod status;
 
 use std::sync::Arc;
 
@@ -54,6 +55,7 @@ pub fn app(state: AppState) -> Router {
         .merge(backends::router())
         .merge(campaigns::router())
         .merge(provider_callbacks::router())
+        .merge(status::router())
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())

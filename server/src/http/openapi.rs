@@ -102,7 +102,14 @@ pub const OPERATIONS: &[Operation] = &[
         None,
         200,
     ),
-    ("post", "/api/v1/campaigns/{id}/start", "Freeze the plan and start", "operator", None, 200),
+    (
+        "post",
+        "/api/v1/campaigns/{id}/start",
+        "Freeze the plan and start (an admin may send override_reason to start outside the window or in a freeze)",
+        "operator",
+        Some("StartOverride"),
+        200,
+    ),
     (
         "post",
         "/api/v1/campaigns/{id}/pause",
@@ -154,6 +161,31 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     (
         "post",
+        "/api/v1/campaigns/{id}/schedule",
+        "Announce a draft's window: publish it and queue its notices",
+        "operator",
+        None,
+        200,
+    ),
+    (
+        "post",
+        "/api/v1/campaigns/{id}/reschedule",
+        "Move a scheduled campaign's window (SEQUENCE goes up, an updated notice goes out)",
+        "operator",
+        Some("MaintenanceWindow"),
+        200,
+    ),
+    (
+        "get",
+        "/api/v1/campaigns/{id}/notices",
+        "The campaign's notice schedule and delivery log",
+        "viewer",
+        None,
+        200,
+    ),
+    ("get", "/api/v1/subscribers", "Subscribers to maintenance notices", "operator", None, 200),
+    (
+        "post",
         "/api/v1/providers/webhook/{backend}/complete",
         "A webhook provider's endpoint reports an accepted action's end",
         SIGNED,
@@ -197,7 +229,7 @@ pub fn document() -> Value {
         }
         if let Some(schema) = body {
             op["requestBody"] = json!({
-                "required": *schema != "Reason",
+                "required": *schema != "Reason" && *schema != "StartOverride",
                 "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } },
             });
         }
@@ -230,6 +262,8 @@ pub fn document() -> Value {
                         "fields": { "type": "object", "additionalProperties": { "type": "string" } },
                     }, "required": ["code", "message"] } },
                 },
+                "StartOverride": { "type": "object", "properties": { "override_reason": { "type": "string" } } },
+                "MaintenanceWindow": { "type": "object", "required": ["start", "end", "timezone"], "description": "start/end: an RFC 3339 instant or a wall-clock time (2026-12-01T08:00) in timezone; impact, components, message, start_only_inside" },
                 "Reason": { "type": "object", "properties": { "reason": { "type": "string" } } },
                 "NewUser": { "type": "object", "required": ["username", "role", "password"], "properties": {
                     "username": { "type": "string" }, "role": { "type": "string", "enum": ["viewer", "operator", "approver", "admin"] }, "password": { "type": "string", "minLength": 12 } } },

@@ -74,6 +74,10 @@ pub struct CampaignPatch {
     pub rollback_secs: Option<f64>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// A new spec (a reschedule changes the window of a scheduled campaign).
+    pub spec: Option<String>,
+    /// The window, notices and deliveries this change causes, written in its transaction.
+    pub comms: Option<super::CommsChange>,
 }
 
 /// A stream event of one campaign (the SSE feed).
@@ -396,6 +400,7 @@ impl Store {
         set!("rollback_secs", patch.rollback_secs);
         set!("started_at", patch.started_at);
         set!("finished_at", patch.finished_at);
+        set!("spec", patch.spec);
         qb.push(" WHERE id = ").push_bind(id);
         if !expect.is_empty() {
             qb.push(" AND status IN (");
@@ -433,6 +438,9 @@ impl Store {
         }
         if let Some((kind, data)) = event {
             Self::append_event_in(&mut tx, id, kind, &data).await?;
+        }
+        if let Some(comms) = patch.comms {
+            Self::apply_comms_in(&mut tx, id, comms).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -500,7 +508,7 @@ impl Store {
         Ok(id)
     }
 
-    async fn append_event_in(
+    pub(super) async fn append_event_in(
         conn: &mut SqliteConnection,
         campaign_id: i64,
         kind: &str,

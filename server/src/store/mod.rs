@@ -5,6 +5,7 @@
 
 mod audit;
 mod campaigns;
+mod comms;
 mod drift;
 mod sessions;
 mod tokens;
@@ -20,6 +21,10 @@ pub use audit::{AuditQuery, AuditRecord, AuditRow, ChainHead};
 pub use campaigns::{
     CampaignEventRow, CampaignPatch, CampaignQuery, CampaignRow, DraftFields, EnvironmentRow,
     StepRunRow,
+};
+pub use comms::{
+    CommsChange, DeliveryJob, DeliveryOutcome, DeliveryRow, FeedEntryRow, NewNotice, SubscriberRow,
+    WindowPublish, WindowRow,
 };
 pub use drift::{ExpectationRow, Expected};
 pub use sessions::SqlSessionStore;

@@ -6,6 +6,7 @@ mod auth;
 mod backends_check;
 mod campaigns_api;
 mod cli;
+mod comms;
 mod demo;
 mod haproxy;
 mod helpers;

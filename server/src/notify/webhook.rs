@@ -1,0 +1,44 @@
+//! Webhook notices: a JSON POST signed like the webhook provider's calls
+//! (`X-Switchyard-Signature: sha256=HMAC(secret, "{timestamp}.{body}")` and
+//! `X-Switchyard-Timestamp`), with the delivery's idempotency key in `Idempotency-Key`.
+//! The body has a `text` field, so a Slack-compatible incoming webhook accepts it as is.
+
+use std::time::Duration;
+
+use super::render::Notice;
+use super::{SendError, status_url};
+use crate::adapters::webhook::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Signer, TIMESTAMP_HEADER};
+use crate::store::DeliveryJob;
+
+pub async fn send(job: &DeliveryJob, base: &str) -> Result<String, SendError> {
+    let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap_or_default();
+    let notice = Notice { kind: &job.kind, sequence: job.sequence, payload: &payload };
+    let body = serde_json::to_vec(&notice.webhook_json(&job.idempotency_key, &status_url(base)))
+        .map_err(|e| SendError::Permanent(format!("encoding the body: {e}")))?;
+    let secret = job.webhook_secret.clone().unwrap_or_default();
+    let signer = Signer::new(secret.as_bytes())
+        .map_err(|e| SendError::Permanent(format!("signing key: {e}")))?;
+    let ts = chrono::Utc::now().timestamp();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| SendError::Transient(e.to_string()))?;
+    let res = client
+        .post(&job.recipient)
+        .header("content-type", "application/json")
+        .header(IDEMPOTENCY_HEADER, &job.idempotency_key)
+        .header(TIMESTAMP_HEADER, ts.to_string())
+        .header(SIGNATURE_HEADER, signer.sign(ts, &body))
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| SendError::Transient(format!("POST {}: {e}", job.recipient)))?;
+    let status = res.status();
+    if status.is_success() {
+        Ok(format!("HTTP {status}"))
+    } else if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+        Err(SendError::Transient(format!("HTTP {status}")))
+    } else {
+        Err(SendError::Permanent(format!("HTTP {status}")))
+    }
+}

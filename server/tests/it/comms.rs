@@ -1,0 +1,738 @@
+//! Maintenance windows and communications against a real SMTP server on loopback (aiosmtpd,
+//! writing each message it accepts to a Maildir), with the `.ics` and Atom documents read by
+//! independent parsers (Python's `icalendar`, `feedparser` and `xml.etree`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use app::domain::auth::{AuthVia, Principal, Role};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use server::testbed::{Daemon, free_port_block};
+
+use crate::helpers::{TestApp, spawn_app_on};
+
+// ---- the SMTP server and the parsers ------------------------------------------------------------
+
+fn require_python_module(module: &str) {
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "the Python module {module} is missing: python3 -m pip install aiosmtpd icalendar feedparser \
+         (scripts/test installs them)"
+    );
+}
+
+struct Smtp {
+    _daemon: Daemon,
+    port: u16,
+    maildir: PathBuf,
+}
+
+impl Smtp {
+    fn start(dir: &Path) -> Smtp {
+        require_python_module("aiosmtpd");
+        let maildir = dir.join("maildir");
+        for sub in ["tmp", "new", "cur"] {
+            std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
+        }
+        let port = free_port_block(1).expect("a free port");
+        let daemon = Daemon::spawn(
+            "aiosmtpd",
+            Command::new("python3")
+                .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(&maildir),
+            dir.join("aiosmtpd.log"),
+        )
+        .expect("aiosmtpd starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "aiosmtpd did not listen: {}", daemon.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Smtp { _daemon: daemon, port, maildir }
+    }
+
+    fn count(&self) -> usize {
+        std::fs::read_dir(self.maildir.join("new")).map(|d| d.count()).unwrap_or(0)
+    }
+
+    /// Every message received, parsed by Python's `email` package.
+    fn mails(&self) -> Vec<Value> {
+        const SCRIPT: &str = r#"
+import email, json, os, sys
+from email import policy
+d = sys.argv[1]
+out = []
+for name in sorted(os.listdir(d)):
+    with open(os.path.join(d, name), 'rb') as f:
+        m = email.message_from_binary_file(f, policy=policy.default)
+    def body(kind):
+        p = m.get_body(preferencelist=(kind,))
+        return p.get_content() if p is not None else ''
+    atts = []
+    for part in m.iter_attachments():
+        c = part.get_content()
+        atts.append({'filename': part.get_filename(), 'type': part.get_content_type(),
+                     'content': c if isinstance(c, str) else c.decode()})
+    out.append({'message_id': m['Message-ID'], 'subject': str(m['Subject']), 'to': str(m['To']),
+                'text': body('plain'), 'html': body('html'), 'attachments': atts})
+print(json.dumps(out))
+"#;
+        let out = Command::new("python3")
+            .args(["-c", SCRIPT])
+            .arg(self.maildir.join("new"))
+            .output()
+            .expect("python3 runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("json")
+    }
+
+    async fn wait_for(&self, what: &str, mut found: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mails = self.mails();
+            if found(&mails) {
+                return mails;
+            }
+            assert!(Instant::now() < deadline, "no {what} arrived; got {mails:#?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn subjects_with<'a>(mails: &'a [Value], needle: &str) -> Vec<&'a Value> {
+    mails.iter().filter(|m| m["subject"].as_str().unwrap_or_default().contains(needle)).collect()
+}
+
+/// The VEVENTs of a calendar as Python's `icalendar` reads them.
+fn parse_ics(text: &str) -> Vec<Value> {
+    require_python_module("icalendar");
+    const SCRIPT: &str = r#"
+import icalendar, json, sys
+cal = icalendar.Calendar.from_ical(sys.stdin.read())
+out = []
+for ev in cal.walk('VEVENT'):
+    out.append({'uid': str(ev['UID']), 'sequence': int(ev.get('SEQUENCE', 0)), 'status': str(ev.get('STATUS', '')),
+                'start': ev.decoded('DTSTART').isoformat(), 'end': ev.decoded('DTEND').isoformat(),
+                'summary': str(ev['SUMMARY'])})
+print(json.dumps({'method': str(cal.get('METHOD', '')), 'events': out}))
+"#;
+    let out = run_python(SCRIPT, text);
+    out["events"].as_array().cloned().unwrap_or_default()
+}
+
+fn run_python(script: &str, stdin: &str) -> Value {
+    use std::io::Write as _;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("python3 ends");
+    assert!(
+        out.status.success(),
+        "the parser refused it: {}\n{stdin}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+// ---- the app ------------------------------------------------------------------------------------
+
+struct Comms {
+    app: TestApp,
+    smtp: Smtp,
+    admin: String,
+    operator: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn comms_app(freezes: Value) -> Comms {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smtp = Smtp::start(dir.path());
+    let port = free_port_block(1).expect("port");
+    let url = format!("http://127.0.0.1:{port}");
+    let app = spawn_app_on(
+        &dir.path().join("s.db"),
+        &[
+            ("SWITCHYARD_LISTEN", &format!("127.0.0.1:{port}")),
+            ("SWITCHYARD_PUBLIC_URL", &url),
+            ("SWITCHYARD_SMTP_HOST", "127.0.0.1"),
+            ("SWITCHYARD_SMTP_PORT", &smtp.port.to_string()),
+            ("SWITCHYARD_SMTP_TLS", "none"),
+            ("SWITCHYARD_SMTP_FROM", "Status <status@example.test>"),
+            ("SWITCHYARD_NOTIFY_MAX_PER_SECOND", "100"),
+            ("SWITCHYARD_NOTIFY_RETRY_BASE_SECS", "1"),
+        ],
+    )
+    .await;
+    app.add_user("ada", Role::Admin).await;
+    app.add_user("olivia", Role::Operator).await;
+    let admin = app.token_for("ada").await;
+    let operator = app.token_for("olivia").await;
+    let (status, body) =
+        call(&app, &admin, Method::POST, "/api/v1/environments", Some(environment(freezes))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    Comms { app, smtp, admin, operator, _dir: dir }
+}
+
+fn environment(freezes: Value) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/environment.toml");
+    let mut env = server::client::read_spec_file(&path).expect("example environment");
+    env["backends"]
+        .as_array_mut()
+        .expect("backends")
+        .push(json!({ "name": "mail", "kind": "channel", "driver": "email" }));
+    env["freezes"] = freezes;
+    env
+}
+
+fn campaign(window: Value) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/canary.toml");
+    let mut spec = server::client::read_spec_file(&path).expect("example campaign");
+    spec["window"] = window;
+    spec["communications"] = json!({ "notify": true, "audiences": ["customers"] });
+    spec
+}
+
+fn window_in(hours_from_now: i64, minutes: i64) -> Value {
+    let start = chrono::Utc::now()
+        + chrono::Duration::hours(hours_from_now)
+        + chrono::Duration::minutes(minutes);
+    json!({
+        "start": start.to_rfc3339(), "end": (start + chrono::Duration::hours(2)).to_rfc3339(),
+        "timezone": "Europe/Berlin", "impact": "partial_outage", "components": ["api", "checkout"],
+        "message": "Checkout may be slow; orders are kept.",
+    })
+}
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = app.client().request(method, format!("{}{path}", app.url)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status();
+    let text = res.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+async fn create(c: &Comms, spec: Value) -> i64 {
+    let (status, body) =
+        call(&c.app, &c.operator, Method::POST, "/api/v1/campaigns", Some(spec)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["summary"]["id"].as_i64().expect("id")
+}
+
+async fn public_get(app: &TestApp, path: &str) -> (StatusCode, String) {
+    let res = app.get(path, None).await;
+    (res.status(), res.text().await.unwrap_or_default())
+}
+
+/// A confirmed subscriber, straight through the store (the sign-up path has its own test).
+async fn confirmed_subscriber(app: &TestApp, email: &str) {
+    let s = app.store.subscribe(email, None, &[]).await.expect("subscribe");
+    app.store.confirm_subscriber(&s.token).await.expect("confirm").expect("known token");
+}
+
+// ---- the tests ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn schedule_then_subscribe_and_confirm_through_the_emailed_link_then_receive_the_reminder() {
+    let c = comms_app(json!([])).await;
+    // The 1-hour reminder falls due a few seconds from now.
+    let start = chrono::Utc::now() + chrono::Duration::hours(1) + chrono::Duration::seconds(6);
+    let id = create(&c, campaign(json!({
+        "start": start.to_rfc3339(), "end": (start + chrono::Duration::hours(1)).to_rfc3339(), "timezone": "Europe/Berlin",
+        "components": ["api"], "message": "Short API maintenance.", "impact": "degraded"
+    })))
+    .await;
+    let (status, body) =
+        call(&c.app, &c.operator, Method::POST, &format!("/api/v1/campaigns/{id}/schedule"), None)
+            .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "scheduled");
+
+    let (status, page) = public_get(&c.app, "/status").await;
+    assert_eq!(status, StatusCode::OK, "the status page needs no sign-in");
+    assert!(
+        page.contains("Upcoming maintenance") && page.contains("web: v1.4.2 → v1.5.0"),
+        "{page}"
+    );
+    assert!(page.contains("Short API maintenance."));
+
+    let res = c
+        .app
+        .client()
+        .post(format!("{}/status/subscribe", c.app.url))
+        .header("origin", &c.app.url)
+        .form(&[("email", "reader@example.test"), ("components", "api")])
+        .send()
+        .await
+        .expect("subscribe");
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+
+    let mails = c
+        .smtp
+        .wait_for("confirmation e-mail", |m| {
+            !subjects_with(m, "Confirm your subscription").is_empty()
+        })
+        .await;
+    let confirm = subjects_with(&mails, "Confirm your subscription")[0].clone();
+    assert_eq!(mails.len(), 1, "an unconfirmed subscriber gets nothing but the confirmation");
+    let text = confirm["text"].as_str().expect("text");
+    let link = text
+        .split_whitespace()
+        .find(|w| w.contains("/status/confirm?token="))
+        .expect("a confirm link");
+    assert!(link.starts_with(&c.app.url), "{link}");
+    let res = c.app.client().get(link).send().await.expect("confirm");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.text()
+            .await
+            .unwrap_or_default()
+            .contains("reader@example.test will get maintenance notices")
+    );
+
+    let mails = c
+        .smtp
+        .wait_for("1-hour reminder", |m| !subjects_with(m, "maintenance in 1 hour").is_empty())
+        .await;
+    let reminder = subjects_with(&mails, "maintenance in 1 hour")[0];
+    assert_eq!(reminder["to"], "reader@example.test");
+    let text = reminder["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("Unsubscribe: ") && text.contains("/status/unsubscribe?token="),
+        "{text}"
+    );
+    assert!(text.contains("degraded performance") && text.contains("Affected: api"), "{text}");
+    assert!(reminder["html"].as_str().unwrap_or_default().contains("Unsubscribe</a>"));
+    let ics =
+        reminder["attachments"].as_array().and_then(|a| a.first()).expect("an .ics attachment");
+    assert_eq!(ics["filename"], "maintenance.ics");
+    let events = parse_ics(ics["content"].as_str().unwrap_or_default());
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["sequence"], 0);
+
+    let (_, deliveries) =
+        call(&c.app, &c.operator, Method::GET, &format!("/api/v1/campaigns/{id}/notices"), None)
+            .await;
+    let sent: Vec<&str> = deliveries
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|d| d["status"] == "sent")
+        .filter_map(|d| d["kind"].as_str())
+        .collect();
+    assert_eq!(sent, ["reminder_1h"], "{deliveries:#}");
+    let (status, subs) = call(&c.app, &c.operator, Method::GET, "/api/v1/subscribers", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(subs[0]["confirmed_at"].is_string() && subs[0].get("token").is_none(), "{subs}");
+    c.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reschedule_sends_an_update_and_raises_the_sequence_and_a_cancellation_is_published_cancelled()
+ {
+    let c = comms_app(json!([])).await;
+    confirmed_subscriber(&c.app, "ops@example.test").await;
+    let id = create(&c, campaign(window_in(48, 0))).await;
+    let (status, body) =
+        call(&c.app, &c.operator, Method::POST, &format!("/api/v1/campaigns/{id}/schedule"), None)
+            .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    c.smtp
+        .wait_for("scheduled notice", |m| !subjects_with(m, "Maintenance scheduled").is_empty())
+        .await;
+
+    let (status, ics) = public_get(&c.app, "/status/calendar.ics").await;
+    assert_eq!(status, StatusCode::OK);
+    let first = parse_ics(&ics);
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        (first[0]["sequence"].as_i64(), first[0]["status"].as_str()),
+        (Some(0), Some("CONFIRMED"))
+    );
+
+    // Moved to 72 h ahead, written as wall-clock time in Berlin.
+    let local = (chrono::Utc::now() + chrono::Duration::hours(72))
+        .with_timezone(&chrono_tz::Europe::Berlin);
+    let start = local.format("%Y-%m-%dT%H:00").to_string();
+    let end = (local + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:00").to_string();
+    let mut moved = window_in(72, 0);
+    moved["start"] = json!(start);
+    moved["end"] = json!(end);
+    let (status, body) = call(
+        &c.app,
+        &c.operator,
+        Method::POST,
+        &format!("/api/v1/campaigns/{id}/reschedule"),
+        Some(moved),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mails = c
+        .smtp
+        .wait_for("rescheduled notice", |m| !subjects_with(m, "Maintenance rescheduled").is_empty())
+        .await;
+    let update = subjects_with(&mails, "Maintenance rescheduled")[0];
+    let attached = parse_ics(update["attachments"][0]["content"].as_str().unwrap_or_default());
+    assert_eq!(attached[0]["sequence"], 1, "the e-mailed update carries the new SEQUENCE");
+    assert_eq!(attached[0]["uid"], first[0]["uid"]);
+
+    let (_, ics) = public_get(&c.app, "/status/calendar.ics").await;
+    let second = parse_ics(&ics);
+    assert_eq!(second[0]["uid"], first[0]["uid"], "the UID never changes");
+    assert_eq!(second[0]["sequence"], 1);
+    let berlin_start =
+        chrono::NaiveDateTime::parse_from_str(&start, "%Y-%m-%dT%H:%M").expect("start");
+    let expected = chrono::TimeZone::from_local_datetime(&chrono_tz::Europe::Berlin, &berlin_start)
+        .single()
+        .expect("unambiguous")
+        .to_utc();
+    let got = chrono::DateTime::parse_from_rfc3339(second[0]["start"].as_str().unwrap_or_default())
+        .expect("dtstart")
+        .to_utc();
+    assert_eq!(got, expected, "the wall-clock start was read in Europe/Berlin");
+
+    let (_, deliveries) =
+        call(&c.app, &c.operator, Method::GET, &format!("/api/v1/campaigns/{id}/notices"), None)
+            .await;
+    let by_kind = |kind: &str| -> Vec<String> {
+        deliveries
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| d["kind"] == kind)
+            .filter_map(|d| d["status"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(
+        by_kind("reminder_24h"),
+        ["cancelled", "pending"],
+        "the old reminder is cancelled, a new one queued"
+    );
+
+    let (status, body) = call(
+        &c.app,
+        &c.operator,
+        Method::POST,
+        &format!("/api/v1/campaigns/{id}/abort"),
+        Some(json!({ "reason": "vendor delay" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "draft");
+    let mails = c
+        .smtp
+        .wait_for("cancellation", |m| !subjects_with(m, "Maintenance cancelled").is_empty())
+        .await;
+    let cancel = subjects_with(&mails, "Maintenance cancelled")[0];
+    assert!(cancel["attachments"][0]["type"] == "text/calendar", "{cancel}");
+    let (_, ics) = public_get(&c.app, "/status/calendar.ics").await;
+    let third = parse_ics(&ics);
+    assert_eq!(
+        (third[0]["sequence"].as_i64(), third[0]["status"].as_str()),
+        (Some(2), Some("CANCELLED"))
+    );
+    let (_, page) = public_get(&c.app, "/status").await;
+    assert!(page.contains("Recent history") && page.contains(">cancelled<"), "{page}");
+
+    // The Atom feed: well-formed XML, and a valid feed to feedparser.
+    let (status, atom) = public_get(&c.app, "/status/feed.atom").await;
+    assert_eq!(status, StatusCode::OK);
+    require_python_module("feedparser");
+    let parsed = run_python(
+        r#"
+import feedparser, json, sys, xml.etree.ElementTree as ET
+text = sys.stdin.read()
+ET.fromstring(text.encode())
+f = feedparser.parse(text)
+print(json.dumps({'bozo': int(f.bozo), 'version': f.version, 'titles': [e.title for e in f.entries],
+                  'ids': [e.id for e in f.entries], 'feed_id': f.feed.get('id', '')}))
+"#,
+        &atom,
+    );
+    assert_eq!(parsed["bozo"], 0, "{atom}");
+    assert_eq!(parsed["version"], "atom10");
+    let titles: Vec<&str> =
+        parsed["titles"].as_array().expect("titles").iter().filter_map(Value::as_str).collect();
+    assert_eq!(titles.len(), 3, "{titles:?}");
+    assert!(
+        titles[0].starts_with("Maintenance cancelled")
+            && titles[1].starts_with("Maintenance rescheduled")
+            && titles[2].starts_with("Maintenance scheduled"),
+        "{titles:?}"
+    );
+    c.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_freeze_refuses_a_start_and_an_admin_override_of_the_window_gate_is_audited() {
+    let today = chrono::Utc::now().format("%a").to_string();
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).format("%a").to_string();
+    let freeze = json!([{ "name": "all-day", "from": format!("{today} 00:00"), "to": format!("{tomorrow} 00:00"), "timezone": "UTC" }]);
+    let c = comms_app(freeze).await;
+    let mut w = window_in(30, 0);
+    w["start_only_inside"] = json!(true);
+    let id = create(&c, campaign(w)).await;
+    let path = format!("/api/v1/campaigns/{id}/start");
+
+    let (status, body) = call(&c.app, &c.operator, Method::POST, &path, None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let msg = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("freeze 'all-day'") && msg.contains("only start inside its window"),
+        "{msg}"
+    );
+
+    let (status, body) = call(
+        &c.app,
+        &c.operator,
+        Method::POST,
+        &path,
+        Some(json!({ "override_reason": "hotfix" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only an admin overrides: {body}");
+
+    let (status, body) = call(
+        &c.app,
+        &c.admin,
+        Method::POST,
+        &path,
+        Some(json!({ "override_reason": "security hotfix CVE-1" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let pool = c.app.raw_pool().await;
+    let (actor, details): (String, String) = sqlx::query_as(
+        "SELECT actor, details FROM audit_events WHERE action = 'campaign.start' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the start is audited");
+    let details: Value = serde_json::from_str(&details).expect("json");
+    assert_eq!(actor, "ada");
+    assert_eq!(details["override"]["reason"], "security hotfix CVE-1");
+    assert_eq!(details["override"]["overrode"].as_array().map(Vec::len), Some(2), "{details}");
+    c.app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_windows_and_addresses_get_clear_field_errors() {
+    let c = comms_app(json!([])).await;
+    let cases = [
+        (
+            json!({ "start": "2027-03-28T02:30", "end": "2027-03-28T05:00", "timezone": "Europe/Berlin" }),
+            "window.start",
+            "does not exist in Europe/Berlin",
+        ),
+        (
+            json!({ "start": "2027-10-31T02:30", "end": "2027-10-31T05:00", "timezone": "Europe/Berlin" }),
+            "window.start",
+            "happens twice",
+        ),
+        (
+            json!({ "start": "2027-06-01T08:00", "end": "2027-06-01T07:00", "timezone": "Europe/Berlin" }),
+            "window.end",
+            "not after its start",
+        ),
+        (
+            json!({ "start": "2027-06-01T08:00", "end": "2027-06-01T09:00", "timezone": "Europe/Berln" }),
+            "window.timezone",
+            "IANA",
+        ),
+    ];
+    for (window, field, words) in cases {
+        let (status, body) = call(
+            &c.app,
+            &c.operator,
+            Method::POST,
+            "/api/v1/campaigns",
+            Some(campaign(window.clone())),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{window}: {body}");
+        let msg = body["error"]["fields"][field].as_str().unwrap_or_default();
+        assert!(msg.contains(words), "{window}: {field} says {msg:?}");
+    }
+    // With its offset, the second 02:30 of the fall-back night is accepted.
+    create(&c, campaign(json!({ "start": "2027-10-31T02:30:00+01:00", "end": "2027-10-31T05:00", "timezone": "Europe/Berlin" }))).await;
+
+    let past = create(&c, campaign(window_in(-3, 0))).await;
+    let (status, body) = call(
+        &c.app,
+        &c.operator,
+        Method::POST,
+        &format!("/api/v1/campaigns/{past}/schedule"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["fields"]["window.end"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("pick a window in the future")
+    );
+
+    let res = c
+        .app
+        .client()
+        .post(format!("{}/status/subscribe", c.app.url))
+        .header("origin", &c.app.url)
+        .header("accept", "application/json")
+        .form(&[("email", "not an address")])
+        .send()
+        .await
+        .expect("subscribe");
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = res.json().await.expect("json");
+    assert!(
+        body["error"]["fields"]["email"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not an e-mail address")
+    );
+    c.app.stop().await;
+}
+
+#[tokio::test]
+async fn killing_the_server_mid_batch_still_delivers_every_notice_exactly_once() {
+    require_python_module("aiosmtpd");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smtp = Smtp::start(dir.path());
+    let db = dir.path().join("s.db");
+    const SUBSCRIBERS: usize = 30;
+
+    // Build the outbox with no dispatcher running: sign-ups (a confirmation each) and one
+    // scheduled campaign (an announcement to each confirmed subscriber).
+    {
+        let store = server::store::Store::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("store");
+        for i in 0..SUBSCRIBERS {
+            let s = store
+                .subscribe(&format!("reader{i}@example.test"), None, &[])
+                .await
+                .expect("subscribe");
+            store.confirm_subscriber(&s.token).await.expect("confirm");
+        }
+        let engine = server::engine::Engine::new(
+            store.clone(),
+            std::sync::Arc::new(server::adapters::registry::Registry::new(None)),
+            server::engine::EngineConfig::default(),
+        );
+        let service = server::campaigns::CampaignService::new(store.clone(), engine);
+        let admin = Principal {
+            user_id: 0,
+            username: "ada".into(),
+            role: Role::Admin,
+            via: AuthVia::Token,
+            source_ip: "test".into(),
+            must_change_password: false,
+        };
+        service
+            .create_environment(
+                &admin,
+                serde_json::from_value(environment(json!([]))).expect("env"),
+            )
+            .await
+            .expect("environment");
+        let spec = serde_json::from_value(campaign(window_in(48, 0))).expect("spec");
+        let id = service.create(&admin, spec).await.expect("draft").summary.id;
+        service.schedule(&admin, id).await.expect("scheduled");
+        store.close().await;
+    }
+    let expected = 2 * SUBSCRIBERS;
+
+    let port = free_port_block(1).expect("port");
+    let serve = |log: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        cmd.env_remove("SWITCHYARD_CONFIG")
+            .env("SWITCHYARD_DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env("SWITCHYARD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SWITCHYARD_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+            .env("SWITCHYARD_SITE_ROOT", "/nonexistent-site")
+            .env("SWITCHYARD_SMTP_HOST", "127.0.0.1")
+            .env("SWITCHYARD_SMTP_PORT", smtp.port.to_string())
+            .env("SWITCHYARD_SMTP_TLS", "none")
+            .env("SWITCHYARD_NOTIFY_MAX_PER_SECOND", "10")
+            .env("SWITCHYARD_LOG", "warn")
+            .arg("serve");
+        Daemon::spawn("switchyard serve", &mut cmd, dir.path().join(log)).expect("serve starts")
+    };
+
+    let mut first = serve("first.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while smtp.count() < expected / 3 {
+        assert!(Instant::now() < deadline, "the dispatcher sent nothing: {}", first.log_text());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Between two sends (the dispatcher paces them 100 ms apart): SIGKILL, no shutdown.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    first.kill();
+    let at_kill = smtp.count();
+    assert!(at_kill < expected, "the kill came after the batch ({at_kill} of {expected})");
+
+    let second = serve("second.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while smtp.count() < expected {
+        assert!(
+            Instant::now() < deadline,
+            "after the restart only {} of {expected} arrived: {}",
+            smtp.count(),
+            second.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // nothing more may arrive
+    drop(second);
+
+    let mails = smtp.mails();
+    let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
+    for m in &mails {
+        *by_id.entry(m["message_id"].as_str().unwrap_or_default().to_string()).or_default() += 1;
+    }
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.expect("db");
+    let keys: Vec<(String, String)> = sqlx::query_as("SELECT d.idempotency_key, d.status FROM deliveries d JOIN notices n ON n.id = d.notice_id WHERE n.due_at <= ?")
+        .bind(server::store::now_ts())
+        .fetch_all(&pool)
+        .await
+        .expect("deliveries");
+    assert_eq!(keys.len(), expected);
+    for (key, status) in &keys {
+        assert_eq!(status, "sent", "{key}");
+        let n = by_id
+            .iter()
+            .filter(|(id, _)| id.contains(key.as_str()))
+            .map(|(_, n)| *n)
+            .sum::<usize>();
+        assert_eq!(n, 1, "{key} reached the SMTP server {n} times");
+    }
+    assert_eq!(mails.len(), expected, "{at_kill} before the kill, {} in all", mails.len());
+    let interrupted: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM delivery_attempts WHERE outcome = 'interrupted'")
+            .fetch_one(&pool)
+            .await
+            .expect("attempts");
+    assert!(interrupted <= 1, "at most the one message in flight is interrupted");
+}
