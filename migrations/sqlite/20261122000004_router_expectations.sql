@@ -12,3 +12,14 @@ CREATE TABLE router_expectations (
     set_at      TEXT NOT NULL,
     PRIMARY KEY (environment, backend, pool, target)
 );
+
+-- A router change a campaign has begun and not yet recorded: after a crash between the change
+-- and its record, the same campaign may redo it without that being taken for drift.
+CREATE TABLE router_pending (
+    environment TEXT NOT NULL,
+    backend     TEXT NOT NULL,
+    pool        TEXT NOT NULL,
+    campaign_id INTEGER NOT NULL,
+    since       TEXT NOT NULL,
+    PRIMARY KEY (environment, backend, pool)
+);

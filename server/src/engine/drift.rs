@@ -90,14 +90,22 @@ pub fn expected_from(members: &[MemberReadback]) -> Vec<Expected> {
         .collect()
 }
 
-/// Reads the pool and compares it with the stored expectation (none stored: no drift).
+/// Reads the pool and compares it with the stored expectation (none stored: no drift). A
+/// change `by` this campaign that was begun and never recorded (a crash in between) is its
+/// own, not drift: the campaign redoes it.
 pub async fn check_pool(
     store: &Store,
     environment: &str,
     backend: &str,
     pool: &str,
     router: &dyn Router,
+    by: Option<i64>,
 ) -> AdapterResult<Vec<String>> {
+    if let Some(id) = by
+        && store.pending_router_change(environment, backend, pool).await.ok().flatten() == Some(id)
+    {
+        return Ok(Vec::new());
+    }
     let expected = store.expectations(environment, backend, pool).await.unwrap_or_default();
     if expected.is_empty() {
         return Ok(Vec::new());
@@ -148,7 +156,7 @@ impl Engine {
                 continue;
             };
             let Ok(router) = self.adapters().router(cfg) else { continue };
-            match check_pool(store, &environment, &backend, &pool, &*router).await {
+            match check_pool(store, &environment, &backend, &pool, &*router, None).await {
                 Ok(diffs) if !diffs.is_empty() => {
                     found.insert((environment.clone(), backend.clone(), pool.clone()), diffs);
                 }

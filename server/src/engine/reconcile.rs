@@ -329,8 +329,16 @@ async fn run_calls(
         let router = pool.and_then(|(backend, _)| adapters.router(backend.as_str()).ok());
         if let (Some((backend, pool)), Some(router), true) = (pool, &router, guard_drift) {
             let store = engine.store();
-            match super::drift::check_pool(store, env, backend.as_str(), pool.as_str(), &**router)
-                .await
+            let by = Some(id);
+            match super::drift::check_pool(
+                store,
+                env,
+                backend.as_str(),
+                pool.as_str(),
+                &**router,
+                by,
+            )
+            .await
             {
                 Ok(diffs) if !diffs.is_empty() => {
                     let e = AdapterError::Permanent(format!(
@@ -348,6 +356,12 @@ async fn run_calls(
                 }
                 _ => {}
             }
+        }
+        if let Some((backend, pool)) = pool
+            && let Err(e) =
+                engine.store().mark_router_change(env, backend.as_str(), pool.as_str(), id).await
+        {
+            tracing::warn!(error = %e, "could not note a router change");
         }
         let (result, attempts) = with_retry(&engine.inner.config, || apply(adapters, call)).await;
         match result {

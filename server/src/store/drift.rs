@@ -48,6 +48,14 @@ impl Store {
         .bind(pool)
         .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "DELETE FROM router_pending WHERE environment = ? AND backend = ? AND pool = ?",
+        )
+        .bind(environment)
+        .bind(backend)
+        .bind(pool)
+        .execute(&mut *tx)
+        .await?;
         let now = now_ts();
         for m in members {
             sqlx::query(
@@ -68,6 +76,46 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Notes that `campaign_id` is about to change the pool (cleared when the change is
+    /// recorded by [`Store::set_expectations`]).
+    pub async fn mark_router_change(
+        &self,
+        environment: &str,
+        backend: &str,
+        pool: &str,
+        campaign_id: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO router_pending (environment, backend, pool, campaign_id, since) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (environment, backend, pool) DO UPDATE SET campaign_id = excluded.campaign_id, since = excluded.since",
+        )
+        .bind(environment)
+        .bind(backend)
+        .bind(pool)
+        .bind(campaign_id)
+        .bind(now_ts())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The campaign whose change to the pool was begun and not recorded, if any.
+    pub async fn pending_router_change(
+        &self,
+        environment: &str,
+        backend: &str,
+        pool: &str,
+    ) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT campaign_id FROM router_pending WHERE environment = ? AND backend = ? AND pool = ?",
+        )
+        .bind(environment)
+        .bind(backend)
+        .bind(pool)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     pub async fn expectations(
