@@ -118,13 +118,26 @@ static BEDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0)
 
 impl Bed {
     /// Starts the router, creates the environment through the API and brings it up (four v1
-    /// instances, even shares).
+    /// instances, even shares). Gates read the router's own traffic figures where it has them.
     pub async fn start(
         kind: RouterKind,
         dir: &Path,
         exe: &Path,
         api: &Api,
         registry: &Registry,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(kind, dir, exe, api, registry, false).await
+    }
+
+    /// Like [`Bed::start`]; with `probes_only`, gates use HTTP probes alone (so a test can take
+    /// the router's control API away without blinding the gates).
+    pub async fn start_with(
+        kind: RouterKind,
+        dir: &Path,
+        exe: &Path,
+        api: &Api,
+        registry: &Registry,
+        probes_only: bool,
     ) -> anyhow::Result<Self> {
         let n = BEDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let name = format!(

@@ -221,7 +221,10 @@ async fn a_campaign_stops_on_drift_and_on_a_lost_runtime_api_without_touching_tr
 
     // 2. The Runtime API goes away mid-campaign (HAProxy keeps serving): the step fails with
     //    transient errors, the campaign pauses with the message, and traffic stays as it was.
-    let bed = Bed::start(RouterKind::Haproxy, dir.path(), exe, &api, &registry).await.expect("bed");
+    //    (Gates probe the instances here, so they still see data without the socket.)
+    let bed = Bed::start_with(RouterKind::Haproxy, dir.path(), exe, &api, &registry, true)
+        .await
+        .expect("bed");
     let hp = bed.haproxy.as_ref().expect("haproxy");
     let r = Haproxy::new(serde_json::from_value::<Config>(hp.settings()).expect("settings"))
         .expect("router");
