@@ -174,7 +174,7 @@ impl Bed {
         // Gates read the router's real traffic: HAProxy's counters, the embedded router's log;
         // nginx (open source) reports no per-server figures, so only probes there.
         let health = match kind {
-            RouterKind::Haproxy => {
+            RouterKind::Haproxy if !probes_only => {
                 json!({ "name": format!("probe-{name}"), "kind": "health_source",
                 "driver": "haproxy-stats", "settings": settings.clone() })
             }

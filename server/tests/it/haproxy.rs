@@ -159,16 +159,17 @@ async fn haproxy_membership_weights_drain_readback_and_outage() {
     assert!(r.read_pool("web").await.expect_err("gone").is_transient());
 }
 
-/// Waits until the canary (a member that is not one of the original four) takes a share.
-async fn canary_has_traffic(r: &Haproxy) {
+/// Waits until the campaign has finished its first weight shift (step 4 of its plan, the
+/// canary at 25 %) and recorded it: it is baking.
+async fn canary_at_25(api: &server::testbed::scenarios::Api, id: i64) {
     for _ in 0..600 {
-        let pool = r.read_pool("web").await.expect("read");
-        if pool.iter().any(|m| m.target.ends_with("-v2") && !m.weight.is_zero()) {
+        let d = api.campaign(id).await.expect("campaign");
+        if d["summary"]["step_index"].as_i64().unwrap_or(0) >= 4 {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("the canary never took traffic");
+    panic!("the canary never reached 25 %");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,7 +193,7 @@ async fn a_campaign_stops_on_drift_and_on_a_lost_runtime_api_without_touching_tr
         .create_and_start(bed.spec("drift", canary(&[(25, 2), (100, 1)]), 1))
         .await
         .expect("start");
-    canary_has_traffic(&r).await;
+    canary_at_25(&api, id).await;
     let answer = r.command("set server web/web-1 weight 200").await.expect("out of band");
     assert!(answer.trim().is_empty(), "{answer}");
     let err =
@@ -232,7 +233,7 @@ async fn a_campaign_stops_on_drift_and_on_a_lost_runtime_api_without_touching_tr
         .create_and_start(bed.spec("lost-api", canary(&[(25, 2), (100, 1)]), 1))
         .await
         .expect("start");
-    canary_has_traffic(&r).await;
+    canary_at_25(&api, id).await;
     let before = r.read_pool("web").await.expect("read");
     let hidden = hp.socket.with_extension("hidden");
     std::fs::rename(&hp.socket, &hidden).expect("hide the socket");
