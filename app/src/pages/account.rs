@@ -69,8 +69,8 @@ pub fn AccountPage() -> impl IntoView {
                                     <tr>
                                         <td>{t.name.clone()}</td>
                                         <td><code>{t.prefix.clone()}"…"</code></td>
-                                        <td>{t.created_at.clone()}</td>
-                                        <td>{t.last_used_at.clone().unwrap_or_else(|| "never".into())}</td>
+                                        <td>{short_time(&t.created_at)}</td>
+                                        <td>{t.last_used_at.as_deref().map_or_else(|| "never".into(), short_time)}</td>
                                         <td>{if t.revoked { "revoked" } else { "active" }}</td>
                                         <td>{(!t.revoked).then(|| view! {
                                             <ActionForm action=revoke>
@@ -87,5 +87,13 @@ pub fn AccountPage() -> impl IntoView {
                 })}
             </Transition>
         </section>
+    }
+}
+
+/// `2026-11-22T05:45:47.588Z` → `2026-11-22 05:45 UTC`: readable, and narrow enough for phones.
+fn short_time(ts: &str) -> String {
+    match (ts.get(..10), ts.get(11..16)) {
+        (Some(day), Some(time)) => format!("{day} {time} UTC"),
+        _ => ts.to_string(),
     }
 }
