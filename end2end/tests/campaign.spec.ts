@@ -99,3 +99,20 @@ test('a viewer sees the campaign without controls and the server refuses a start
   await keep(page, 'campaign-viewer', info.project.name);
   expect(consoleErrors, 'no hydration errors').toEqual([]);
 });
+
+test('the environments page shows targets, health and the weights read back from the router; an operator checks the backends', async ({ page }, info) => {
+  const consoleErrors = watchConsole(page);
+  await signIn(page, 'olivia');
+  await page.getByRole('link', { name: 'Environments' }).click();
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
+  const env = page.getByTestId('environment').first();
+  await expect(env.getByTestId('targets')).toContainText('web-1');
+  await expect(env.getByTestId('targets')).toContainText('healthy');
+  await expect(env.getByTestId('traffic-table')).toContainText('%');
+  await page.getByTestId('check-backends').click();
+  const results = page.getByTestId('check-results');
+  await expect(results).toContainText('reachable');
+  await expect(results).toContainText('embedded');
+  await keep(page, 'environments', info.project.name);
+  expect(consoleErrors, 'no hydration errors').toEqual([]);
+});
