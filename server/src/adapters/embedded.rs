@@ -410,10 +410,6 @@ impl Router for EmbeddedRouter {
         }
     }
 
-    async fn switch_dns(&self, _record: &str, _addresses: &[String]) -> AdapterResult<()> {
-        Err(AdapterError::Unsupported("the embedded router has no DNS; use weights".into()))
-    }
-
     async fn set_preview_route(
         &self,
         pool: &str,
@@ -453,10 +449,6 @@ impl Router for EmbeddedRouter {
                     .collect()
             })
             .unwrap_or_default())
-    }
-
-    async fn read_dns(&self, _record: &str) -> AdapterResult<Option<Vec<String>>> {
-        Ok(None)
     }
 
     fn recent_hits(&self, pool: &str, since: DateTime<Utc>) -> Option<Vec<Hit>> {

@@ -16,7 +16,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use app::domain::campaign::PreviewRoute;
 use app::domain::ids::Weight;
 use app::domain::plan::MemberState;
 use async_trait::async_trait;
@@ -380,31 +379,8 @@ impl Router for Haproxy {
         }
     }
 
-    async fn switch_dns(&self, _record: &str, _addresses: &[String]) -> AdapterResult<()> {
-        Err(AdapterError::Unsupported("HAProxy has no DNS records; use weights".into()))
-    }
-
-    async fn set_preview_route(
-        &self,
-        pool: &str,
-        _route: &PreviewRoute,
-        _addresses: &[String],
-    ) -> AdapterResult<()> {
-        Err(AdapterError::Unsupported(format!(
-            "the haproxy driver cannot set a preview route for {pool} in this version; plan blue-green without preview verification"
-        )))
-    }
-
-    async fn clear_preview_route(&self, _pool: &str) -> AdapterResult<()> {
-        Ok(())
-    }
-
     async fn read_pool(&self, pool: &str) -> AdapterResult<Vec<MemberReadback>> {
         self.servers(pool).await
-    }
-
-    async fn read_dns(&self, _record: &str) -> AdapterResult<Option<Vec<String>>> {
-        Ok(None)
     }
 
     fn weight_resolution(&self) -> u32 {

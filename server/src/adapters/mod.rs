@@ -146,18 +146,33 @@ pub trait Router: Send + Sync {
         target: &str,
         timeout_secs: u64,
     ) -> AdapterResult<bool>;
-    async fn switch_dns(&self, record: &str, addresses: &[String]) -> AdapterResult<()>;
+    /// Point `record` at exactly these addresses (DNS routers; others have no records).
+    async fn switch_dns(&self, _record: &str, _addresses: &[String]) -> AdapterResult<()> {
+        Err(AdapterError::Unsupported(
+            "this router has no DNS records; plan a weighted switch instead".into(),
+        ))
+    }
+    /// Send requests matching `route` to these addresses only (routers that can).
     async fn set_preview_route(
         &self,
         pool: &str,
-        route: &PreviewRoute,
-        addresses: &[String],
-    ) -> AdapterResult<()>;
-    async fn clear_preview_route(&self, pool: &str) -> AdapterResult<()>;
+        _route: &PreviewRoute,
+        _addresses: &[String],
+    ) -> AdapterResult<()> {
+        Err(AdapterError::Unsupported(format!(
+            "this router cannot set a preview route for {pool}; plan blue-green without preview verification"
+        )))
+    }
+    /// No preview route on `pool` (nothing to do where there can be none).
+    async fn clear_preview_route(&self, _pool: &str) -> AdapterResult<()> {
+        Ok(())
+    }
     /// Read-back of a pool's members.
     async fn read_pool(&self, pool: &str) -> AdapterResult<Vec<MemberReadback>>;
     /// Read-back of a DNS record; `None` when this router has no DNS.
-    async fn read_dns(&self, record: &str) -> AdapterResult<Option<Vec<String>>>;
+    async fn read_dns(&self, _record: &str) -> AdapterResult<Option<Vec<String>>> {
+        Ok(None)
+    }
     /// Requests the router proxied for `pool` since `since`, if it keeps them (the embedded
     /// router does; others are read through their own stats).
     fn recent_hits(&self, _pool: &str, _since: chrono::DateTime<chrono::Utc>) -> Option<Vec<Hit>> {

@@ -25,7 +25,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use app::domain::campaign::PreviewRoute;
 use app::domain::ids::Weight;
 use app::domain::plan::MemberState;
 use async_trait::async_trait;
@@ -396,25 +395,6 @@ impl Router for Nginx {
         }
     }
 
-    async fn switch_dns(&self, _record: &str, _addresses: &[String]) -> AdapterResult<()> {
-        Err(AdapterError::Unsupported("nginx has no DNS records; use weights".into()))
-    }
-
-    async fn set_preview_route(
-        &self,
-        pool: &str,
-        _route: &PreviewRoute,
-        _addresses: &[String],
-    ) -> AdapterResult<()> {
-        Err(AdapterError::Unsupported(format!(
-            "the nginx driver cannot set a preview route for {pool} in this version; plan blue-green without preview verification"
-        )))
-    }
-
-    async fn clear_preview_route(&self, _pool: &str) -> AdapterResult<()> {
-        Ok(())
-    }
-
     async fn read_pool(&self, pool: &str) -> AdapterResult<Vec<MemberReadback>> {
         let (_, pools) = self.read()?;
         Ok(pools
@@ -430,10 +410,6 @@ impl Router for Nginx {
                     .collect()
             })
             .unwrap_or_default())
-    }
-
-    async fn read_dns(&self, _record: &str) -> AdapterResult<Option<Vec<String>>> {
-        Ok(None)
     }
 }
 
