@@ -88,9 +88,18 @@ impl Daemon {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Kills the process now (to test a backend that goes away).
+    /// Stops the process now (to test a backend that goes away): SIGTERM first, so a master
+    /// process (nginx) takes its workers along instead of orphaning them; SIGKILL after 3 s.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                if matches!(c.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
