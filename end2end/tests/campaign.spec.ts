@@ -58,7 +58,19 @@ test('an operator starts a canary in the demo, sees traffic move live, aborts it
   // The plotters chart (SVG from the server) follows the traffic, with v2 in its legend.
   await expect(page.getByTestId('health-chart').locator('svg')).toBeVisible();
   await expect(page.getByTestId('health-chart')).toContainText('v2', { timeout: 30_000 });
+  await expect(page.getByTestId('chart-summary')).toContainText('req/s');
+  // The chart redraws from each stored sampling round, with no reload and no timer.
+  const chart = page.getByTestId('health-chart');
+  const before = Number(await chart.getAttribute('data-sample'));
+  await expect.poll(async () => Number(await chart.getAttribute('data-sample')), { timeout: 5_000 }).toBeGreaterThan(before);
+  // One target at a time: the canary instance on its own.
+  const canary = await page.getByTestId('chart-target').locator('option').evaluateAll(
+    (os) => os.map((o) => (o as HTMLOptionElement).value).find((v) => v !== '' && !/^web-[1-4]$/.test(v)));
+  expect(canary, 'the canary instance can be charted alone').toBeTruthy();
+  await page.getByTestId('chart-target').selectOption(canary!);
+  await expect(page.getByTestId('chart-summary')).toContainText(/v2, ready, weight \d+\.\d % of the pool/, { timeout: 10_000 });
   await keep(page, 'campaign-running', info.project.name);
+  await page.getByTestId('chart-target').selectOption('');
 
   await page.locator('summary[data-command=abort]').click();
   await page.getByLabel(/Why abort/).fill('e2e: checking the abort button');
@@ -87,7 +99,8 @@ test('a viewer sees the campaign without controls and the server refuses a start
   await page.reload();
   await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
   await expect(page.getByTestId('traffic-shares')).toContainText('v1:');
-  await expect(page.getByTestId('health-chart').locator('svg')).toBeVisible();
+  // A draft has no samples yet: the chart says so and what to do next.
+  await expect(page.getByTestId('chart-empty')).toContainText('No health samples yet');
   await expect(page.getByRole('button', { name: 'Start' })).toHaveCount(0);
   await expect(page.locator('summary[data-command=abort]')).toHaveCount(0);
   const status = await page.evaluate(async () => {

@@ -27,12 +27,14 @@ use crate::store::{
 
 #[derive(Clone)]
 pub struct CampaignService {
-    store: Store,
+    pub(crate) store: Store,
     engine: Engine,
     notifier: Option<Notifier>,
+    /// Charts already drawn, shared by every viewer of the same campaign and sample round.
+    pub(crate) chart_cache: crate::charts::Cache,
 }
 
-fn require(actor: &Principal, role: Role) -> Result<(), ApiError> {
+pub(crate) fn require(actor: &Principal, role: Role) -> Result<(), ApiError> {
     if actor.role.allows(role) { Ok(()) } else { Err(ApiError::forbidden(role)) }
 }
 
@@ -136,7 +138,7 @@ fn strategy_name(spec: &CampaignSpec) -> String {
 
 impl CampaignService {
     pub fn new(store: Store, engine: Engine) -> Self {
-        Self { store, engine, notifier: None }
+        Self { store, engine, notifier: None, chart_cache: Default::default() }
     }
 
     /// Wakes `notifier` after every change that queued notices.
@@ -318,7 +320,7 @@ impl CampaignService {
         Ok(CampaignPage { campaigns: rows.iter().map(summary).collect(), total, page, per_page })
     }
 
-    async fn row(&self, id: i64) -> Result<CampaignRow, ApiError> {
+    pub(crate) async fn row(&self, id: i64) -> Result<CampaignRow, ApiError> {
         self.store
             .find_campaign(id)
             .await?
@@ -856,31 +858,6 @@ impl CampaignService {
         &self.engine
     }
 
-    /// The environment a campaign runs in (frozen at start, else as it is now) and its pool's
-    /// router, or why the router cannot be had.
-    async fn pool_router(
-        &self,
-        row: &CampaignRow,
-    ) -> Result<(Environment, Result<std::sync::Arc<dyn crate::adapters::Router>, String>), ApiError>
-    {
-        let env: Environment = match &row.env_snapshot {
-            Some(e) => serde_json::from_str(e).map_err(|_| ApiError::internal())?,
-            None => self.environment_named(&row.environment).await?,
-        };
-        let router = env
-            .pools
-            .iter()
-            .find(|p| p.name.as_str() == row.pool)
-            .ok_or_else(|| format!("pool {} is not in environment {}", row.pool, env.name))
-            .and_then(|pool| {
-                env.backends.iter().find(|b| b.name == pool.router).ok_or_else(|| {
-                    format!("router {} is not in environment {}", pool.router, env.name)
-                })
-            })
-            .and_then(|cfg| self.engine.adapters().router(cfg).map_err(|e| e.to_string()));
-        Ok((env, router))
-    }
-
     /// What the pool's router really has now, read back, with each member's release.
     pub async fn traffic(&self, actor: &Principal, id: i64) -> Result<TrafficView, ApiError> {
         require(actor, Role::Viewer)?;
@@ -893,65 +870,17 @@ impl CampaignService {
     }
 }
 
-impl CampaignService {
-    /// The campaign's health chart (SVG) from the router's request history.
-    pub async fn chart(&self, actor: &Principal, id: i64) -> Result<String, ApiError> {
-        require(actor, Role::Viewer)?;
-        let row = self.row(id).await?;
-        let spec: CampaignSpec =
-            serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
-        let (_, router) = self.pool_router(&row).await?;
-        let router = router.map_err(|e| ApiError::new(app::api::ErrorCode::Unavailable, e))?;
-        let no_history = || {
-            ApiError::new(
-                app::api::ErrorCode::Unavailable,
-                "this router keeps no request history to chart",
-            )
-        };
-        let parse = |t: &Option<String>| {
-            t.as_deref()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&chrono::Utc))
-        };
-        let now = chrono::Utc::now();
-        let to = parse(&row.finished_at)
-            .map(|f| (f + chrono::Duration::seconds(20)).min(now))
-            .unwrap_or(now);
-        let window = chrono::Duration::minutes(10);
-        let from = parse(&row.started_at)
-            .map(|s| s - chrono::Duration::seconds(20))
-            .unwrap_or(to - chrono::Duration::minutes(2))
-            .max(to - window);
-        let from = if from >= to { to - chrono::Duration::seconds(60) } else { from };
-        let hits = router.recent_hits(&row.pool, from).ok_or_else(no_history)?;
-        let hits: Vec<_> = hits.into_iter().filter(|h| h.at <= to).collect();
-        let steps: Vec<(chrono::DateTime<chrono::Utc>, String)> = self
-            .store
-            .campaign_events_since(id, 0, 5000)
-            .await?
-            .into_iter()
-            .filter(|e| {
-                matches!(
-                    e.kind.as_str(),
-                    "step_done" | "aborting" | "abort" | "rolled_back" | "completed"
-                )
-            })
-            .filter_map(|e| parse(&Some(e.ts)).map(|t| (t, e.kind)))
-            .collect();
-        let secs = ((to - from).num_seconds() / 90).max(1);
-        let gate = spec.gates.first().cloned().unwrap_or_default();
-        crate::charts::render(&crate::charts::buckets(&hits, from, to, secs), &steps, &gate, 760)
-            .map_err(|e| {
-                tracing::error!(error = %e, "chart rendering failed");
-                ApiError::internal()
-            })
-    }
-}
-
 #[async_trait::async_trait]
 impl app::api::ports::CampaignsPort for CampaignService {
-    async fn chart(&self, actor: &Principal, id: i64) -> Result<String, ApiError> {
-        CampaignService::chart(self, actor, id).await
+    async fn chart(
+        &self,
+        actor: &Principal,
+        id: i64,
+        target: Option<String>,
+        tz: String,
+        width: u32,
+    ) -> Result<app::domain::views::ChartView, ApiError> {
+        CampaignService::chart(self, actor, id, target, &tz, width).await
     }
     async fn list(
         &self,

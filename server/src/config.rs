@@ -84,6 +84,12 @@ pub const SETTINGS: &[(&str, &str, &str, &str)] = &[
         "how often every router pool is read back and compared with what Switchyard last set",
     ),
     (
+        "charts.sample_interval_ms",
+        "SWITCHYARD_SAMPLE_INTERVAL_MS",
+        "1000",
+        "how often each target of a running campaign is sampled for the health charts",
+    ),
+    (
         "demo.enabled",
         "SWITCHYARD_DEMO",
         "false",
@@ -230,6 +236,8 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// Seconds between drift checks of every router pool Switchyard has set.
     pub drift_interval_secs: u64,
+    /// Milliseconds between health samples of a running campaign's targets (charts).
+    pub sample_interval_ms: u64,
     pub session: SessionConfig,
     pub auth: AuthConfig,
     pub demo: Option<crate::demo::DemoConfig>,
@@ -446,6 +454,8 @@ impl Config {
             log_filter: get("log_filter").value.trim().to_string(),
             trust_forwarded_for: boolean("trust_forwarded_for")?,
             drift_interval_secs: positive("drift.interval_secs", "seconds")?.unsigned_abs(),
+            sample_interval_ms: positive("charts.sample_interval_ms", "milliseconds")?
+                .unsigned_abs(),
             session: SessionConfig {
                 cookie_name,
                 cookie_secure: boolean("session.cookie_secure")?,

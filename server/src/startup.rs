@@ -32,6 +32,7 @@ pub struct Application {
     router: axum::Router,
     closing: tokio::sync::watch::Sender<bool>,
     drift_interval: std::time::Duration,
+    sample_interval: std::time::Duration,
 }
 
 impl Application {
@@ -68,6 +69,7 @@ impl Application {
             .build();
         let engine = Engine::new(store.clone(), adapters.clone(), engine_config);
         let drift_interval = std::time::Duration::from_secs(config.drift_interval_secs);
+        let sample_interval = std::time::Duration::from_millis(config.sample_interval_ms);
         let notifier = Notifier::new(store.clone(), config.notify.clone());
         let campaigns =
             CampaignService::new(store.clone(), engine.clone()).with_notifier(notifier.clone());
@@ -99,6 +101,7 @@ impl Application {
             router,
             closing,
             drift_interval,
+            sample_interval,
         })
     }
 
@@ -126,6 +129,7 @@ impl Application {
         // outbox from its last committed delivery.
         self.engine.resume_all().await?;
         self.engine.watch_drift(self.drift_interval);
+        self.engine.watch_samples(self.sample_interval);
         let dispatcher = tokio::spawn(self.notifier.clone().run());
         let closing = self.closing;
         let shutdown = async move {

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use super::error::ApiError;
-use crate::domain::views::{CampaignDetail, CampaignPage, CampaignSummary, TrafficView};
+use crate::domain::views::{CampaignDetail, CampaignPage, CampaignSummary, ChartView, TrafficView};
 
 #[server]
 pub async fn list_campaigns(
@@ -51,9 +51,25 @@ pub async fn campaign_command(
         .map_err(super::ctx::fail)
 }
 
-/// The campaign's health chart, drawn on the server (SVG markup).
+/// The campaign's health chart, drawn on the server from stored samples: one target or the
+/// pool (empty `target`), time labelled in `tz` (IANA). An empty `tz` means the zone the
+/// browser reported in the `tz` cookie, else UTC.
 #[server]
-pub async fn campaign_chart(id: i64) -> Result<String, ApiError> {
+pub async fn campaign_chart(
+    id: i64,
+    #[server(default)] target: String,
+    #[server(default)] tz: String,
+    #[server(default)] width: u32,
+) -> Result<ChartView, ApiError> {
     let me = super::ctx::principal()?;
-    super::ctx::ports()?.campaigns.chart(&me, id).await.map_err(super::ctx::fail)
+    let tz = if tz.trim().is_empty() {
+        super::ctx::cookie(crate::domain::views::TZ_COOKIE)
+            .filter(|z| z.parse::<chrono_tz::Tz>().is_ok())
+            .unwrap_or_default()
+    } else {
+        tz
+    };
+    let target = (!target.trim().is_empty()).then_some(target);
+    let width = if width == 0 { 760 } else { width };
+    super::ctx::ports()?.campaigns.chart(&me, id, target, tz, width).await.map_err(super::ctx::fail)
 }

@@ -30,6 +30,17 @@ pub(crate) mod ctx {
         use_context::<http::request::Parts>()?.extensions.get::<Principal>().cloned()
     }
 
+    /// A cookie of the request, if it was sent.
+    pub fn cookie(name: &str) -> Option<String> {
+        let parts = use_context::<http::request::Parts>()?;
+        parts.headers.get_all(http::header::COOKIE).iter().find_map(|v| {
+            v.to_str().ok()?.split(';').find_map(|c| {
+                let (k, v) = c.trim().split_once('=')?;
+                (k == name).then(|| v.to_string())
+            })
+        })
+    }
+
     pub fn ports() -> Result<Ports, ApiError> {
         use_context::<Ports>().ok_or_else(ApiError::internal)
     }

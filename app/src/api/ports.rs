@@ -69,8 +69,16 @@ pub trait CampaignsPort: Send + Sync {
         reason: &str,
     ) -> Result<CampaignSummary, ApiError>;
     async fn traffic(&self, actor: &Principal, id: i64) -> Result<TrafficView, ApiError>;
-    /// The health chart as SVG markup.
-    async fn chart(&self, actor: &Principal, id: i64) -> Result<String, ApiError>;
+    /// The health chart (SVG) of one target or the whole pool (`None`), with times in `tz`
+    /// (an IANA name; empty means UTC), `width` pixels wide.
+    async fn chart(
+        &self,
+        actor: &Principal,
+        id: i64,
+        target: Option<String>,
+        tz: String,
+        width: u32,
+    ) -> Result<crate::domain::views::ChartView, ApiError>;
     /// Every environment as it is now (viewer and above).
     async fn environments(&self, actor: &Principal) -> Result<Vec<EnvironmentOverview>, ApiError>;
     /// Connects to every backend and reports what it answers (operator and above).

@@ -143,3 +143,25 @@ pub struct BackendCheckView {
     /// What it said, or why it could not be reached.
     pub detail: String,
 }
+
+/// The cookie in which the browser reports its IANA timezone, so pages rendered on the server
+/// can label times the way the viewer reads them.
+pub const TZ_COOKIE: &str = "switchyard_tz";
+
+/// A campaign's health chart as the page shows it: the SVG drawn on the server and what the
+/// viewer can choose, plus the latest figures in words (the chart's text alternative).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ChartView {
+    /// SVG markup; empty when there is no sample yet.
+    pub svg: String,
+    /// Targets with samples, for the per-target choice.
+    pub targets: Vec<String>,
+    /// The target drawn, or `None` for the whole pool.
+    pub target: Option<String>,
+    /// IANA name of the zone the time axis is labelled in.
+    pub tz: String,
+    /// Id of the newest sample drawn (0 when none): live views compare it with sample events.
+    pub last_sample: i64,
+    /// The newest figures in words, e.g. "48.0 req/s · errors 0.00 % · p99 12 ms · …".
+    pub summary: String,
+}

@@ -12,7 +12,7 @@ use crate::components::status::{ErrorBox, StatusBadge};
 use crate::domain::auth::Role;
 use crate::domain::lifecycle::{CampaignState, Command};
 use crate::domain::plan::StepKind;
-use crate::domain::views::{CampaignDetail, StepRunView, TrafficView};
+use crate::domain::views::{CampaignDetail, ChartView, StepRunView, TrafficView};
 
 #[component]
 pub fn CampaignPage() -> impl IntoView {
@@ -21,33 +21,27 @@ pub fn CampaignPage() -> impl IntoView {
         params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0))
     });
     let tick = RwSignal::new(0_u64);
+    // Bumped by each stored sampling round (a `sample` event on the same stream).
+    let sample_tick = RwSignal::new(0_u64);
     let command = ServerAction::<CampaignCommand>::new();
     let detail = Resource::new(
         move || (id.get(), tick.get(), command.version().get()),
         |(id, _, _)| get_campaign(id),
     );
+    // Router weights move during a bake too, so traffic follows the sampling rounds as well.
     let traffic = Resource::new(
-        move || (id.get(), tick.get(), command.version().get()),
-        |(id, _, _)| campaign_traffic(id),
+        move || (id.get(), tick.get(), sample_tick.get(), command.version().get()),
+        |(id, _, _, _)| campaign_traffic(id),
     );
-    // Traffic moves between events (during a bake nothing else happens), so the chart also
-    // refreshes every two seconds while the page is open.
-    let chart_tick = RwSignal::new(0_u64);
+    let chart_opts = ChartOptions::new();
     let chart = Resource::new(
-        move || (id.get(), tick.get(), chart_tick.get()),
-        |(id, _, _)| campaign_chart(id),
+        move || (id.get(), tick.get(), sample_tick.get(), chart_opts.key()),
+        |(id, _, _, (target, tz, width))| campaign_chart(id, target, tz, width),
     );
     #[cfg(feature = "hydrate")]
-    Effect::new(move |_| {
-        if let Ok(handle) = set_interval_with_handle(
-            move || chart_tick.update(|t| *t += 1),
-            std::time::Duration::from_secs(2),
-        ) {
-            on_cleanup(move || handle.clear());
-        }
-    });
+    chart_opts.adopt_browser();
     #[cfg(feature = "hydrate")]
-    Effect::new(move |_| live::follow(id.get(), tick));
+    Effect::new(move |_| live::follow(id.get(), tick, sample_tick));
     let Me(me) = expect_context::<Me>();
 
     view! {
@@ -75,16 +69,7 @@ pub fn CampaignPage() -> impl IntoView {
                         </section>
                         <section aria-labelledby="health-title">
                             <h2 id="health-title">"Health"</h2>
-                            <p class="muted">"Requests per second by release, error rate and p99 latency through the router (UTC). Red lines are the gate's limits; grey lines mark finished steps."</p>
-                            <Transition fallback=|| view! { <p class="muted">"Drawing the chart…"</p> }>
-                            {move || Suspend::new(async move {
-                                match chart.await {
-                                    Ok(svg) if !svg.is_empty() => view! { <div class="chart" data-testid="health-chart" role="img" aria-label="Health chart" inner_html=svg></div> }.into_any(),
-                                    Ok(_) => view! { <p class="muted">"No traffic yet."</p> }.into_any(),
-                                    Err(e) => view! { <p class="muted">{e.message}</p> }.into_any(),
-                                }
-                            })}
-                            </Transition>
+                            <HealthChart chart=chart opts=chart_opts />
                         </section>
                         <Timeline d=d />
                     }.into_any(),
@@ -309,9 +294,11 @@ mod live {
     use wasm_bindgen::JsCast as _;
     use wasm_bindgen::closure::Closure;
 
-    /// Opens the campaign's event stream; each event refreshes the page's data. The browser
-    /// reconnects by itself and resumes after the last event id it saw.
-    pub fn follow(id: i64, tick: RwSignal<u64>) {
+    /// Opens the campaign's event stream: each stored event bumps `tick` (the page re-reads its
+    /// data), each stored sampling round (a named `sample` event) bumps `samples` (the chart and
+    /// the weights redraw). The browser reconnects by itself and resumes after the last event id
+    /// it saw, so nothing is missed across a network drop or a server restart.
+    pub fn follow(id: i64, tick: RwSignal<u64>, samples: RwSignal<u64>) {
         if id == 0 {
             return;
         }
@@ -323,7 +310,121 @@ mod live {
             Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_| tick.update(|t| *t += 1));
         source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         on_message.forget();
+        let on_sample =
+            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_| samples.update(|t| *t += 1));
+        let _ =
+            source.add_event_listener_with_callback("sample", on_sample.as_ref().unchecked_ref());
+        on_sample.forget();
+        // After a reconnect (e.g. the server restarted) re-read everything once.
+        let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| tick.update(|t| *t += 1));
+        source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        on_open.forget();
         let source = send_wrapper::SendWrapper::new(source);
         on_cleanup(move || source.close());
+    }
+
+    /// The browser's IANA timezone, e.g. "Europe/Berlin".
+    pub fn browser_tz() -> Option<String> {
+        let options =
+            js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &js_sys::Object::new())
+                .resolved_options();
+        js_sys::Reflect::get(&options, &"timeZone".into()).ok()?.as_string()
+    }
+
+    /// Remembers the zone in a cookie, so the next page rendered on the server uses it too.
+    pub fn remember_tz(tz: &str) {
+        let doc = web_sys::window().and_then(|w| w.document());
+        if let Some(doc) = doc.and_then(|d| d.dyn_into::<web_sys::HtmlDocument>().ok()) {
+            let cookie = format!(
+                "{}={tz}; Path=/; Max-Age=31536000; SameSite=Lax",
+                crate::domain::views::TZ_COOKIE
+            );
+            let _ = doc.set_cookie(&cookie);
+        }
+    }
+
+    /// A chart width that fits the window (the SVG is drawn for it, so text stays readable).
+    pub fn chart_width() -> Option<u32> {
+        let w = web_sys::window()?.inner_width().ok()?.as_f64()?;
+        Some(((w - 64.0).clamp(320.0, 1200.0)) as u32)
+    }
+}
+
+/// What the viewer chose for the chart: target (empty: the whole pool), timezone, width.
+#[derive(Clone, Copy)]
+struct ChartOptions {
+    target: RwSignal<String>,
+    tz: RwSignal<String>,
+    width: RwSignal<u32>,
+}
+
+impl ChartOptions {
+    fn new() -> Self {
+        Self {
+            target: RwSignal::new(String::new()),
+            tz: RwSignal::new(String::new()),
+            width: RwSignal::new(0),
+        }
+    }
+    fn key(&self) -> (String, String, u32) {
+        (self.target.get(), self.tz.get(), self.width.get())
+    }
+    /// Takes the browser's zone and window width once hydrated.
+    #[cfg(feature = "hydrate")]
+    fn adopt_browser(self) {
+        Effect::new(move |_| {
+            if let Some(tz) = live::browser_tz() {
+                live::remember_tz(&tz);
+                self.tz.set(tz);
+            }
+            if let Some(w) = live::chart_width() {
+                self.width.set(w);
+            }
+        });
+    }
+}
+
+#[component]
+fn HealthChart(
+    chart: Resource<Result<ChartView, crate::api::ApiError>>,
+    opts: ChartOptions,
+) -> impl IntoView {
+    // The choice lives outside the redrawn part, so a redraw every second never steals focus
+    // or closes the list. Its targets arrive once the page is live in the browser.
+    let targets = RwSignal::new(Vec::<String>::new());
+    Effect::new(move |_| {
+        if let Some(Ok(c)) = chart.get()
+            && targets.with_untracked(|t| *t != c.targets)
+        {
+            targets.set(c.targets);
+        }
+    });
+    view! {
+        <div class="chart-head">
+            <label for="chart-target">"Show"</label>
+            <select id="chart-target" data-testid="chart-target"
+                prop:value=move || opts.target.get()
+                on:change=move |ev| opts.target.set(event_target_value(&ev))>
+                <option value="">"whole pool"</option>
+                {move || targets.get().into_iter().map(|t| view! { <option value=t.clone()>{t.clone()}</option> }).collect_view()}
+            </select>
+        </div>
+        // Its own boundary: a nested Suspend without one renders nothing on the server.
+        <Transition fallback=|| view! { <p class="muted">"Drawing the chart…"</p> }>
+            {move || Suspend::new(async move {
+                match chart.await {
+                    Err(e) => view! { <p class="muted">{e.message}</p> }.into_any(),
+                    Ok(c) if c.svg.is_empty() => view! {
+                        <p class="muted" data-testid="chart-empty">"No health samples yet: they are taken every second while the campaign runs. Start it to see traffic, errors, latency and weights move."</p>
+                    }.into_any(),
+                    Ok(c) => view! {
+                        <p class="chart-summary" data-testid="chart-summary">{format!("Latest: {}", c.summary)}</p>
+                        <p class="muted small">{format!("Times in {}. Red dashed lines are the gate's limits; grey lines mark steps.", c.tz)}</p>
+                        <div class="chart" data-testid="health-chart" data-sample=c.last_sample role="img"
+                            aria-label=format!("Health chart: {}", c.summary) inner_html=c.svg></div>
+                    }.into_any(),
+                }
+            })}
+        </Transition>
     }
 }

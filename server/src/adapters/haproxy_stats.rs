@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::haproxy::{self, Haproxy};
 use super::http_probe::{self, HttpProbe};
-use super::{AdapterError, AdapterResult, BackendCheck, HealthSource, Probe};
+use super::{AdapterError, AdapterResult, BackendCheck, HealthSource, Probe, TargetSample};
 
 pub const KIND: &str = "haproxy-stats";
 
@@ -46,6 +46,8 @@ pub struct HaproxyStats {
     hp: Haproxy,
     probe: HttpProbe,
     last: Mutex<BTreeMap<(String, String), Counters>>,
+    /// The same for charts, kept apart so charting never shifts a gate's interval.
+    chart_last: Mutex<BTreeMap<(String, String), Counters>>,
 }
 
 impl HaproxyStats {
@@ -64,7 +66,7 @@ impl HaproxyStats {
             },
             None,
         )?;
-        Ok(Self { hp, probe, last: Mutex::default() })
+        Ok(Self { hp, probe, last: Mutex::default(), chart_last: Mutex::default() })
     }
 }
 
@@ -117,5 +119,31 @@ impl HealthSource for HaproxyStats {
         sample.requests = requests;
         sample.errors = errors;
         Ok(sample)
+    }
+
+    /// Request and 5xx counts per server since the previous chart round (HAProxy keeps no
+    /// latency distribution, so p50/p99 stay unknown), and an HTTP probe of each target.
+    async fn chart_sample(
+        &self,
+        pool: &str,
+        targets: &[(String, String)],
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> AdapterResult<Vec<TargetSample>> {
+        let mut out = self.probe.chart_sample(pool, targets, since).await?;
+        let rows = self.hp.stats(Some(pool)).await?;
+        let mut last =
+            self.chart_last.lock().map_err(|_| AdapterError::Permanent("lock poisoned".into()))?;
+        for s in &mut out {
+            let Some(row) = rows.iter().find(|r| r.server == s.target) else { continue };
+            let now = Counters { sessions: row.stot, errors: row.hrsp_5xx + row.eresp };
+            if let Some(before) = last.insert((pool.to_string(), s.target.clone()), now)
+                && now.sessions >= before.sessions
+                && now.errors >= before.errors
+            {
+                s.requests = Some(now.sessions - before.sessions);
+                s.errors = Some(now.errors - before.errors);
+            }
+        }
+        Ok(out)
     }
 }

@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::embedded::EmbeddedRouter;
-use super::{AdapterError, AdapterResult, BackendCheck, HealthSource, Probe};
+use super::{
+    AdapterError, AdapterResult, BackendCheck, HealthSource, Probe, TargetSample, quantile,
+};
 
 pub const KIND: &str = "http-probe";
 
@@ -136,6 +138,40 @@ impl HealthSource for HttpProbe {
             probes,
             probe_failures: failures,
         })
+    }
+
+    async fn chart_sample(
+        &self,
+        pool: &str,
+        targets: &[(String, String)],
+        since: DateTime<Utc>,
+    ) -> AdapterResult<Vec<TargetSample>> {
+        let hits = self.traffic.as_ref().map(|r| r.hits_since(pool, since));
+        // Probes run side by side, so one unreachable target does not delay the others.
+        let probes = futures_util::future::join_all(
+            targets.iter().map(|(target, url)| self.probe(target, url)),
+        )
+        .await;
+        let mut out = Vec::with_capacity(targets.len());
+        for ((target, _), probe) in targets.iter().zip(probes) {
+            let probe = probe.ok();
+            let mut sample = TargetSample {
+                target: target.clone(),
+                probe_ok: probe.as_ref().map(|p| p.ok),
+                probe_ms: probe.map(|p| p.latency_ms),
+                ..TargetSample::default()
+            };
+            if let Some(hits) = &hits {
+                let mine: Vec<_> = hits.iter().filter(|h| &h.target == target).collect();
+                let mut latencies: Vec<f64> = mine.iter().map(|h| h.latency_ms).collect();
+                sample.requests = Some(mine.len() as u64);
+                sample.errors = Some(mine.iter().filter(|h| h.status >= 500).count() as u64);
+                sample.p50_ms = quantile(&mut latencies, 0.5);
+                sample.p99_ms = quantile(&mut latencies, 0.99);
+            }
+            out.push(sample);
+        }
+        Ok(out)
     }
 }
 

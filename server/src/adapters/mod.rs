@@ -231,6 +231,53 @@ pub trait HealthSource: Send + Sync {
     async fn probe(&self, target: &str, health_url: &str) -> AdapterResult<Probe>;
     /// Traffic and probe figures for these targets over the last interval, for gates.
     async fn sample(&self, pool: &str, targets: &[(String, String)]) -> AdapterResult<Sample>;
+    /// Each target's figures since `since`, for charts. Unlike [`HealthSource::sample`] it
+    /// keeps no state between calls, so charting never shifts a gate's window. A source that
+    /// cannot see requests reports probes only (the default).
+    async fn chart_sample(
+        &self,
+        _pool: &str,
+        targets: &[(String, String)],
+        _since: chrono::DateTime<chrono::Utc>,
+    ) -> AdapterResult<Vec<TargetSample>> {
+        let probes = futures_util::future::join_all(
+            targets.iter().map(|(target, url)| self.probe(target, url)),
+        )
+        .await;
+        let mut out = Vec::with_capacity(targets.len());
+        for ((target, _), probe) in targets.iter().zip(probes) {
+            let probe = probe.ok();
+            out.push(TargetSample {
+                target: target.clone(),
+                probe_ok: probe.as_ref().map(|p| p.ok),
+                probe_ms: probe.map(|p| p.latency_ms),
+                ..TargetSample::default()
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// One target's figures over a charting interval; `None` where the source cannot tell.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TargetSample {
+    pub target: String,
+    pub requests: Option<u64>,
+    pub errors: Option<u64>,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub probe_ok: Option<bool>,
+    pub probe_ms: Option<f64>,
+}
+
+/// The `q` quantile (0–1) of `values` by the nearest-rank method; `None` when empty.
+pub fn quantile(values: &mut [f64], q: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((values.len() as f64) * q).ceil().max(1.0) as usize;
+    values.get(rank - 1).copied()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 mod calls;
 pub mod drift;
 mod reconcile;
+mod sampler;
 #[cfg(test)]
 mod tests;
 
@@ -55,6 +56,9 @@ struct Inner {
     tasks: Mutex<HashMap<i64, (Arc<Notify>, tokio::task::AbortHandle)>>,
     /// Campaign ids whose event stream has new rows (for live views).
     events: broadcast::Sender<i64>,
+    /// After each stored sampling round: (campaign id, id of its last row, when it was stored
+    /// in milliseconds since the epoch).
+    samples: broadcast::Sender<(i64, i64, i64)>,
     /// Router drift found by the last look, by (environment, backend, pool).
     drift: Mutex<std::collections::BTreeMap<(String, String, String), drift::DriftFinding>>,
 }
@@ -62,6 +66,7 @@ struct Inner {
 impl Engine {
     pub fn new(store: Store, adapters: Arc<dyn AdapterFactory>, config: EngineConfig) -> Self {
         let (events, _) = broadcast::channel(1024);
+        let (samples, _) = broadcast::channel(1024);
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -69,6 +74,7 @@ impl Engine {
                 config,
                 tasks: Mutex::default(),
                 events,
+                samples,
                 drift: Mutex::default(),
             }),
         }
@@ -111,6 +117,16 @@ impl Engine {
 
     pub fn subscribe(&self) -> broadcast::Receiver<i64> {
         self.inner.events.subscribe()
+    }
+
+    /// Tells live charts that a sampling round of the campaign was stored.
+    pub fn announce_sample(&self, campaign_id: i64, last_sample_id: i64) {
+        let stored_ms = chrono::Utc::now().timestamp_millis();
+        let _ = self.inner.samples.send((campaign_id, last_sample_id, stored_ms));
+    }
+
+    pub fn subscribe_samples(&self) -> broadcast::Receiver<(i64, i64, i64)> {
+        self.inner.samples.subscribe()
     }
 
     pub fn adapters(&self) -> &dyn AdapterFactory {

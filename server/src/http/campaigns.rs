@@ -47,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/campaigns/{id}/skip", post(skip))
         .route("/api/v1/campaigns/{id}/abort", post(abort))
         .route("/api/v1/campaigns/{id}/events", get(events))
+        .route("/api/v1/campaigns/{id}/chart", get(chart))
 }
 
 /// A JSON body that failed to parse is a 422 naming what is wrong, not axum's plain-text 400.
@@ -262,6 +263,23 @@ async fn notices(
 ) -> Result<Json<Vec<crate::store::DeliveryRow>>, AppError> {
     Ok(Json(s.campaigns.notices(&p, id).await?))
 }
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ChartQuery {
+    target: String,
+    tz: String,
+    width: u32,
+}
+async fn chart(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Query(q): Query<ChartQuery>,
+) -> Result<Json<app::domain::views::ChartView>, AppError> {
+    let target = (!q.target.is_empty()).then_some(q.target);
+    let width = if q.width == 0 { 760 } else { q.width };
+    Ok(Json(s.campaigns.chart(&p, id, target, &q.tz, width).await?))
+}
 async fn pause(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -340,16 +358,21 @@ async fn events(
     struct Tail {
         store: crate::store::Store,
         rx: tokio::sync::broadcast::Receiver<i64>,
+        samples: tokio::sync::broadcast::Receiver<(i64, i64, i64)>,
         closing: tokio::sync::watch::Receiver<bool>,
         last: i64,
         pending: VecDeque<CampaignEventRow>,
+        /// The event log may have rows this stream has not read yet.
+        dirty: bool,
     }
     let tail = Tail {
         store: s.store.clone(),
         rx: s.campaigns.engine().subscribe(),
+        samples: s.campaigns.engine().subscribe_samples(),
         closing: s.closing.clone(),
         last: after,
         pending: VecDeque::new(),
+        dirty: true,
     };
     let stream = futures_util::stream::unfold(tail, move |mut t| async move {
         loop {
@@ -365,24 +388,45 @@ async fn events(
             if *t.closing.borrow() {
                 return None;
             }
-            match t.store.campaign_events_since(id, t.last, 200).await {
-                Ok(rows) if !rows.is_empty() => {
-                    t.last = rows.last().map(|r| r.id).unwrap_or(t.last);
-                    t.pending.extend(rows);
-                    continue;
+            if std::mem::take(&mut t.dirty) {
+                match t.store.campaign_events_since(id, t.last, 200).await {
+                    Ok(rows) if !rows.is_empty() => {
+                        t.last = rows.last().map(|r| r.id).unwrap_or(t.last);
+                        t.pending.extend(rows);
+                        t.dirty = true;
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "event stream read failed"),
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "event stream read failed"),
             }
             // Wait for news about this campaign; re-read now and then in case a wake-up was lost.
-            tokio::select! {
-                r = t.rx.recv() => match r {
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                },
-                _ = t.closing.changed() => return None,
-                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            // A stored sampling round goes out at once as a named `sample` event without an id
+            // (it is not part of the event log; a reconnecting chart simply redraws).
+            use tokio::sync::broadcast::error::RecvError;
+            let wait = tokio::time::sleep(Duration::from_secs(5));
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    r = t.rx.recv() => match r {
+                        Ok(other) if other != id => continue,
+                        Ok(_) | Err(RecvError::Lagged(_)) => break,
+                        Err(RecvError::Closed) => return None,
+                    },
+                    r = t.samples.recv() => match r {
+                        Ok((campaign, sample, stored_ms)) if campaign == id => {
+                            let data = serde_json::json!({ "sample": sample, "stored_ms": stored_ms });
+                            let event = Event::default().event("sample").data(data.to_string());
+                            return Some((Ok(event), t));
+                        }
+                        Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => return None,
+                    },
+                    _ = t.closing.changed() => return None,
+                    () = &mut wait => break,
+                }
             }
+            t.dirty = true;
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))

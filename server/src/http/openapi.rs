@@ -154,7 +154,16 @@ pub const OPERATIONS: &[Operation] = &[
     (
         "get",
         "/api/v1/campaigns/{id}/events",
-        "Server-Sent Events; resumable with Last-Event-ID",
+        "Server-Sent Events; resumable with Last-Event-ID. Each stored health-sample round also \
+         arrives as a named `sample` event (no id)",
+        "viewer",
+        None,
+        200,
+    ),
+    (
+        "get",
+        "/api/v1/campaigns/{id}/chart",
+        "Health chart from stored samples (SVG in JSON); ?target=NAME&tz=IANA&width=PX",
         "viewer",
         None,
         200,

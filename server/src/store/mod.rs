@@ -7,6 +7,7 @@ mod audit;
 mod campaigns;
 mod comms;
 mod drift;
+mod samples;
 mod sessions;
 mod tokens;
 mod users;
@@ -27,6 +28,7 @@ pub use comms::{
     WindowPublish, WindowRow,
 };
 pub use drift::{ExpectationRow, Expected};
+pub use samples::{NewSample, SampleRow};
 pub use sessions::SqlSessionStore;
 pub use tokens::{TokenRow, TokenWithOwner};
 pub use users::{NewUser, UserRow};

@@ -5,6 +5,7 @@ mod audit_trail;
 mod auth;
 mod backends_check;
 mod campaigns_api;
+mod charts;
 mod cli;
 mod comms;
 mod demo;
