@@ -139,6 +139,16 @@ pub async fn bring_up(registry: &Registry, env: &Environment) -> anyhow::Result<
     let provider_cfg =
         env.first_backend(BackendKind::Provider).context("the environment has no provider")?;
     let provider = registry.provider(provider_cfg).map_err(err)?;
+    // Instances a campaign had created (a canary, a green set) come back as they were, so a
+    // campaign interrupted by a restart carries on.
+    if provider_cfg.driver == crate::adapters::local_process::KIND {
+        let restored = registry.local_process(provider_cfg).map_err(err)?.restore().await;
+        match restored {
+            Ok(n) if n > 0 => tracing::info!(instances = n, "restarted the demo's instances"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not restart every demo instance"),
+        }
+    }
     for t in &env.targets {
         if provider.describe(t.name.as_str()).await.ok().flatten().is_none() {
             provider

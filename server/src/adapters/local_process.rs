@@ -54,6 +54,10 @@ struct Assignments {
     /// Process ids, to stop instances that outlived a restart of the server.
     #[serde(default)]
     pids: BTreeMap<String, u32>,
+    /// The release each instance was last started with, so instances stopped with the server
+    /// come back with it: on a real provider they would have kept running.
+    #[serde(default)]
+    releases: BTreeMap<String, String>,
 }
 
 struct Running {
@@ -132,6 +136,7 @@ impl LocalProcess {
     fn forget(&self, target: &str) {
         if let Ok(mut a) = self.assignments.lock() {
             a.ports.remove(target);
+            a.releases.remove(target);
             self.save(&a);
         }
     }
@@ -236,6 +241,7 @@ impl LocalProcess {
         }
         if let (Some(pid), Ok(mut a)) = (child.id(), self.assignments.lock()) {
             a.pids.insert(target.to_string(), pid);
+            a.releases.insert(target.to_string(), release.to_string());
             self.save(&a);
         }
         self.running.lock().await.insert(target.to_string(), Running { child, log: log.clone() });
@@ -276,6 +282,25 @@ impl LocalProcess {
             .get(target)
             .and_then(|r| r.log.lock().ok().map(|l| l.iter().cloned().collect()))
             .unwrap_or_default()
+    }
+
+    /// Starts again every instance the state file records that does not answer (after the
+    /// server stopped them at its last shutdown); returns how many were started.
+    pub async fn restore(&self) -> AdapterResult<usize> {
+        let wanted: Vec<(String, String)> = self
+            .assignments
+            .lock()
+            .map(|a| a.releases.iter().map(|(t, r)| (t.clone(), r.clone())).collect())
+            .unwrap_or_default();
+        let mut started = 0;
+        for (target, release) in wanted {
+            let Some(port) = self.port_of(&target) else { continue };
+            if self.answering(port).await.is_none() {
+                self.ensure(&target, &release).await?;
+                started += 1;
+            }
+        }
+        Ok(started)
     }
 
     /// Stops every instance this provider started (on shutdown).

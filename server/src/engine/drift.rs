@@ -210,7 +210,7 @@ impl Engine {
     /// Looks for drift every `every` until the server stops.
     pub fn watch_drift(&self, every: Duration) {
         let engine = self.clone();
-        tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -218,6 +218,7 @@ impl Engine {
                 engine.look_for_drift().await;
             }
         });
+        self.keep_watcher(handle);
     }
 }
 

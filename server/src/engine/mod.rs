@@ -59,6 +59,8 @@ struct Inner {
     /// After each stored sampling round: (campaign id, id of its last row, when it was stored
     /// in milliseconds since the epoch).
     samples: broadcast::Sender<(i64, i64, i64)>,
+    /// Watchers (drift, samples) to stop with the engine.
+    watchers: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Router drift found by the last look, by (environment, backend, pool).
     drift: Mutex<std::collections::BTreeMap<(String, String, String), drift::DriftFinding>>,
 }
@@ -75,6 +77,7 @@ impl Engine {
                 tasks: Mutex::default(),
                 events,
                 samples,
+                watchers: Mutex::default(),
                 drift: Mutex::default(),
             }),
         }
@@ -143,6 +146,15 @@ impl Engine {
         for (_, (_, handle)) in tasks.drain() {
             handle.abort();
         }
+        let mut watchers = self.inner.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        for handle in watchers.drain(..) {
+            handle.abort();
+        }
+    }
+
+    /// Keeps a watcher's handle so [`Engine::kill`] stops it too.
+    fn keep_watcher(&self, handle: tokio::task::JoinHandle<()>) {
+        self.inner.watchers.lock().unwrap_or_else(|p| p.into_inner()).push(handle.abort_handle());
     }
 
     /// How many reconcilers are running (for tests and metrics).

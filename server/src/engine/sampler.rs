@@ -24,7 +24,7 @@ impl Engine {
     /// Samples every `every` until the server stops.
     pub fn watch_samples(&self, every: Duration) {
         let engine = self.clone();
-        tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             let last: Arc<Mutex<HashMap<i64, DateTime<Utc>>>> = Arc::default();
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -57,6 +57,7 @@ impl Engine {
                 }
             }
         });
+        self.keep_watcher(handle);
     }
 
     /// Takes and stores one round of samples for a campaign covering `since..now`; returns the
