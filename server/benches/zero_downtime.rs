@@ -9,21 +9,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use server::audit::system_record;
-use server::auth::password;
-use server::config::Config;
-use server::startup::Application;
-use server::store::NewUser;
 use server::testbed::Tally;
+use server::testbed::bench::{BenchServer, percentile, write_section};
 use server::testbed::scenarios::{self, Api, Bed, RouterKind};
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((sorted.len() as f64) * p).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
 
 fn cell(t: &Tally) -> String {
     let retried = if t.retried > 0 { format!(", {} retried", t.retried) } else { String::new() };
@@ -40,48 +28,9 @@ fn add(a: &mut Tally, b: &Tally) {
 async fn main() -> anyhow::Result<()> {
     let aborts: usize = std::env::var("ABORTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let dir = tempfile::tempdir()?;
-    let db = dir.path().join("bench.db");
-    let env = std::collections::BTreeMap::from([
-        ("SWITCHYARD_LISTEN".to_string(), "127.0.0.1:0".to_string()),
-        ("SWITCHYARD_DATABASE_URL".to_string(), format!("sqlite://{}", db.display())),
-        ("SWITCHYARD_SITE_ROOT".to_string(), "/nonexistent-site".to_string()),
-        ("SWITCHYARD_LOG".to_string(), "error".to_string()),
-    ]);
-    let config = Config::load_from(None, &env)?;
-    let app = Application::build(config).await?;
-    let url = format!("http://{}", app.addr);
-    let registry = app.registry().ok_or_else(|| anyhow::anyhow!("no registry"))?;
-    let hash = password::hash("bench password long enough".to_string()).await?;
-    let user = app
-        .store
-        .create_user(
-            NewUser {
-                username: "bench",
-                password_hash: &hash,
-                role: "admin",
-                must_change_password: false,
-            },
-            system_record("user.create", "user:bench", serde_json::json!({ "role": "admin" })),
-        )
-        .await?;
-    let token = server::auth::accounts::issue_token(
-        &app.store,
-        user.id,
-        "bench",
-        system_record("token.create", "user:bench", serde_json::json!({})),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e:?}"))?
-    .secret;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        let _ = app
-            .run_until(async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    let api = Api::new(url, token);
+    let srv = BenchServer::start(dir.path(), &[]).await?;
+    let registry = srv.registry.clone();
+    let api = Api::new(srv.url.clone(), srv.token.clone());
     let exe = Path::new(env!("CARGO_BIN_EXE_switchyard"));
     let started = Instant::now();
 
@@ -122,8 +71,8 @@ async fn main() -> anyhow::Result<()> {
         secs.sort_by(f64::total_cmp);
         eprintln!(
             "   {aborts} aborts: {total:?}, rollback p50 {:.3} p99 {:.3}",
-            pct(&secs, 0.5),
-            pct(&secs, 0.99)
+            percentile(&secs, 0.5),
+            percentile(&secs, 0.99)
         );
         cells.push(cell(&total));
         for all_at_once in [false, true] {
@@ -137,9 +86,9 @@ async fn main() -> anyhow::Result<()> {
             abort_rows,
             "| {} | {aborts} | {:.3} s | {:.3} s | {:.3} s | {:.3} s | {} | {} |",
             kind.label(),
-            pct(&secs, 0.0),
-            pct(&secs, 0.5),
-            pct(&secs, 0.99),
+            percentile(&secs, 0.0),
+            percentile(&secs, 0.5),
+            percentile(&secs, 0.99),
             secs.last().copied().unwrap_or(f64::NAN),
             cell(&total),
             if all_v1 { "yes" } else { "**no**" }
@@ -157,8 +106,7 @@ async fn main() -> anyhow::Result<()> {
             if g.after_ok { "yes" } else { "**no**" }
         );
     }
-    let _ = stop.send(());
-    let _ = server.await;
+    srv.stop().await;
 
     let section = format!(
         "<!-- zero-downtime:begin (written by `cargo bench -p server --bench zero_downtime`) -->\n\
@@ -198,16 +146,6 @@ sent to v2 while it failed; fewer is better, zero is impossible by construction)
         clients = scenarios::CLIENTS,
     );
     println!("{section}");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let new = match (text.find("<!-- zero-downtime:begin"), text.find("<!-- zero-downtime:end -->"))
-    {
-        (Some(a), Some(b)) => {
-            format!("{}{section}{}", &text[..a], &text[b + "<!-- zero-downtime:end -->".len()..])
-        }
-        _ => format!("{}\n{section}\n", text.trim_end()),
-    };
-    std::fs::write(&path, new)?;
-    eprintln!("wrote {}", path.display());
+    write_section("zero-downtime", &section)?;
     Ok(())
 }

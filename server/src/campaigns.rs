@@ -2,7 +2,8 @@
 //! one transaction with its audit event, and commands that change the desired state for the
 //! engine (which is woken, never raced).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use app::api::ApiError;
 use app::domain::auth::{Principal, Role};
@@ -32,7 +33,13 @@ pub struct CampaignService {
     notifier: Option<Notifier>,
     /// Charts already drawn, shared by every viewer of the same campaign and sample round.
     pub(crate) chart_cache: crate::charts::Cache,
+    /// The newest router read-back per campaign: viewers share it for [`TRAFFIC_FRESH`], so a
+    /// thousand open pages do not read the router a thousand times a second.
+    traffic_cache: Arc<Mutex<HashMap<i64, (std::time::Instant, TrafficView)>>>,
 }
+
+/// How long one router read-back serves every viewer of a campaign.
+const TRAFFIC_FRESH: std::time::Duration = std::time::Duration::from_millis(250);
 
 pub(crate) fn require(actor: &Principal, role: Role) -> Result<(), ApiError> {
     if actor.role.allows(role) { Ok(()) } else { Err(ApiError::forbidden(role)) }
@@ -138,7 +145,13 @@ fn strategy_name(spec: &CampaignSpec) -> String {
 
 impl CampaignService {
     pub fn new(store: Store, engine: Engine) -> Self {
-        Self { store, engine, notifier: None, chart_cache: Default::default() }
+        Self {
+            store,
+            engine,
+            notifier: None,
+            chart_cache: Default::default(),
+            traffic_cache: Default::default(),
+        }
     }
 
     /// Wakes `notifier` after every change that queued notices.
@@ -317,7 +330,14 @@ impl CampaignService {
         let per_page = per_page.clamp(1, 200);
         let (rows, total) =
             self.store.list_campaigns(&q, per_page, u64::from(page) * u64::from(per_page)).await?;
-        Ok(CampaignPage { campaigns: rows.iter().map(summary).collect(), total, page, per_page })
+        let environments = self.store.environment_names().await?;
+        Ok(CampaignPage {
+            campaigns: rows.iter().map(summary).collect(),
+            total,
+            page,
+            per_page,
+            environments,
+        })
     }
 
     pub(crate) async fn row(&self, id: i64) -> Result<CampaignRow, ApiError> {
@@ -861,12 +881,23 @@ impl CampaignService {
     /// What the pool's router really has now, read back, with each member's release.
     pub async fn traffic(&self, actor: &Principal, id: i64) -> Result<TrafficView, ApiError> {
         require(actor, Role::Viewer)?;
+        let fresh = self.traffic_cache.lock().ok().and_then(|c| {
+            c.get(&id).filter(|(at, _)| at.elapsed() < TRAFFIC_FRESH).map(|(_, t)| t.clone())
+        });
+        if let Some(t) = fresh {
+            return Ok(t);
+        }
         let row = self.row(id).await?;
         let env: Environment = match &row.env_snapshot {
             Some(e) => serde_json::from_str(e).map_err(|_| ApiError::internal())?,
             None => self.environment_named(&row.environment).await?,
         };
-        Ok(crate::environments::pool_traffic(self.engine.adapters(), &env, &row.pool).await)
+        let view = crate::environments::pool_traffic(self.engine.adapters(), &env, &row.pool).await;
+        if let Ok(mut c) = self.traffic_cache.lock() {
+            c.retain(|_, (at, _)| at.elapsed() < TRAFFIC_FRESH);
+            c.insert(id, (std::time::Instant::now(), view.clone()));
+        }
+        Ok(view)
     }
 }
 
@@ -886,17 +917,12 @@ impl app::api::ports::CampaignsPort for CampaignService {
         &self,
         actor: &Principal,
         status: Option<String>,
+        environment: Option<String>,
         search: Option<String>,
         page: u32,
     ) -> Result<CampaignPage, ApiError> {
-        CampaignService::list(
-            self,
-            actor,
-            CampaignQuery { status, environment: None, search },
-            page,
-            50,
-        )
-        .await
+        CampaignService::list(self, actor, CampaignQuery { status, environment, search }, page, 50)
+            .await
     }
     async fn get(&self, actor: &Principal, id: i64) -> Result<CampaignDetail, ApiError> {
         CampaignService::get(self, actor, id).await

@@ -434,12 +434,14 @@ impl crate::campaigns::CampaignService {
         let spec: app::domain::campaign::CampaignSpec =
             serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
         let to = parse_ts(Some(&last_at)).unwrap_or_else(Utc::now);
-        let from = parse_ts(row.started_at.as_deref())
+        let since = parse_ts(row.started_at.as_deref())
             .map(|s| s - chrono::Duration::seconds(5))
             .unwrap_or(to - chrono::Duration::minutes(2))
-            .max(to - MAX_SPAN)
-            .min(to - chrono::Duration::seconds(30));
-        let rows = self.store.samples_since(id, from, 200_000).await?;
+            .max(to - MAX_SPAN);
+        let rows = self.store.samples_since(id, since, 200_000).await?;
+        // From the first sample on (a short campaign fills the width), at least 10 s wide.
+        let first = rows.first().and_then(|r| parse_ts(Some(&r.at))).unwrap_or(since);
+        let from = (first - chrono::Duration::seconds(1)).min(to - chrono::Duration::seconds(10));
         let mut targets: Vec<String> = rows.iter().map(|r| r.target.clone()).collect();
         targets.sort();
         targets.dedup();

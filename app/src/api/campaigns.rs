@@ -10,12 +10,13 @@ pub async fn list_campaigns(
     status: String,
     search: String,
     page: u32,
+    #[server(default)] environment: String,
 ) -> Result<CampaignPage, ApiError> {
     let me = super::ctx::principal()?;
     let opt = |s: String| (!s.trim().is_empty()).then(|| s.trim().to_string());
     super::ctx::ports()?
         .campaigns
-        .list(&me, opt(status), opt(search), page)
+        .list(&me, opt(status), opt(environment), opt(search), page)
         .await
         .map_err(super::ctx::fail)
 }

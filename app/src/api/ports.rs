@@ -57,6 +57,7 @@ pub trait CampaignsPort: Send + Sync {
         &self,
         actor: &Principal,
         status: Option<String>,
+        environment: Option<String>,
         search: Option<String>,
         page: u32,
     ) -> Result<CampaignPage, ApiError>;

@@ -72,6 +72,9 @@ pub struct CampaignPage {
     pub total: i64,
     pub page: u32,
     pub per_page: u32,
+    /// Every environment's name, for the filter.
+    #[serde(default)]
+    pub environments: Vec<String>,
 }
 
 /// One pool member as the router reports it, with the release its instance runs.

@@ -10,6 +10,7 @@ use crate::api::campaigns::{CampaignCommand, campaign_chart, campaign_traffic, g
 use crate::components::layout::Me;
 use crate::components::status::{ErrorBox, StatusBadge};
 use crate::domain::auth::Role;
+use crate::domain::gate::{Outcome, Verdict};
 use crate::domain::lifecycle::{CampaignState, Command};
 use crate::domain::plan::StepKind;
 use crate::domain::views::{CampaignDetail, ChartView, StepRunView, TrafficView};
@@ -32,6 +33,17 @@ pub fn CampaignPage() -> impl IntoView {
     let traffic = Resource::new(
         move || (id.get(), tick.get(), sample_tick.get(), command.version().get()),
         |(id, _, _, _)| campaign_traffic(id),
+    );
+    // Resources live here, not in the parts redrawn below: those are disposed on every redraw.
+    let audit = Resource::new(
+        move || (id.get(), tick.get()),
+        |(id, _)| {
+            crate::api::audit::search_audit(crate::domain::audit::AuditFilter {
+                object: format!("campaign:{id}"),
+                per_page: 8,
+                ..Default::default()
+            })
+        },
     );
     let chart_opts = ChartOptions::new();
     let chart = Resource::new(
@@ -71,7 +83,8 @@ pub fn CampaignPage() -> impl IntoView {
                             <h2 id="health-title">"Health"</h2>
                             <HealthChart chart=chart opts=chart_opts />
                         </section>
-                        <Timeline d=d />
+                        <Timeline d=d.clone() />
+                        <RecentAudit id=d.summary.id events=audit />
                     }.into_any(),
                 }
             })}
@@ -103,7 +116,13 @@ fn Header(d: CampaignDetail) -> impl IntoView {
                     <strong>"Rolled back: "</strong>{format!("all traffic was back on {} {:.1} s after the abort.", d.spec.from_release, secs)}
                 </div>
             })}
-            <p><a href=format!("/audit?object=campaign:{}", s.id)>"This campaign's audit events"</a></p>
+            {(d.spec.approvals.required > 0).then(|| view! {
+                <p data-testid="approvals">{format!(
+                    "Approvals: {} of {} needed at each approval step (role {} or higher){}",
+                    d.approvals.len(), d.spec.approvals.required, d.spec.approvals.role,
+                    if d.approvals.is_empty() { String::new() } else { format!(" · given by {}", d.approvals.join(", ")) }
+                )}</p>
+            })}
         </header>
     }
 }
@@ -267,7 +286,13 @@ fn StepDetails(step: Vec<String>, run: Option<StepRunView>) -> impl IntoView {
         ),
         None => format!("since {}", r.started_at.get(11..19).unwrap_or_default()),
     });
+    let verdicts: Vec<Verdict> = run
+        .as_ref()
+        .and_then(|r| r.verdict.clone())
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
     view! {
+        {(!verdicts.is_empty()).then(|| view! { <Verdicts verdicts=verdicts /> })}
         <details class="step-details">
             <summary>"Calls, read-back and log"</summary>
             {duration.map(|d| view! { <p class="muted">{format!("{d} UTC")}</p> })}
@@ -281,11 +306,74 @@ fn StepDetails(step: Vec<String>, run: Option<StepRunView>) -> impl IntoView {
                     step.into_iter().map(|c| view! { <li><code>{c}</code></li> }).collect_view().into_any()
                 }}
             </ul>
-            {run.as_ref().and_then(|r| r.verdict.clone()).map(|v| view! { <pre class="verdict">{serde_json::to_string_pretty(&v).unwrap_or_default()}</pre> })}
             {run.filter(|r| !r.log.is_empty()).map(|r| view! { <pre class="log">{r.log}</pre> })}
         </details>
     }
     .into_any()
+}
+
+/// The campaign's newest audit events, with a link to all of them.
+#[component]
+fn RecentAudit(
+    id: i64,
+    events: Resource<Result<crate::domain::audit::AuditPage, crate::api::ApiError>>,
+) -> impl IntoView {
+    view! {
+        <section aria-labelledby="audit-title">
+            <h2 id="audit-title">"Audit"</h2>
+            <Transition fallback=|| view! { <p class="muted">"Reading the audit trail…"</p> }>
+                {move || Suspend::new(async move {
+                    match events.await {
+                        Err(e) => view! { <p class="muted">{e.message}</p> }.into_any(),
+                        Ok(p) => view! {
+                            <ul class="audit-recent" data-testid="campaign-audit">
+                                {p.events.into_iter().map(|e| view! {
+                                    <li><time datetime=e.ts.clone()>{e.ts.get(..19).unwrap_or_default().replace('T', " ")}</time>" UTC · "<strong>{e.action}</strong>" by "{e.actor}{(e.outcome != "ok").then(|| format!(" ({})", e.outcome))}</li>
+                                }).collect_view()}
+                            </ul>
+                            <p><a href=format!("/audit?object=campaign:{id}")>{format!("All {} audit events of this campaign", p.total)}</a></p>
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+/// A gate's verdicts with the numbers behind them, over the gate's window.
+#[component]
+fn Verdicts(verdicts: Vec<Verdict>) -> impl IntoView {
+    let pct = |v: Option<f64>| {
+        v.map(|v| format!("{:.2} %", v * 100.0)).unwrap_or_else(|| "no data".into())
+    };
+    view! {
+        <table class="data verdicts" data-testid="verdicts">
+            <thead><tr>
+                <th scope="col">"Verdict"</th><th scope="col">"Samples"</th><th scope="col">"Errors"</th>
+                <th scope="col">"p99"</th><th scope="col">"Probes ok"</th><th scope="col">"Why"</th>
+            </tr></thead>
+            <tbody>
+            {verdicts.into_iter().map(|v| {
+                let (label, class) = match v.outcome {
+                    Outcome::Pass => ("✓ pass", "ok"),
+                    Outcome::Fail => ("✗ fail", "bad"),
+                    Outcome::Wait => ("… wait", "muted"),
+                };
+                let m = v.metrics;
+                view! {
+                    <tr>
+                        <td class=class>{label}</td>
+                        <td>{m.samples}</td>
+                        <td>{pct(m.error_rate)}</td>
+                        <td>{m.p99_ms.map(|p| format!("{p:.0} ms")).unwrap_or_else(|| "no data".into())}</td>
+                        <td>{pct(m.probe_success)}</td>
+                        <td>{v.reason}</td>
+                    </tr>
+                }
+            }).collect_view()}
+            </tbody>
+        </table>
+    }
 }
 
 #[cfg(feature = "hydrate")]

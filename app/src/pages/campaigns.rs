@@ -18,12 +18,13 @@ pub fn CampaignsPage() -> impl IntoView {
                 q.get("status").unwrap_or_default(),
                 q.get("q").unwrap_or_default(),
                 q.get("page").and_then(|p| p.parse::<u32>().ok()).unwrap_or(0),
+                q.get("environment").unwrap_or_default(),
             )
         })
     });
     let page = Resource::new(
         move || filter.get(),
-        |(status, search, page)| list_campaigns(status, search, page),
+        |(status, search, page, environment)| list_campaigns(status, search, page, environment),
     );
     let status_options = move || {
         let current = filter.with(|f| f.0.clone());
@@ -55,6 +56,25 @@ pub fn CampaignsPage() -> impl IntoView {
                 <label for="c-status">"Status"</label>
                 <select id="c-status" name="status">{status_options}</select>
             </div>
+            <div class="field">
+                <label for="c-env">"Environment"</label>
+                // Its own boundary: the names come with the page of campaigns.
+                <Transition fallback=|| view! { <select id="c-env" name="environment"><option value="">"any environment"</option></select> }>
+                    {move || Suspend::new(async move {
+                        let current = filter.with_untracked(|f| f.3.clone());
+                        let names = page.await.map(|p| p.environments).unwrap_or_default();
+                        view! {
+                            <select id="c-env" name="environment">
+                                <option value="">"any environment"</option>
+                                {names.into_iter().map(|e| {
+                                    let selected = e == current;
+                                    view! { <option value=e.clone() selected=selected>{e.clone()}</option> }
+                                }).collect_view()}
+                            </select>
+                        }
+                    })}
+                </Transition>
+            </div>
             <div class="field actions">
                 <button type="submit" class="btn btn-primary">"Filter"</button>
                 <a class="btn btn-quiet" href="/campaigns">"Clear"</a>
@@ -68,9 +88,9 @@ pub fn CampaignsPage() -> impl IntoView {
                         <p class="empty">"No campaigns match. Create one with "<code>"switchyard apply -f examples/canary.toml"</code>" or the API; clear the filter to see all."</p>
                     }.into_any(),
                     Ok(p) => {
-                        let (status, search, _) = filter.get_untracked();
+                        let (status, search, _, environment) = filter.get_untracked();
                         let last = ((p.total.max(1) - 1) / i64::from(p.per_page)) as u32;
-                        let link = move |n: u32| format!("/campaigns?status={}&q={}&page={n}", encode_component(&status), encode_component(&search));
+                        let link = move |n: u32| format!("/campaigns?status={}&environment={}&q={}&page={n}", encode_component(&status), encode_component(&environment), encode_component(&search));
                         let prev = (p.page > 0).then(|| link(p.page - 1));
                         let next = (p.page < last).then(|| link(p.page + 1));
                         view! {

@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/campaigns/{id}/abort", post(abort))
         .route("/api/v1/campaigns/{id}/events", get(events))
         .route("/api/v1/campaigns/{id}/chart", get(chart))
+        .route("/api/v1/campaigns/{id}/traffic", get(traffic))
 }
 
 /// A JSON body that failed to parse is a 422 naming what is wrong, not axum's plain-text 400.
@@ -279,6 +280,13 @@ async fn chart(
     let target = (!q.target.is_empty()).then_some(q.target);
     let width = if q.width == 0 { 760 } else { q.width };
     Ok(Json(s.campaigns.chart(&p, id, target, &q.tz, width).await?))
+}
+async fn traffic(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Json<app::domain::views::TrafficView>, AppError> {
+    Ok(Json(s.campaigns.traffic(&p, id).await?))
 }
 async fn pause(
     State(s): State<AppState>,

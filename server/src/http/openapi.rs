@@ -162,6 +162,14 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     (
         "get",
+        "/api/v1/campaigns/{id}/traffic",
+        "The pool's members and weights as the router reports them now, with each one's release",
+        "viewer",
+        None,
+        200,
+    ),
+    (
+        "get",
         "/api/v1/campaigns/{id}/chart",
         "Health chart from stored samples (SVG in JSON); ?target=NAME&tz=IANA&width=PX",
         "viewer",

@@ -66,7 +66,20 @@ fn push_where(qb: &mut QueryBuilder<'_, Sqlite>, q: &AuditQuery) {
         qb.push(" AND action LIKE ").push_bind(like_prefix(action)).push(" ESCAPE '\\'");
     }
     if let Some(object) = &q.object_prefix {
-        qb.push(" AND object LIKE ").push_bind(like_prefix(object)).push(" ESCAPE '\\'");
+        // A prefix ("user:v" finds user:vera), except that a whole number is a whole id:
+        // "campaign:1" matches campaign 1 and what lies under it ("campaign:1/…"), never 12.
+        let id = object.rsplit(':').next().unwrap_or_default();
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) || !object.contains(':') {
+            qb.push(" AND object LIKE ").push_bind(like_prefix(object)).push(" ESCAPE '\\'");
+        } else {
+            qb.push(" AND (object = ")
+                .push_bind(object.clone())
+                .push(" OR object LIKE ")
+                .push_bind(like_prefix(&format!("{object}/")))
+                .push(" ESCAPE '\\' OR object LIKE ")
+                .push_bind(like_prefix(&format!("{object}:")))
+                .push(" ESCAPE '\\')");
+        }
     }
     if let Some(from) = &q.from_ts {
         qb.push(" AND ts >= ").push_bind(from.clone());

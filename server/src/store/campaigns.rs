@@ -120,6 +120,12 @@ impl Store {
             .await?)
     }
 
+    pub async fn environment_names(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT name FROM environments ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     pub async fn find_environment(&self, id: i64) -> StoreResult<Option<EnvironmentRow>> {
         Ok(sqlx::query_as(&format!("SELECT {ENV_COLUMNS} FROM environments WHERE id = ?"))
             .bind(id)

@@ -426,4 +426,5 @@ pub fn tally(outcomes: &[Outcome]) -> Tally {
     t
 }
 
+pub mod bench;
 pub mod scenarios;

@@ -112,6 +112,22 @@ async fn the_audit_list_filters_by_actor_action_object_and_time_and_pages() {
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = res.json().await.expect("json");
     assert!(body["error"]["fields"]["from"].as_str().expect("from").contains("YYYY-MM-DD"));
+    // A whole number is a whole id: campaign:1 finds campaign 1 and what lies under it, not 12.
+    for object in ["campaign:1", "campaign:12", "campaign:1/step:3"] {
+        app.store
+            .append_audit(server::audit::system_record("test.mark", object, serde_json::json!({})))
+            .await
+            .expect("audit");
+    }
+    let exact: Value =
+        app.get("/api/v1/audit?object=campaign:1", Some(&cookie)).await.json().await.expect("json");
+    let objects: Vec<&str> = exact["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["object"].as_str())
+        .collect();
+    assert_eq!(objects, ["campaign:1/step:3", "campaign:1"], "{exact}");
     app.stop().await;
 }
 
