@@ -36,6 +36,8 @@ pub struct CampaignService {
     /// The newest router read-back per campaign: viewers share it for [`TRAFFIC_FRESH`], so a
     /// thousand open pages do not read the router a thousand times a second.
     traffic_cache: Arc<Mutex<HashMap<i64, (std::time::Instant, TrafficView)>>>,
+    /// One chart drawing and one router read at a time per campaign (see [`crate::flights`]).
+    pub(crate) flights: crate::flights::Flights,
 }
 
 /// How long one router read-back serves every viewer of a campaign.
@@ -151,6 +153,7 @@ impl CampaignService {
             notifier: None,
             chart_cache: Default::default(),
             traffic_cache: Default::default(),
+            flights: Default::default(),
         }
     }
 
@@ -881,10 +884,16 @@ impl CampaignService {
     /// What the pool's router really has now, read back, with each member's release.
     pub async fn traffic(&self, actor: &Principal, id: i64) -> Result<TrafficView, ApiError> {
         require(actor, Role::Viewer)?;
-        let fresh = self.traffic_cache.lock().ok().and_then(|c| {
-            c.get(&id).filter(|(at, _)| at.elapsed() < TRAFFIC_FRESH).map(|(_, t)| t.clone())
-        });
-        if let Some(t) = fresh {
+        let fresh = || {
+            self.traffic_cache.lock().ok().and_then(|c| {
+                c.get(&id).filter(|(at, _)| at.elapsed() < TRAFFIC_FRESH).map(|(_, t)| t.clone())
+            })
+        };
+        if let Some(t) = fresh() {
+            return Ok(t);
+        }
+        let _turn = self.flights.enter("traffic", id).await;
+        if let Some(t) = fresh() {
             return Ok(t);
         }
         let row = self.row(id).await?;

@@ -219,7 +219,9 @@ pub fn render(buckets: &[Bucket], f: &Frame<'_>) -> Result<String, String> {
                 .y_labels(4)
                 .x_label_formatter(&label)
                 .label_style(("sans-serif", font))
-                .light_line_style(RGBColor(235, 235, 235))
+                // Few light grid lines: they made up half of the SVG.
+                .max_light_lines(1)
+                .bold_line_style(RGBColor(232, 232, 232))
                 .draw()
                 .map_err(|e| e.to_string())?;
             for (i, (t, text)) in f.steps.iter().filter(|(t, _)| *t >= from && *t <= to).enumerate()
@@ -425,7 +427,13 @@ impl crate::campaigns::CampaignService {
             width,
             last_sample.as_ref().map_or(0, |l| l.0),
         );
-        if let Some(hit) = self.chart_cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        let cached = || self.chart_cache.lock().ok().and_then(|c| c.get(&key).cloned());
+        if let Some(hit) = cached() {
+            return Ok(hit);
+        }
+        // Viewers that heard the same sample event ask at once: one draws, the rest wait.
+        let _turn = self.flights.enter("chart", id).await;
+        if let Some(hit) = cached() {
             return Ok(hit);
         }
         let Some((last_id, last_at)) = last_sample else {

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod demo_service;
 pub mod engine;
 pub mod environments;
+pub mod flights;
 pub mod http;
 pub mod notify;
 pub mod startup;
