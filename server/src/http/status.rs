@@ -87,7 +87,7 @@ fn shell(title: &str, body: &str) -> Html<String> {
          content=\"width=device-width, initial-scale=1\"><title>{}</title>\
          <link rel=\"stylesheet\" href=\"/pkg/switchyard.css\">\
          <link rel=\"alternate\" type=\"application/atom+xml\" title=\"Maintenance feed\" href=\"/status/feed.atom\">\
-         </head><body><main class=\"container stack\" id=\"main\">{body}</main></body></html>",
+         </head><body><main class=\"container\" id=\"main\">{body}</main></body></html>",
         esc(title)
     ))
 }
@@ -100,7 +100,7 @@ fn window_table(rows: &[&WindowRow], caption: &str) -> String {
         );
     }
     let mut out = format!(
-        "<section class=\"card\"><h2>{}</h2><div class=\"table-wrap\"><table><thead><tr><th scope=\"col\">Maintenance</th>\
+        "<section class=\"card\"><h2>{}</h2><div class=\"table-wrap\"><table class=\"data\"><thead><tr><th scope=\"col\">Maintenance</th>\
          <th scope=\"col\">When</th><th scope=\"col\">Components</th><th scope=\"col\">Impact</th><th scope=\"col\">Status</th></tr></thead><tbody>",
         esc(caption)
     );
@@ -170,7 +170,7 @@ async fn page(State(s): State<AppState>) -> Result<Html<String>, AppError> {
          <section class=\"card\"><h2>Get notices by e-mail</h2>\
          <form method=\"post\" action=\"/status/subscribe\" class=\"stack\">\
          <label for=\"email\">E-mail address</label><input id=\"email\" name=\"email\" type=\"email\" required autocomplete=\"email\">\
-         <label for=\"components\">Components (comma-separated; empty for all)</label><input id=\"components\" name=\"components\">\
+         <label for=\"components\">Components (comma-separated; empty for all)</label><input id=\"components\" name=\"components\" type=\"text\">\
          <label for=\"webhook\">Webhook URL (optional)</label><input id=\"webhook\" name=\"webhook_url\" type=\"url\">\
          <label for=\"webhook-format\">Webhook body</label><select id=\"webhook-format\" name=\"webhook_format\">\
          <option value=\"json\">JSON notice (signed)</option><option value=\"slack\">Slack-compatible (signed)</option></select>\
