@@ -820,16 +820,18 @@ async fn reminder_offsets_are_the_campaigns_and_bad_ones_name_their_field() {
     c.app.stop().await;
 }
 
+/// What a receiver saw: the hook's name, the headers and the body of every POST.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, BTreeMap<String, String>, Vec<u8>)>>>;
+
 /// A webhook receiver on loopback: records every request; `/gone` answers 410.
 struct Receiver {
     url: String,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, BTreeMap<String, String>, Vec<u8>)>>>,
+    seen: Seen,
     _task: tokio::task::JoinHandle<()>,
 }
 
 async fn receiver() -> Receiver {
     use axum::extract::{Path as AxPath, State};
-    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, BTreeMap<String, String>, Vec<u8>)>>>;
     async fn hook(
         State(seen): State<Seen>,
         AxPath(name): AxPath<String>,
