@@ -36,8 +36,13 @@ struct Smtp {
 
 impl Smtp {
     fn start(dir: &Path) -> Smtp {
+        Smtp::start_with(dir, "maildir", &[])
+    }
+
+    /// An aiosmtpd writing to `dir/name`, with extra options (e.g. TLS certificates).
+    fn start_with(dir: &Path, name: &str, args: &[&str]) -> Smtp {
         require_python_module("aiosmtpd");
-        let maildir = dir.join("maildir");
+        let maildir = dir.join(name);
         for sub in ["tmp", "new", "cur"] {
             std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
         }
@@ -46,9 +51,10 @@ impl Smtp {
             "aiosmtpd",
             Command::new("python3")
                 .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+                .args(args)
                 .args(["-c", "aiosmtpd.handlers.Mailbox"])
                 .arg(&maildir),
-            dir.join("aiosmtpd.log"),
+            dir.join(format!("aiosmtpd-{name}.log")),
         )
         .expect("aiosmtpd starts");
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -1064,4 +1070,82 @@ async fn public_sign_ups_are_limited_per_address_with_a_429_that_says_when_to_re
         "the refused one was not stored"
     );
     c.app.stop().await;
+}
+
+/// A private CA, and a certificate for 127.0.0.1 that it signed: `(ca.pem, smtp.pem, smtp.key)`.
+fn private_ca(dir: &Path) -> (String, String, String) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output();
+        let out = out.expect("openssl is missing: apt-get install openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext file");
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    let ca_req = format!("req -x509 {ec} -keyout ca.key -out ca.pem -days 2");
+    let ca_args: Vec<&str> = ca_req.split(' ').collect();
+    openssl(&[&ca_args[..], &["-subj", "/CN=Switchyard test CA"]].concat());
+    let leaf_req = format!("req {ec} -keyout smtp.key -out smtp.csr");
+    let leaf_args: Vec<&str> = leaf_req.split(' ').collect();
+    openssl(&[&leaf_args[..], &["-subj", "/CN=127.0.0.1"]].concat());
+    let sign = "x509 -req -in smtp.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out smtp.pem \
+                -days 2 -extfile leaf.ext";
+    openssl(&sign.split_whitespace().collect::<Vec<_>>());
+    let p = |f: &str| dir.join(f).display().to_string();
+    (p("ca.pem"), p("smtp.pem"), p("smtp.key"))
+}
+
+#[tokio::test]
+async fn email_goes_over_starttls_and_implicit_tls_to_a_server_a_private_ca_vouches_for() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = private_ca(dir.path());
+    let starttls =
+        Smtp::start_with(dir.path(), "starttls", &["--tlscert", &cert, "--tlskey", &key]);
+    let smtps = Smtp::start_with(dir.path(), "smtps", &["--smtpscert", &cert, "--smtpskey", &key]);
+    // Without the CA the certificate is refused: the delivery waits with the reason.
+    for (smtp, mode, trust_ca) in
+        [(&starttls, "starttls", true), (&smtps, "tls", true), (&starttls, "starttls", false)]
+    {
+        let address = format!("{mode}-{trust_ca}@example.test");
+        let port = smtp.port.to_string();
+        let mut settings = vec![
+            ("SWITCHYARD_SMTP_HOST", "127.0.0.1"),
+            ("SWITCHYARD_SMTP_PORT", port.as_str()),
+            ("SWITCHYARD_SMTP_TLS", mode),
+            ("SWITCHYARD_NOTIFY_RETRY_BASE_SECS", "1"),
+        ];
+        if trust_ca {
+            settings.push(("SWITCHYARD_SMTP_CA_FILE", ca.as_str()));
+        }
+        let app = spawn_app_on(&dir.path().join(format!("{mode}-{trust_ca}.db")), &settings).await;
+        app.store.subscribe(&address, None, &[]).await.expect("subscribe");
+        if trust_ca {
+            let mails = smtp
+                .wait_for(&format!("the confirmation over {mode}"), |m| {
+                    m.iter().any(|m| m["to"] == address.as_str())
+                })
+                .await;
+            assert!(!subjects_with(&mails, "Confirm your subscription").is_empty());
+        } else {
+            let pool = app.raw_pool().await;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let error = loop {
+                let e: Option<String> = sqlx::query_scalar("SELECT last_error FROM deliveries")
+                    .fetch_one(&pool)
+                    .await
+                    .expect("delivery");
+                if let Some(e) = e {
+                    break e;
+                }
+                assert!(Instant::now() < deadline, "no attempt was recorded");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            assert!(error.to_lowercase().contains("certificate"), "{error}");
+            assert!(!smtp.mails().iter().any(|m| m["to"] == address.as_str()));
+        }
+        app.stop().await;
+    }
 }
