@@ -509,6 +509,7 @@ impl Store {
         new_end: &str,
         notice: NewNotice,
         components: Vec<String>,
+        quiet: bool,
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let n = sqlx::query(
@@ -528,7 +529,7 @@ impl Store {
         Self::apply_comms_in(
             &mut tx,
             campaign_id,
-            CommsChange { notices: vec![notice], components, ..Default::default() },
+            CommsChange { notices: vec![notice], components, quiet, ..Default::default() },
         )
         .await?;
         Self::append_event_in(
