@@ -143,6 +143,10 @@ test('a scheduled campaign is on the public status page; a visitor subscribes, c
   await expect(comms.locator('details.notice-preview').first()).toBeVisible();
   await expect(vpage.locator('html')).toHaveAttribute('data-hydrated', 'true');
   await keep(vpage, 'campaign-comms', project);
+  await comms.screenshot({ path: path.join(ARTIFACTS, `${project}-campaign-comms-section.png`) });
+  // Wide tables scroll inside their frame; the section itself never widens the page.
+  const box = await comms.boundingBox();
+  expect(box!.x + box!.width).toBeLessThanOrEqual(vpage.viewportSize()!.width + 1);
   await viewer.close();
 
   // Unschedule it again: the window is published as cancelled.

@@ -117,8 +117,8 @@ fn Schedule(notices: Vec<NoticeView>, deliveries: Vec<DeliveryView>) -> impl Int
             };
             view! {
                 <tr data-kind=n.kind.clone()>
-                    <td>{kind_label(&n.kind)}</td>
-                    <td>{utc(&n.due_at)}</td>
+                    <td class="nowrap">{kind_label(&n.kind)}</td>
+                    <td class="nowrap">{utc(&n.due_at)}</td>
                     <td><span class=badge(&n.status)>{n.status.clone()}</span></td>
                     <td>{n.sequence}</td>
                     <td>{summary}</td>
@@ -145,7 +145,7 @@ fn DeliveryLog(deliveries: Vec<DeliveryView>) -> impl IntoView {
         .map(|d| {
             view! {
                 <tr data-status=d.status.clone()>
-                    <td>{kind_label(&d.kind)}</td>
+                    <td class="nowrap">{kind_label(&d.kind)}</td>
                     <td class="wrap">{d.recipient}</td>
                     <td>{d.channel}</td>
                     <td><span class=badge(&d.status)>{d.status.clone()}</span></td>
