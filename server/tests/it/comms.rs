@@ -962,6 +962,16 @@ async fn webhook_notices_are_signed_slack_bodies_are_plain_text_and_a_refused_on
     assert_eq!(gone["attempts"], 1);
     assert!(gone["last_error"].as_str().unwrap_or_default().contains("410"), "{gone:#}");
     assert!(gone["last_result"].as_str().unwrap_or_default().starts_with("failed: HTTP 410"));
+
+    // A viewer sees the failure on the server-rendered campaign page, called out at the top.
+    c.app.add_user("vera", Role::Viewer).await;
+    let cookie = c.app.login_ok("vera").await;
+    let res = c.app.get(&format!("/campaigns/{id}"), Some(&cookie)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap_or_default();
+    let alert = html.split("data-testid=\"comms-failed\"").nth(1).unwrap_or_default();
+    assert!(alert.contains("1 failed delivery") && alert.contains("HTTP 410"), "{html}");
+    assert!(html.contains("Notice previews") && html.contains("Maintenance scheduled: web"));
     c.app.stop().await;
 }
 
