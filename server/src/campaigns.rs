@@ -638,6 +638,91 @@ impl CampaignService {
         Ok(self.store.campaign_deliveries(id).await?)
     }
 
+    /// The communications section of the campaign page: notices, deliveries, and a preview of
+    /// every kind the campaign can send, rendered as the dispatcher would.
+    pub async fn comms(
+        &self,
+        actor: &Principal,
+        id: i64,
+    ) -> Result<app::api::comms::CommsView, ApiError> {
+        use app::api::comms::{CommsView, DeliveryView, NoticePreview, NoticeView};
+        require(actor, Role::Viewer)?;
+        let row = self.row(id).await?;
+        let spec: CampaignSpec =
+            serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
+        let notices = self.store.campaign_notices(id).await?;
+        let deliveries = self.store.campaign_deliveries(id).await?;
+        let base = self.notifier.as_ref().map(|n| n.public_url().to_string()).unwrap_or_default();
+        let previews = match spec.window.resolve() {
+            Err(_) => Vec::new(),
+            Ok(w) => {
+                let reminders = comms::reminders(&spec).into_iter().map(|(kind, _)| kind);
+                ["scheduled".to_string()]
+                    .into_iter()
+                    .chain(reminders)
+                    .chain(
+                        [
+                            "started",
+                            "completed",
+                            "rescheduled",
+                            "cancelled",
+                            "extended",
+                            "rolled_back",
+                        ]
+                        .map(String::from),
+                    )
+                    .map(|kind| {
+                        let payload = comms::payload(&kind, &spec, &w);
+                        let n = crate::notify::render::Notice {
+                            kind: &kind,
+                            sequence: 0,
+                            payload: &payload,
+                        };
+                        let (status, unsubscribe) = (
+                            crate::notify::status_url(&base),
+                            crate::notify::unsubscribe_url(&base, "PREVIEW"),
+                        );
+                        NoticePreview {
+                            subject: n.headline(),
+                            text: n.text(&status, &unsubscribe),
+                            html: n.html(&status, &unsubscribe),
+                            kind,
+                        }
+                    })
+                    .collect()
+            }
+        };
+        Ok(CommsView {
+            notify: spec.communications.notify,
+            publish: spec.communications.publish,
+            notices: notices
+                .into_iter()
+                .map(|n| NoticeView {
+                    id: n.id,
+                    kind: n.kind,
+                    sequence: n.sequence,
+                    due_at: n.due_at,
+                    status: n.status,
+                })
+                .collect(),
+            deliveries: deliveries
+                .into_iter()
+                .map(|d| DeliveryView {
+                    notice_id: d.notice_id,
+                    kind: d.kind,
+                    channel: d.channel,
+                    recipient: d.recipient,
+                    due_at: d.due_at,
+                    status: d.status,
+                    attempts: d.attempts,
+                    last_result: d.last_result,
+                    sent_at: d.sent_at,
+                })
+                .collect(),
+            previews,
+        })
+    }
+
     async fn command(
         &self,
         actor: &Principal,
@@ -976,6 +1061,14 @@ impl app::api::ports::CampaignsPort for CampaignService {
     ) -> Result<Vec<app::domain::views::BackendCheckView>, ApiError> {
         require(actor, Role::Operator)?;
         crate::environments::check(&self.store, self.engine.adapters()).await
+    }
+
+    async fn comms(
+        &self,
+        actor: &Principal,
+        id: i64,
+    ) -> Result<app::api::comms::CommsView, ApiError> {
+        CampaignService::comms(self, actor, id).await
     }
 }
 

@@ -133,6 +133,12 @@ pub const SETTINGS: &[(&str, &str, &str, &str)] = &[
     ),
     ("smtp.port", "SWITCHYARD_SMTP_PORT", "587", "SMTP port (587 STARTTLS, 465 TLS, 25 none)"),
     ("smtp.tls", "SWITCHYARD_SMTP_TLS", "starttls", "SMTP encryption: starttls, tls or none"),
+    (
+        "smtp.ca_file",
+        "SWITCHYARD_SMTP_CA_FILE",
+        "",
+        "PEM file of CA certificates to trust for the SMTP server besides the public roots",
+    ),
     ("smtp.username", "SWITCHYARD_SMTP_USERNAME", "", "SMTP user name (empty: no authentication)"),
     ("smtp.password", "SWITCHYARD_SMTP_PASSWORD", "", "SMTP password (never logged)"),
     (
@@ -197,6 +203,8 @@ pub struct SmtpConfig {
     pub host: String,
     pub port: u16,
     pub tls: SmtpTls,
+    /// Extra trusted CA certificates (PEM), e.g. a company CA or a test server's own.
+    pub ca_file: Option<std::path::PathBuf>,
     pub username: String,
     pub password: String,
     pub from: String,
@@ -208,6 +216,7 @@ impl std::fmt::Debug for SmtpConfig {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
             .field("username", &self.username)
             .field("password", &if self.password.is_empty() { "" } else { "<redacted>" })
             .field("from", &self.from)
@@ -431,6 +440,21 @@ impl Config {
                     "tls" => SmtpTls::Tls,
                     _ => return Err(bad("smtp.tls", "expected starttls, tls or none")),
                 },
+                ca_file: match get("smtp.ca_file").value.trim() {
+                    "" => None,
+                    path => {
+                        let pem = std::fs::read_to_string(path).map_err(|e| {
+                            bad("smtp.ca_file", &format!("cannot read {path}: {e}"))
+                        })?;
+                        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                            return Err(bad(
+                                "smtp.ca_file",
+                                "expected PEM certificates (-----BEGIN CERTIFICATE-----)",
+                            ));
+                        }
+                        Some(path.into())
+                    }
+                },
                 username: get("smtp.username").value.trim().to_string(),
                 password: get("smtp.password").value,
                 from,
@@ -561,6 +585,15 @@ mod tests {
         )
         .expect_err("invalid");
         assert!(err.to_string().contains("starttls, tls or none"));
+        let err = Config::load_from(
+            None,
+            &env(&[
+                ("SWITCHYARD_SMTP_HOST", "h"),
+                ("SWITCHYARD_SMTP_CA_FILE", "/nonexistent/ca.pem"),
+            ]),
+        )
+        .expect_err("invalid");
+        assert!(err.to_string().contains("smtp.ca_file"), "{err}");
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub fn environment(cfg: &DemoConfig) -> anyhow::Result<Environment> {
             { "name": "local", "kind": "provider", "driver": "local-process",
               "settings": { "command": command, "ports": ports, "port_min": p + 10, "port_max": p + 60, "state_file": "demo-processes.json" } },
             { "name": "probe", "kind": "health_source", "driver": "http-probe", "settings": { "router": "edge" } },
+            // Notices go out through the server's SMTP settings and signed webhooks.
+            { "name": "mail", "kind": "channel", "driver": "email" },
         ],
     }))?)
 }

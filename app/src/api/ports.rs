@@ -84,6 +84,8 @@ pub trait CampaignsPort: Send + Sync {
     async fn environments(&self, actor: &Principal) -> Result<Vec<EnvironmentOverview>, ApiError>;
     /// Connects to every backend and reports what it answers (operator and above).
     async fn check_backends(&self, actor: &Principal) -> Result<Vec<BackendCheckView>, ApiError>;
+    /// The campaign's notice schedule, delivery log and notice previews (viewer and above).
+    async fn comms(&self, actor: &Principal, id: i64) -> Result<super::comms::CommsView, ApiError>;
 }
 
 #[async_trait]

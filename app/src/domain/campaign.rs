@@ -227,12 +227,40 @@ impl MaintenanceWindow {
     }
 }
 
-/// Who is told about the campaign. A placeholder: the notification planner fills it in later.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Who is told about the campaign, and how. The window is published on the status page and
+/// feeds unless `publish` is off, whether or not notices are sent; `notify` sends notices to
+/// subscribers: when scheduled, at each reminder offset before the start, at start, at
+/// completion, and on reschedule, cancellation, extension and rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommunicationsPlan {
+    #[serde(default)]
     pub notify: bool,
     #[serde(default)]
     pub audiences: Vec<String>,
+    #[serde(default = "yes")]
+    pub publish: bool,
+    /// How long before the start each reminder goes out (default 24 h and 1 h).
+    #[serde(default = "super::notice::default_reminders")]
+    pub reminders: Vec<super::notice::Offset>,
+    /// Per notice kind (`scheduled`, `reminder`, …), a template replacing the built-in one.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub templates: std::collections::BTreeMap<String, super::notice::NoticeTemplate>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for CommunicationsPlan {
+    fn default() -> Self {
+        Self {
+            notify: false,
+            audiences: Vec::new(),
+            publish: true,
+            reminders: super::notice::default_reminders(),
+            templates: std::collections::BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ pub mod environment;
 pub mod gate;
 pub mod ids;
 pub mod lifecycle;
+pub mod notice;
 pub mod plan;
 pub mod rollback;
 pub mod traffic;

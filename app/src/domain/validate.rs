@@ -424,6 +424,9 @@ fn check_gate(errs: &mut ValidationErrors, at: &str, g: &GateSpec) {
 
 fn check_comms(errs: &mut ValidationErrors, spec: &CampaignSpec, env: &Environment) {
     let c = &spec.communications;
+    for (field, message) in super::notice::check(&c.reminders, &c.templates) {
+        errs.push(field, message);
+    }
     if !c.notify {
         return;
     }
@@ -779,6 +782,17 @@ mod tests {
             },
             "communications.notify",
             "no channel backend",
+        ),
+        (
+            "a reminder offset that is not a duration",
+            |s, _| {
+                s.communications.reminders = vec![
+                    crate::domain::notice::Offset::Text("24h".into()),
+                    crate::domain::notice::Offset::Text("an hour".into()),
+                ]
+            },
+            "communications.reminders[1]",
+            "like 24h, 1h, 30m or 90s",
         ),
         (
             "notifications without an audience",

@@ -89,6 +89,7 @@ pub fn CampaignPage() -> impl IntoView {
                 }
             })}
         </Transition>
+        <crate::pages::campaign_comms::CampaignComms id=id />
     }
 }
 

@@ -4,6 +4,7 @@ pub mod account;
 pub mod admin_users;
 pub mod audit;
 pub mod campaign;
+pub mod campaign_comms;
 pub mod campaigns;
 pub mod environments;
 pub mod home;

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod guard;
 pub mod login;
 pub mod password;
+pub mod throttle;
 pub mod tokens;
 
 /// Session keys.

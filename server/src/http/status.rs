@@ -13,7 +13,11 @@ use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use std::sync::Arc;
+
 use super::error::AppError;
+use crate::auth::guard::ClientIp;
+use crate::auth::throttle::Throttle;
 use crate::notify::render::{self, CalendarEvent, FeedEntry, Notice, esc};
 use crate::state::AppState;
 use crate::store::{StoreError, SubscriberRow, WindowRow};
@@ -28,12 +32,18 @@ pub const PUBLIC_PATHS: [&str; 6] = [
     "/status/unsubscribe",
 ];
 
+/// Sign-ups per client IP per minute: enough for a person correcting a typo, not for a script
+/// filling the outbox with confirmation e-mails to strangers.
+pub const SUBSCRIBE_PER_MINUTE: usize = 5;
+
 pub fn router() -> Router<AppState> {
+    let throttle =
+        Arc::new(Throttle::new(SUBSCRIBE_PER_MINUTE, std::time::Duration::from_secs(60)));
     Router::new()
         .route("/status", get(page))
         .route("/status/feed.atom", get(atom))
         .route("/status/calendar.ics", get(ics))
-        .route("/status/subscribe", post(subscribe))
+        .route("/status/subscribe", post(subscribe).layer(Extension(throttle)))
         .route("/status/confirm", get(confirm))
         .route("/status/unsubscribe", get(unsubscribe_page).post(unsubscribe))
         .route("/api/v1/subscribers", get(list_subscribers))
@@ -77,7 +87,7 @@ fn shell(title: &str, body: &str) -> Html<String> {
          content=\"width=device-width, initial-scale=1\"><title>{}</title>\
          <link rel=\"stylesheet\" href=\"/pkg/switchyard.css\">\
          <link rel=\"alternate\" type=\"application/atom+xml\" title=\"Maintenance feed\" href=\"/status/feed.atom\">\
-         </head><body><main class=\"container stack\" id=\"main\">{body}</main></body></html>",
+         </head><body><main class=\"container\" id=\"main\">{body}</main></body></html>",
         esc(title)
     ))
 }
@@ -90,7 +100,7 @@ fn window_table(rows: &[&WindowRow], caption: &str) -> String {
         );
     }
     let mut out = format!(
-        "<section class=\"card\"><h2>{}</h2><div class=\"table-wrap\"><table><thead><tr><th scope=\"col\">Maintenance</th>\
+        "<section class=\"card\"><h2>{}</h2><div class=\"table-wrap\"><table class=\"data\"><thead><tr><th scope=\"col\">Maintenance</th>\
          <th scope=\"col\">When</th><th scope=\"col\">Components</th><th scope=\"col\">Impact</th><th scope=\"col\">Status</th></tr></thead><tbody>",
         esc(caption)
     );
@@ -160,8 +170,10 @@ async fn page(State(s): State<AppState>) -> Result<Html<String>, AppError> {
          <section class=\"card\"><h2>Get notices by e-mail</h2>\
          <form method=\"post\" action=\"/status/subscribe\" class=\"stack\">\
          <label for=\"email\">E-mail address</label><input id=\"email\" name=\"email\" type=\"email\" required autocomplete=\"email\">\
-         <label for=\"components\">Components (comma-separated; empty for all)</label><input id=\"components\" name=\"components\">\
+         <label for=\"components\">Components (comma-separated; empty for all)</label><input id=\"components\" name=\"components\" type=\"text\">\
          <label for=\"webhook\">Webhook URL (optional)</label><input id=\"webhook\" name=\"webhook_url\" type=\"url\">\
+         <label for=\"webhook-format\">Webhook body</label><select id=\"webhook-format\" name=\"webhook_format\">\
+         <option value=\"json\">JSON notice (signed)</option><option value=\"slack\">Slack-compatible (signed)</option></select>\
          <button class=\"btn btn-primary\" type=\"submit\">Subscribe</button></form>\
          <p class=\"muted\">We send a confirmation link first; nothing else until you confirm.</p></section>",
         window_table(&current, "Under maintenance now"),
@@ -226,6 +238,9 @@ struct SubscribeForm {
     components: String,
     #[serde(default)]
     webhook_url: String,
+    /// `json` (default) or `slack`.
+    #[serde(default)]
+    webhook_format: String,
 }
 
 /// Addresses are checked by the same parser that later sends to them.
@@ -248,10 +263,26 @@ fn wants_json(headers: &HeaderMap) -> bool {
 
 async fn subscribe(
     State(s): State<AppState>,
+    Extension(throttle): Extension<Arc<Throttle>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     axum::Form(form): axum::Form<SubscribeForm>,
 ) -> Response {
     let json = wants_json(&headers);
+    if let Err(wait) = throttle.check(&ip) {
+        let secs = wait.as_secs().max(1);
+        let message = format!(
+            "too many sign-ups from your address: at most {SUBSCRIBE_PER_MINUTE} a minute; try again in {secs} s"
+        );
+        tracing::warn!(ip = %ip, "public sign-up throttled");
+        let retry = [(header::RETRY_AFTER, secs.to_string())];
+        let err = ApiError::new(app::api::ErrorCode::TooManyRequests, message.clone());
+        return if json {
+            (retry, AppError(err)).into_response()
+        } else {
+            (StatusCode::TOO_MANY_REQUESTS, retry, shell("Subscription", &format!("<h1>Not subscribed</h1><p class=\"notice notice-error\" role=\"alert\">{}</p><p><a href=\"/status\">Back to the status page</a></p>", esc(&message)))).into_response()
+        };
+    }
     let fail = |status: StatusCode, field: &str, message: String| -> Response {
         if json {
             AppError(ApiError::field(field, message)).into_response()
@@ -275,13 +306,24 @@ async fn subscribe(
             format!("{webhook:?} is not an http(s) URL"),
         );
     };
+    let format = match form.webhook_format.trim() {
+        "" | "json" => "json",
+        "slack" => "slack",
+        other => {
+            return fail(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "webhook_format",
+                format!("{other:?} is not a webhook format; use json or slack"),
+            );
+        }
+    };
     let components: Vec<String> = form
         .components
         .split(',')
         .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty() && c.len() <= 64)
         .collect();
-    match s.store.subscribe(&email, webhook, &components).await {
+    match s.store.subscribe_with_format(&email, webhook, format, &components).await {
         Ok(_) => {
             s.notifier.wake();
             if json {

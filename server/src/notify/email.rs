@@ -1,12 +1,16 @@
 //! E-mail over SMTP with lettre: plain text with an HTML alternative, an `.ics` attachment for
 //! notices about a window, an unsubscribe link in every message, and the delivery's idempotency
 //! key as the Message-ID so a resent copy is recognisable. Credentials never reach a log line.
+//! TLS: STARTTLS (required) or implicit TLS, verified against the public roots plus an optional
+//! CA file (`smtp.ca_file`).
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::render::{CalendarEvent, Notice, calendar};
@@ -21,12 +25,28 @@ pub struct Mailer {
 
 impl Mailer {
     pub fn new(cfg: &SmtpConfig) -> anyhow::Result<Self> {
-        let builder = match cfg.tls {
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host),
-            SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.host)?,
-            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host)?,
+        // The server's certificate must be valid for `host` and chain to a public root or to
+        // a CA in `ca_file`; STARTTLS is required, never opportunistic.
+        let params = || -> anyhow::Result<TlsParameters> {
+            let mut b = TlsParameters::builder(cfg.host.clone());
+            if let Some(path) = &cfg.ca_file {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("reading smtp.ca_file {}", path.display()))?;
+                b = b.add_root_certificate(
+                    Certificate::from_pem(&pem).context("smtp.ca_file holds no usable PEM")?,
+                );
+            }
+            Ok(b.build_rustls()?)
         };
-        let mut builder = builder.port(cfg.port).timeout(Some(Duration::from_secs(20)));
+        let tls = match cfg.tls {
+            SmtpTls::None => Tls::None,
+            SmtpTls::StartTls => Tls::Required(params()?),
+            SmtpTls::Tls => Tls::Wrapper(params()?),
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host)
+            .tls(tls)
+            .port(cfg.port)
+            .timeout(Some(Duration::from_secs(20)));
         if !cfg.username.is_empty() {
             builder =
                 builder.credentials(Credentials::new(cfg.username.clone(), cfg.password.clone()));

@@ -18,6 +18,7 @@ pub mod webhook;
 use std::sync::Arc;
 use std::time::Duration;
 
+use app::domain::campaign::{CampaignSpec, ResolvedWindow};
 use chrono::Utc;
 use tokio::sync::Notify;
 
@@ -150,14 +151,36 @@ impl Notifier {
         for w in self.store.overrun_windows(&format_ts(now)).await? {
             let new_end = now + chrono::Duration::minutes(EXTENSION_MINUTES);
             let components: Vec<String> = serde_json::from_str(&w.components).unwrap_or_default();
-            let payload = serde_json::json!({
-                "kind": "extended", "title": w.title, "start": w.start_at, "end": new_end.to_rfc3339(),
-                "timezone": w.timezone, "impact": w.impact, "components": components, "message": w.message,
-            });
+            let spec: Option<CampaignSpec> = self
+                .store
+                .find_campaign(w.campaign_id)
+                .await?
+                .and_then(|row| serde_json::from_str(&row.spec).ok());
+            // The campaign's own wording (its template for `extended`) when its spec is readable.
+            let payload = match (&spec, chrono::DateTime::parse_from_rfc3339(&w.start_at)) {
+                (Some(spec), Ok(start)) => {
+                    let tz = w.timezone.parse().unwrap_or(chrono_tz::Tz::UTC);
+                    let window = ResolvedWindow { start: start.to_utc(), end: new_end, tz };
+                    plan::payload("extended", spec, &window)
+                }
+                _ => serde_json::json!({
+                    "kind": "extended", "title": w.title, "start": w.start_at, "end": new_end.to_rfc3339(),
+                    "timezone": w.timezone, "impact": w.impact, "components": components, "message": w.message,
+                }),
+            };
             let notice = NewNotice { kind: "extended".into(), due_at: format_ts(now), payload };
+            // A campaign that does not notify still has its window extended in public, quietly.
+            let quiet = spec.is_some_and(|s| !s.communications.notify);
             if self
                 .store
-                .extend_window(w.campaign_id, &w.end_at, &format_ts(new_end), notice, components)
+                .extend_window(
+                    w.campaign_id,
+                    &w.end_at,
+                    &format_ts(new_end),
+                    notice,
+                    components,
+                    quiet,
+                )
                 .await?
             {
                 tracing::info!(

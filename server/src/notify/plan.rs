@@ -2,6 +2,7 @@
 //! result to the store inside the change's own transaction.
 
 use app::domain::campaign::{CampaignSpec, ResolvedWindow};
+use app::domain::notice::{reminder_kind, template_key};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
@@ -17,9 +18,6 @@ pub enum CommsEvent {
     Completed,
     RolledBack,
 }
-
-/// Reminder kinds and how long before the window's start each is due.
-pub const REMINDERS: [(&str, i64); 2] = [("reminder_24h", 24 * 60), ("reminder_1h", 60)];
 
 pub fn title(spec: &CampaignSpec) -> String {
     format!("{}: {} → {}", spec.service, spec.from_release, spec.to_release)
@@ -41,17 +39,33 @@ pub fn payload(kind: &str, spec: &CampaignSpec, w: &ResolvedWindow) -> serde_jso
         "impact": spec.window.impact,
         "components": spec.window.components,
         "message": spec.window.message,
+        // The campaign's own wording for this kind, if it has one (rendered at send time).
+        "template": spec.communications.templates.get(template_key(kind)),
     })
 }
 
-/// The communications side of `event`, or `None` when the campaign does not notify.
+/// The campaign's reminders as `(kind, seconds before the start)`; invalid offsets (refused by
+/// validation before anything is scheduled) are left out.
+pub fn reminders(spec: &CampaignSpec) -> Vec<(String, i64)> {
+    spec.communications
+        .reminders
+        .iter()
+        .filter_map(|r| r.secs().ok())
+        .map(|secs| (reminder_kind(secs), secs))
+        .collect()
+}
+
+/// The communications side of `event`: the published window (unless `publish` is off) and the
+/// notices. A campaign that does not notify still has its window published, with the
+/// announcements in the feed but no deliveries and no reminders. `None` when neither applies.
 pub fn change(
     event: CommsEvent,
     spec: &CampaignSpec,
     w: &ResolvedWindow,
     now: DateTime<Utc>,
 ) -> Option<CommsChange> {
-    if !spec.communications.notify {
+    let (notify, publish) = (spec.communications.notify, spec.communications.publish);
+    if !notify && !publish {
         return None;
     }
     let notice = |kind: &str, due: DateTime<Utc>| NewNotice {
@@ -67,16 +81,16 @@ pub fn change(
         CommsEvent::Completed => ("completed", false, true, vec![notice("completed", now)]),
         CommsEvent::RolledBack => ("rolled_back", false, true, vec![notice("rolled_back", now)]),
     };
-    if matches!(event, CommsEvent::Scheduled | CommsEvent::Rescheduled) {
-        for (kind, minutes) in REMINDERS {
-            let due = w.start - Duration::minutes(minutes);
+    if notify && matches!(event, CommsEvent::Scheduled | CommsEvent::Rescheduled) {
+        for (kind, secs) in reminders(spec) {
+            let due = w.start - Duration::seconds(secs);
             if due > now {
-                notices.push(notice(kind, due));
+                notices.push(notice(&kind, due));
             }
         }
     }
     Some(CommsChange {
-        window: Some(WindowPublish {
+        window: publish.then(|| WindowPublish {
             status: status.into(),
             title: title(spec),
             start_at: format_ts(w.start),
@@ -94,6 +108,7 @@ pub fn change(
         cancel_pending_reminders: cancel,
         notices,
         components: spec.window.components.clone(),
+        quiet: !notify,
     })
 }
 
@@ -146,10 +161,33 @@ mod tests {
     }
 
     #[test]
-    fn a_campaign_that_does_not_notify_causes_nothing() {
+    fn a_campaign_that_does_not_notify_is_still_published_but_sends_nothing() {
         let mut s = spec("2026-11-24T08:00", "2026-11-24T10:00");
         s.communications.notify = false;
         let w = s.window.resolve().expect("window");
+        let c = change(CommsEvent::Scheduled, &s, &w, at("2026-11-22T07:00:00Z")).expect("publish");
+        assert!(c.quiet && c.window.is_some());
+        let kinds: Vec<&str> = c.notices.iter().map(|n| n.kind.as_str()).collect();
+        assert_eq!(kinds, ["scheduled"], "the feed announces it; no reminders");
+        s.communications.publish = false;
         assert!(change(CommsEvent::Started, &s, &w, at("2026-11-22T07:00:00Z")).is_none());
+    }
+
+    #[test]
+    fn reminders_follow_the_campaigns_offsets() {
+        let mut s = spec("2026-11-24T08:00", "2026-11-24T10:00");
+        s.communications.reminders = serde_json::from_value(json!(["2h", 90])).expect("offsets");
+        let w = s.window.resolve().expect("window");
+        let c = change(CommsEvent::Scheduled, &s, &w, at("2026-11-22T07:00:00Z")).expect("notify");
+        let kinds: Vec<(&str, &str)> =
+            c.notices.iter().map(|n| (n.kind.as_str(), n.due_at.as_str())).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("scheduled", "2026-11-22T07:00:00.000000Z"),
+                ("reminder_2h", "2026-11-24T05:00:00.000000Z"),
+                ("reminder_90s", "2026-11-24T06:58:30.000000Z"),
+            ]
+        );
     }
 }

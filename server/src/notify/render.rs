@@ -1,6 +1,9 @@
 //! What a notice says: subject, plain text and HTML for e-mail, the JSON of a webhook, and the
 //! iCalendar (RFC 5545) and Atom (RFC 4287) documents, written by hand. Pure.
 
+use std::collections::BTreeMap;
+
+use app::domain::notice::{NoticeTemplate, default_template, fill, reminder_in};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
@@ -62,72 +65,81 @@ impl Notice<'_> {
         .to_string()
     }
 
-    /// One line saying what happened.
-    pub fn headline(&self) -> String {
-        let t = self.title();
-        match self.kind {
-            "scheduled" => format!("Maintenance scheduled: {t}"),
-            "reminder_24h" => format!("Reminder: maintenance in 24 hours: {t}"),
-            "reminder_1h" => format!("Reminder: maintenance in 1 hour: {t}"),
-            "started" => format!("Maintenance started: {t}"),
-            "completed" => format!("Maintenance completed: {t}"),
-            "rescheduled" => format!("Maintenance rescheduled: {t}"),
-            "cancelled" => format!("Maintenance cancelled: {t}"),
-            "extended" => format!("Maintenance extended: {t}"),
-            "rolled_back" => format!("Maintenance rolled back: {t}"),
-            other => format!("{other}: {t}"),
+    /// The template this notice is written with: the campaign's own for its kind (carried in
+    /// the payload), else the built-in one.
+    pub fn template(&self) -> NoticeTemplate {
+        self.payload
+            .get("template")
+            .and_then(|t| serde_json::from_value(t.clone()).ok())
+            .unwrap_or_else(|| default_template(self.kind))
+    }
+
+    /// The values of the template variables.
+    pub fn variables(&self, status_url: &str) -> BTreeMap<&'static str, String> {
+        let components = self.components();
+        let mut v = BTreeMap::new();
+        v.insert("title", self.title());
+        for key in ["service", "environment", "from_release", "to_release", "message"] {
+            v.insert(key, self.s(key));
         }
+        v.insert("when", self.when());
+        v.insert("impact", self.impact());
+        v.insert(
+            "components",
+            if components.is_empty() { "all components".into() } else { components.join(", ") },
+        );
+        v.insert("status_url", status_url.to_string());
+        v.insert("in", reminder_in(self.kind));
+        v
+    }
+
+    /// One line saying what happened: the subject.
+    pub fn headline(&self) -> String {
+        fill(&self.template().subject, &self.variables(""))
     }
 
     /// Notices about the window itself carry a calendar entry.
     pub fn has_calendar(&self) -> bool {
-        matches!(
-            self.kind,
-            "scheduled" | "reminder_24h" | "reminder_1h" | "rescheduled" | "cancelled" | "extended"
-        )
+        self.kind.starts_with("reminder_")
+            || matches!(self.kind, "scheduled" | "rescheduled" | "cancelled" | "extended")
+    }
+
+    /// The body as the template says, without the links every e-mail ends with.
+    pub fn body(&self, status_url: &str) -> String {
+        let text = fill(&self.template().body, &self.variables(status_url));
+        text.trim_end().to_string()
     }
 
     pub fn text(&self, status_url: &str, unsubscribe_url: &str) -> String {
-        let mut out =
-            format!("{}\n\nWhen: {}\nImpact: {}\n", self.headline(), self.when(), self.impact());
-        let components = self.components();
-        if !components.is_empty() {
-            out.push_str(&format!("Affected: {}\n", components.join(", ")));
-        }
-        let message = self.s("message");
-        if !message.is_empty() {
-            out.push_str(&format!("\n{message}\n"));
-        }
-        out.push_str(&format!(
-            "\nStatus page: {status_url}\n\n--\nYou get this because you subscribed to maintenance notices.\nUnsubscribe: {unsubscribe_url}\n"
-        ));
-        out
+        format!(
+            "{}\n\n{}\n\nStatus page: {status_url}\n\n--\nYou get this because you subscribed to maintenance notices.\nUnsubscribe: {unsubscribe_url}\n",
+            self.headline(),
+            self.body(status_url)
+        )
     }
 
     pub fn html(&self, status_url: &str, unsubscribe_url: &str) -> String {
-        let mut rows = format!(
-            "<tr><th scope=\"row\">When</th><td>{}</td></tr><tr><th scope=\"row\">Impact</th><td>{}</td></tr>",
-            esc(&self.when()),
-            esc(&self.impact())
-        );
-        let components = self.components();
-        if !components.is_empty() {
-            rows.push_str(&format!(
-                "<tr><th scope=\"row\">Affected</th><td>{}</td></tr>",
-                esc(&components.join(", "))
-            ));
-        }
-        let message = self.s("message");
-        let message =
-            if message.is_empty() { String::new() } else { format!("<p>{}</p>", esc(&message)) };
+        let paragraphs: String = self
+            .body(status_url)
+            .split("\n\n")
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| format!("<p>{}</p>", esc(p).replace('\n', "<br>")))
+            .collect();
         format!(
-            "<!doctype html><html lang=\"en\"><body><h1>{}</h1><table>{rows}</table>{message}\
+            "<!doctype html><html lang=\"en\"><body><h1>{}</h1>{paragraphs}\
              <p><a href=\"{}\">Status page</a></p><hr><p><small>You get this because you subscribed to \
              maintenance notices. <a href=\"{}\">Unsubscribe</a></small></p></body></html>",
             esc(&self.headline()),
             esc(status_url),
             esc(unsubscribe_url)
         )
+    }
+
+    /// The Slack-compatible body: only `text`, which incoming webhooks show as the message.
+    pub fn slack_json(&self, status_url: &str) -> Value {
+        serde_json::json!({
+            "text": format!("*{}*\n{} ({})\n<{status_url}|Status page>", self.headline(), self.when(), self.impact()),
+        })
     }
 
     /// The webhook body; `text` makes it acceptable to Slack-compatible incoming webhooks.
@@ -303,5 +315,19 @@ mod tests {
         let html = n.html("http://s/status", "http://s/u?t=1&x=2");
         assert!(html.contains("&lt;b&gt;hi&lt;/b&gt;") && html.contains("u?t=1&amp;x=2"));
         assert!(n.text("s", "http://s/u").contains("Unsubscribe: http://s/u"));
+        assert!(n.text("s", "u").contains("Affected: api\n"), "{}", n.text("s", "u"));
+    }
+
+    #[test]
+    fn a_campaigns_own_template_replaces_the_built_in_one() {
+        let p = serde_json::json!({
+            "title": "web: v1 → v2", "start": "2026-11-24T08:00:00+00:00", "end": "2026-11-24T10:00:00+00:00",
+            "timezone": "UTC", "impact": "full_outage", "components": [], "to_release": "v2",
+            "template": { "subject": "Heads up: {to_release} in {in}", "body": "Down: {impact}, {components}." }
+        });
+        let n = Notice { kind: "reminder_30m", sequence: 0, payload: &p };
+        assert_eq!(n.headline(), "Heads up: v2 in 30 minutes");
+        assert_eq!(n.body("x"), "Down: full outage, all components.");
+        assert!(n.html("x", "y").contains("<p>Down: full outage, all components.</p>"));
     }
 }

@@ -1,7 +1,8 @@
 //! Webhook notices: a JSON POST signed like the webhook provider's calls
 //! (`X-Switchyard-Signature: sha256=HMAC(secret, "{timestamp}.{body}")` and
 //! `X-Switchyard-Timestamp`), with the delivery's idempotency key in `Idempotency-Key`.
-//! The body has a `text` field, so a Slack-compatible incoming webhook accepts it as is.
+//! The body has a `text` field, so a Slack-compatible incoming webhook accepts it as is; a
+//! subscriber who chose the `slack` format gets a body with `text` only (still signed).
 
 use std::time::Duration;
 
@@ -13,7 +14,12 @@ use crate::store::DeliveryJob;
 pub async fn send(job: &DeliveryJob, base: &str) -> Result<String, SendError> {
     let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap_or_default();
     let notice = Notice { kind: &job.kind, sequence: job.sequence, payload: &payload };
-    let body = serde_json::to_vec(&notice.webhook_json(&job.idempotency_key, &status_url(base)))
+    let body = if job.webhook_format.as_deref() == Some("slack") {
+        notice.slack_json(&status_url(base))
+    } else {
+        notice.webhook_json(&job.idempotency_key, &status_url(base))
+    };
+    let body = serde_json::to_vec(&body)
         .map_err(|e| SendError::Permanent(format!("encoding the body: {e}")))?;
     let secret = job.webhook_secret.clone().unwrap_or_default();
     let signer = Signer::new(secret.as_bytes())

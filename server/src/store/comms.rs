@@ -39,6 +39,8 @@ pub struct CommsChange {
     pub notices: Vec<NewNotice>,
     /// Affected components: who among the subscribers gets the notices.
     pub components: Vec<String>,
+    /// Write the notices (the feed shows them) but deliver them to nobody.
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
@@ -65,6 +67,7 @@ pub struct SubscriberRow {
     pub webhook_url: Option<String>,
     #[serde(skip)]
     pub webhook_secret: Option<String>,
+    pub webhook_format: String,
     pub components: String,
     #[serde(skip)]
     pub token: String,
@@ -98,6 +101,19 @@ pub struct DeliveryRow {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub sent_at: Option<String>,
+    /// The last attempt: its outcome and what the server or receiver said.
+    pub last_result: Option<String>,
+}
+
+/// One notice of a campaign, with or without recipients: the communications schedule.
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct NoticeRow {
+    pub id: i64,
+    pub kind: String,
+    pub sequence: i64,
+    pub due_at: String,
+    pub status: String,
+    pub payload: String,
 }
 
 /// A delivery claimed for sending, with what is needed to render it.
@@ -116,6 +132,7 @@ pub struct DeliveryJob {
     pub uid: Option<String>,
     pub token: Option<String>,
     pub webhook_secret: Option<String>,
+    pub webhook_format: Option<String>,
 }
 
 pub enum DeliveryOutcome {
@@ -204,15 +221,16 @@ impl Store {
             .execute(&mut *conn)
             .await?;
         }
-        if change.notices.is_empty() {
-            return Ok(());
-        }
-        let recipients: Vec<Recipient> = sqlx::query_as(
-            "SELECT id, email, webhook_url, components FROM subscribers \
+        let recipients: Vec<Recipient> = if change.quiet || change.notices.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(
+                "SELECT id, email, webhook_url, components FROM subscribers \
              WHERE confirmed_at IS NOT NULL AND unsubscribed_at IS NULL ORDER BY id",
-        )
-        .fetch_all(&mut *conn)
-        .await?;
+            )
+            .fetch_all(&mut *conn)
+            .await?
+        };
         let recipients: Vec<&Recipient> =
             recipients.iter().filter(|r| overlaps(&r.components, &change.components)).collect();
         for n in change.notices {
@@ -288,6 +306,17 @@ impl Store {
         webhook_url: Option<&str>,
         components: &[String],
     ) -> StoreResult<SubscriberRow> {
+        self.subscribe_with_format(email, webhook_url, "json", components).await
+    }
+
+    /// [`Store::subscribe`] with the webhook body format (`json` or `slack`).
+    pub async fn subscribe_with_format(
+        &self,
+        email: &str,
+        webhook_url: Option<&str>,
+        webhook_format: &str,
+        components: &[String],
+    ) -> StoreResult<SubscriberRow> {
         let mut tx = self.write_tx().await?;
         let now = now_ts();
         let existing: Option<SubscriberRow> =
@@ -304,11 +333,12 @@ impl Store {
             }
             Some(s) => {
                 sqlx::query_as(
-                    "UPDATE subscribers SET webhook_url = ?, webhook_secret = ?, components = ?, token = ?, \
+                    "UPDATE subscribers SET webhook_url = ?, webhook_secret = ?, webhook_format = ?, components = ?, token = ?, \
                      created_at = ?, confirmed_at = NULL, unsubscribed_at = NULL WHERE id = ? RETURNING *",
                 )
                 .bind(webhook_url)
                 .bind(webhook_url.map(|_| random_hex(24)))
+                .bind(webhook_format)
                 .bind(serde_json::json!(components).to_string())
                 .bind(&token)
                 .bind(&now)
@@ -318,12 +348,13 @@ impl Store {
             }
             None => {
                 sqlx::query_as(
-                    "INSERT INTO subscribers (email, webhook_url, webhook_secret, components, token, created_at) \
-                     VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+                    "INSERT INTO subscribers (email, webhook_url, webhook_secret, webhook_format, components, token, created_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 )
                 .bind(email)
                 .bind(webhook_url)
                 .bind(webhook_url.map(|_| random_hex(24)))
+                .bind(webhook_format)
                 .bind(serde_json::json!(components).to_string())
                 .bind(&token)
                 .bind(&now)
@@ -449,8 +480,9 @@ impl Store {
     /// Campaign notices that are due (published), newest first, for the Atom feed.
     pub async fn feed_entries(&self, limit: u32) -> StoreResult<Vec<FeedEntryRow>> {
         Ok(sqlx::query_as(
-            "SELECT id, campaign_id, kind, sequence, due_at, payload FROM notices \
-             WHERE campaign_id IS NOT NULL AND status = 'active' AND due_at <= ? ORDER BY due_at DESC, id DESC LIMIT ?",
+            "SELECT n.id, n.campaign_id, n.kind, n.sequence, n.due_at, n.payload FROM notices n \
+             JOIN maintenance_windows w ON w.campaign_id = n.campaign_id \
+             WHERE n.status = 'active' AND n.due_at <= ? ORDER BY n.due_at DESC, n.id DESC LIMIT ?",
         )
         .bind(now_ts())
         .bind(i64::from(limit))
@@ -477,6 +509,7 @@ impl Store {
         new_end: &str,
         notice: NewNotice,
         components: Vec<String>,
+        quiet: bool,
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let n = sqlx::query(
@@ -496,7 +529,7 @@ impl Store {
         Self::apply_comms_in(
             &mut tx,
             campaign_id,
-            CommsChange { notices: vec![notice], components, ..Default::default() },
+            CommsChange { notices: vec![notice], components, quiet, ..Default::default() },
         )
         .await?;
         Self::append_event_in(
@@ -578,7 +611,7 @@ impl Store {
         .await?;
         let job: DeliveryJob = sqlx::query_as(
             "SELECT d.id, ? AS attempt_id, d.channel, d.recipient, d.idempotency_key, d.attempts, n.kind, n.sequence, \
-             n.campaign_id, n.payload, w.uid, s.token, s.webhook_secret \
+             n.campaign_id, n.payload, w.uid, s.token, s.webhook_secret, s.webhook_format \
              FROM deliveries d JOIN notices n ON n.id = d.notice_id \
              LEFT JOIN maintenance_windows w ON w.campaign_id = n.campaign_id \
              LEFT JOIN subscribers s ON s.id = d.subscriber_id WHERE d.id = ?",
@@ -650,7 +683,10 @@ impl Store {
     pub async fn campaign_deliveries(&self, campaign_id: i64) -> StoreResult<Vec<DeliveryRow>> {
         Ok(sqlx::query_as(
             "SELECT d.id, d.notice_id, n.kind, d.channel, d.recipient, d.idempotency_key, d.due_at, d.status, \
-             d.attempts, d.last_error, d.sent_at FROM deliveries d JOIN notices n ON n.id = d.notice_id \
+             d.attempts, d.last_error, d.sent_at, \
+             (SELECT COALESCE(a.outcome, 'in progress') || COALESCE(': ' || a.detail, '') FROM delivery_attempts a \
+              WHERE a.delivery_id = d.id ORDER BY a.id DESC LIMIT 1) AS last_result \
+             FROM deliveries d JOIN notices n ON n.id = d.notice_id \
              WHERE n.campaign_id = ? ORDER BY d.due_at, d.id",
         )
         .bind(campaign_id)
@@ -659,9 +695,9 @@ impl Store {
     }
 
     /// A campaign's notices (with or without recipients): kind, when due, status.
-    pub async fn campaign_notices(&self, campaign_id: i64) -> StoreResult<Vec<FeedEntryRow>> {
+    pub async fn campaign_notices(&self, campaign_id: i64) -> StoreResult<Vec<NoticeRow>> {
         Ok(sqlx::query_as(
-            "SELECT id, campaign_id, kind, sequence, due_at, payload FROM notices WHERE campaign_id = ? ORDER BY due_at, id",
+            "SELECT id, kind, sequence, due_at, status, payload FROM notices WHERE campaign_id = ? ORDER BY due_at, id",
         )
         .bind(campaign_id)
         .fetch_all(&self.pool)

@@ -24,8 +24,8 @@ pub use campaigns::{
     StepRunRow,
 };
 pub use comms::{
-    CommsChange, DeliveryJob, DeliveryOutcome, DeliveryRow, FeedEntryRow, NewNotice, SubscriberRow,
-    WindowPublish, WindowRow,
+    CommsChange, DeliveryJob, DeliveryOutcome, DeliveryRow, FeedEntryRow, NewNotice, NoticeRow,
+    SubscriberRow, WindowPublish, WindowRow,
 };
 pub use drift::{ExpectationRow, Expected};
 pub use samples::{NewSample, SampleRow};

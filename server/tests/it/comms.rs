@@ -36,8 +36,13 @@ struct Smtp {
 
 impl Smtp {
     fn start(dir: &Path) -> Smtp {
+        Smtp::start_with(dir, "maildir", &[])
+    }
+
+    /// An aiosmtpd writing to `dir/name`, with extra options (e.g. TLS certificates).
+    fn start_with(dir: &Path, name: &str, args: &[&str]) -> Smtp {
         require_python_module("aiosmtpd");
-        let maildir = dir.join("maildir");
+        let maildir = dir.join(name);
         for sub in ["tmp", "new", "cur"] {
             std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
         }
@@ -46,9 +51,10 @@ impl Smtp {
             "aiosmtpd",
             Command::new("python3")
                 .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+                .args(args)
                 .args(["-c", "aiosmtpd.handlers.Mailbox"])
                 .arg(&maildir),
-            dir.join("aiosmtpd.log"),
+            dir.join(format!("aiosmtpd-{name}.log")),
         )
         .expect("aiosmtpd starts");
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -735,4 +741,421 @@ async fn killing_the_server_mid_batch_still_delivers_every_notice_exactly_once()
             .await
             .expect("attempts");
     assert!(interrupted <= 1, "at most the one message in flight is interrupted");
+}
+
+// ---- publishing, reminders, webhooks, overruns, failures, throttling ----------------------------
+
+#[tokio::test]
+async fn a_campaign_without_notices_is_still_published_and_one_with_publish_off_is_not() {
+    let c = comms_app(json!([])).await;
+    confirmed_subscriber(&c.app, "quiet@example.test").await;
+    let mut quiet = campaign(window_in(48, 0));
+    quiet["name"] = json!("quiet-canary");
+    quiet["communications"] = json!({ "notify": false });
+    let id = create(&c, quiet).await;
+    let mut hidden = campaign(window_in(50, 0));
+    hidden["name"] = json!("hidden-canary");
+    hidden["to_release"] = json!("v1.6.0");
+    hidden["communications"] = json!({ "notify": false, "publish": false });
+    let hidden_id = create(&c, hidden).await;
+    for id in [id, hidden_id] {
+        let (status, body) = call(
+            &c.app,
+            &c.operator,
+            Method::POST,
+            &format!("/api/v1/campaigns/{id}/schedule"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    let (_, page) = public_get(&c.app, "/status").await;
+    assert!(page.contains("web: v1.4.2 → v1.5.0"), "the quiet campaign is on the page: {page}");
+    assert!(!page.contains("v1.6.0"), "publish = false keeps it off the page");
+    let (_, ics) = public_get(&c.app, "/status/calendar.ics").await;
+    let events = parse_ics(&ics);
+    assert_eq!(events.len(), 1, "{ics}");
+    assert!(events[0]["summary"].as_str().unwrap_or_default().contains("v1.5.0"));
+    let (_, atom) = public_get(&c.app, "/status/feed.atom").await;
+    assert!(
+        atom.contains("Maintenance scheduled: web: v1.4.2 → v1.5.0") && !atom.contains("v1.6.0")
+    );
+
+    let (_, deliveries) =
+        call(&c.app, &c.operator, Method::GET, &format!("/api/v1/campaigns/{id}/notices"), None)
+            .await;
+    assert_eq!(deliveries, json!([]), "nobody is sent anything");
+    let mails = c.smtp.wait_for("the sign-up confirmation", |m| !m.is_empty()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(subjects_with(&mails, "Maintenance").is_empty(), "{mails:#?}");
+    c.app.stop().await;
+}
+
+#[tokio::test]
+async fn reminder_offsets_are_the_campaigns_and_bad_ones_name_their_field() {
+    let c = comms_app(json!([])).await;
+    let mut spec = campaign(window_in(48, 0));
+    spec["communications"]["reminders"] = json!(["1h", "an hour", 0]);
+    let (status, body) =
+        call(&c.app, &c.operator, Method::POST, "/api/v1/campaigns", Some(spec.clone())).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let fields = &body["error"]["fields"];
+    assert!(
+        fields["communications.reminders[1]"].as_str().unwrap_or_default().contains("like 24h"),
+        "{body}"
+    );
+    assert!(fields["communications.reminders[2]"].is_string(), "{body}");
+
+    spec["communications"]["reminders"] = json!(["1d", "30m", 45]);
+    spec["communications"]["templates"] =
+        json!({ "reminder": { "subject": "{service} goes down in {in}", "body": "{when}" } });
+    let id = create(&c, spec).await;
+    let (status, _) =
+        call(&c.app, &c.operator, Method::POST, &format!("/api/v1/campaigns/{id}/schedule"), None)
+            .await;
+    assert_eq!(status, StatusCode::OK);
+    let pool = c.app.raw_pool().await;
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM notices WHERE campaign_id = ? ORDER BY due_at")
+            .bind(id)
+            .fetch_all(&pool)
+            .await
+            .expect("notices");
+    assert_eq!(kinds, ["scheduled", "reminder_24h", "reminder_30m", "reminder_45s"]);
+    c.app.stop().await;
+}
+
+/// What a receiver saw: the hook's name, the headers and the body of every POST.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, BTreeMap<String, String>, Vec<u8>)>>>;
+
+/// A webhook receiver on loopback: records every request; `/gone` answers 410.
+struct Receiver {
+    url: String,
+    seen: Seen,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+async fn receiver() -> Receiver {
+    use axum::extract::{Path as AxPath, State};
+    async fn hook(
+        State(seen): State<Seen>,
+        AxPath(name): AxPath<String>,
+        headers: axum::http::HeaderMap,
+        body: axum::body::Bytes,
+    ) -> axum::http::StatusCode {
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+            .collect();
+        seen.lock().expect("lock").push((name.clone(), headers, body.to_vec()));
+        if name == "gone" { axum::http::StatusCode::GONE } else { axum::http::StatusCode::OK }
+    }
+    let seen: Seen = Default::default();
+    let app = axum::Router::new()
+        .route("/hook/{name}", axum::routing::post(hook))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Receiver { url, seen, _task: task }
+}
+
+fn hmac_hex(secret: &str, message: &[u8]) -> String {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test]
+async fn webhook_notices_are_signed_slack_bodies_are_plain_text_and_a_refused_one_is_a_visible_failure()
+ {
+    let c = comms_app(json!([])).await;
+    let hooks = receiver().await;
+    let mut secrets = BTreeMap::new();
+    for (email, name, format) in [
+        ("json@example.test", "json", "json"),
+        ("slack@example.test", "slack", "slack"),
+        ("gone@example.test", "gone", "json"),
+    ] {
+        let url = format!("{}/hook/{name}", hooks.url);
+        let s = c
+            .app
+            .store
+            .subscribe_with_format(email, Some(&url), format, &[])
+            .await
+            .expect("subscribe");
+        c.app.store.confirm_subscriber(&s.token).await.expect("confirm").expect("known");
+        secrets.insert(name.to_string(), s.webhook_secret.expect("a signing secret"));
+    }
+    let id = create(&c, campaign(window_in(48, 0))).await;
+    let (status, body) =
+        call(&c.app, &c.operator, Method::POST, &format!("/api/v1/campaigns/{id}/schedule"), None)
+            .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let deliveries = loop {
+        let (_, d) = call(
+            &c.app,
+            &c.operator,
+            Method::GET,
+            &format!("/api/v1/campaigns/{id}/notices"),
+            None,
+        )
+        .await;
+        let settled = d
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| d["kind"] == "scheduled" && d["channel"] == "webhook")
+            .filter(|d| d["status"] == "sent" || d["status"] == "failed")
+            .count();
+        if settled == 3 {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "webhook deliveries did not settle: {d:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    let seen = hooks.seen.lock().expect("lock").clone();
+    for (name, headers, body) in &seen {
+        let ts = headers.get("x-switchyard-timestamp").expect("a timestamp header");
+        let age = chrono::Utc::now().timestamp() - ts.parse::<i64>().expect("unix seconds");
+        assert!((0..60).contains(&age), "timestamp {ts} is {age}s old");
+        let mut signed = format!("{ts}.").into_bytes();
+        signed.extend_from_slice(body);
+        assert_eq!(
+            headers.get("x-switchyard-signature").map(String::as_str),
+            Some(format!("sha256={}", hmac_hex(&secrets[name], &signed)).as_str()),
+            "{name}: the signature is HMAC-SHA256 over timestamp.body with the subscriber's secret"
+        );
+        // A tampered body would not verify.
+        assert_ne!(hmac_hex(&secrets[name], b"1.{}"), hmac_hex(&secrets[name], &signed));
+        let json: Value = serde_json::from_slice(body).expect("a JSON body");
+        assert!(json["text"].as_str().unwrap_or_default().contains("Maintenance scheduled"));
+        match name.as_str() {
+            "slack" => assert_eq!(json.as_object().map(|o| o.len()), Some(1), "only text: {json}"),
+            _ => {
+                assert_eq!(json["kind"], "scheduled");
+                assert_eq!(
+                    json["id"].as_str(),
+                    headers.get("idempotency-key").map(String::as_str),
+                    "{json}"
+                );
+                assert_eq!(json["window"]["components"], json!(["api", "checkout"]));
+            }
+        }
+    }
+    assert_eq!(seen.len(), 3, "one POST each; a 410 is not retried");
+
+    let gone = deliveries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["recipient"].as_str().is_some_and(|r| r.ends_with("/hook/gone")))
+        .expect("the refused delivery is listed");
+    assert_eq!(gone["status"], "failed", "{gone:#}");
+    assert_eq!(gone["attempts"], 1);
+    assert!(gone["last_error"].as_str().unwrap_or_default().contains("410"), "{gone:#}");
+    assert!(gone["last_result"].as_str().unwrap_or_default().starts_with("failed: HTTP 410"));
+
+    // A viewer sees the failure on the server-rendered campaign page, called out at the top.
+    c.app.add_user("vera", Role::Viewer).await;
+    let cookie = c.app.login_ok("vera").await;
+    let res = c.app.get(&format!("/campaigns/{id}"), Some(&cookie)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap_or_default();
+    let alert = html.split("data-testid=\"comms-failed\"").nth(1).unwrap_or_default();
+    assert!(alert.contains("1 failed delivery") && alert.contains("HTTP 410"), "{html}");
+    assert!(html.contains("Notice previews") && html.contains("Maintenance scheduled: web"));
+    c.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_window_that_runs_over_is_extended_announced_and_republished_with_a_higher_sequence() {
+    let c = comms_app(json!([])).await;
+    // The campaign only has to be running; its provider spawns nothing (the step fails and
+    // the campaign pauses, its window still in progress).
+    let mut env = environment(json!([]));
+    for b in env["backends"].as_array_mut().expect("backends") {
+        if b["name"] == "local" {
+            b["settings"]["command"] = json!("/nonexistent/switchyard-provider {release} {port}");
+        }
+    }
+    let (status, body) =
+        call(&c.app, &c.admin, Method::PUT, "/api/v1/environments/1", Some(env)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    confirmed_subscriber(&c.app, "watcher@example.test").await;
+    let now = chrono::Utc::now();
+    let end = now + chrono::Duration::seconds(3);
+    let id = create(
+        &c,
+        campaign(json!({
+            "start": (now - chrono::Duration::minutes(10)).to_rfc3339(), "end": end.to_rfc3339(),
+            "timezone": "UTC", "impact": "degraded", "components": ["api"],
+        })),
+    )
+    .await;
+    let (status, body) =
+        call(&c.app, &c.operator, Method::POST, &format!("/api/v1/campaigns/{id}/start"), None)
+            .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    c.smtp
+        .wait_for("started notice", |m| !subjects_with(m, "Maintenance started").is_empty())
+        .await;
+    let (_, ics) = public_get(&c.app, "/status/calendar.ics").await;
+    let before = parse_ics(&ics);
+    assert_eq!(before[0]["sequence"], 0);
+
+    // The dispatcher looks for overruns every 15 s.
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let mails = loop {
+        let mails = c.smtp.mails();
+        if !subjects_with(&mails, "Maintenance extended").is_empty() {
+            break mails;
+        }
+        assert!(Instant::now() < deadline, "no extension was announced: {mails:#?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let extended = subjects_with(&mails, "Maintenance extended")[0];
+    let attached = parse_ics(extended["attachments"][0]["content"].as_str().unwrap_or_default());
+    assert_eq!(attached[0]["sequence"], 1, "the e-mailed calendar entry is the new version");
+
+    let (_, ics) = public_get(&c.app, "/status/calendar.ics").await;
+    let after = parse_ics(&ics);
+    assert_eq!(after[0]["uid"], before[0]["uid"]);
+    assert_eq!(after[0]["sequence"], 1);
+    let new_end =
+        chrono::DateTime::parse_from_rfc3339(after[0]["end"].as_str().unwrap_or_default())
+            .expect("dtend")
+            .to_utc();
+    assert!(new_end > end + chrono::Duration::minutes(25), "{new_end} vs {end}");
+    let (_, page) = public_get(&c.app, "/status").await;
+    let shown = new_end.format("%H:%M").to_string();
+    assert!(page.contains("Under maintenance now") && page.contains(&shown), "{shown}: {page}");
+    let (_, atom) = public_get(&c.app, "/status/feed.atom").await;
+    assert!(atom.contains("Maintenance extended"));
+    c.app.stop().await;
+}
+
+#[tokio::test]
+async fn public_sign_ups_are_limited_per_address_with_a_429_that_says_when_to_retry() {
+    let c = comms_app(json!([])).await;
+    let subscribe = |i: usize| {
+        c.app
+            .client()
+            .post(format!("{}/status/subscribe", c.app.url))
+            .header("origin", &c.app.url)
+            .header("accept", "application/json")
+            .form(&[("email", format!("burst{i}@example.test"))])
+            .send()
+    };
+    for i in 0..server::http::status::SUBSCRIBE_PER_MINUTE {
+        let res = subscribe(i).await.expect("subscribe");
+        assert_eq!(res.status(), StatusCode::ACCEPTED, "sign-up {i}");
+    }
+    let res = subscribe(99).await.expect("subscribe");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After header");
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "too_many_requests");
+    assert!(
+        body["error"]["message"].as_str().unwrap_or_default().contains("too many sign-ups"),
+        "{body}"
+    );
+    let subs = c.app.store.list_subscribers().await.expect("subscribers");
+    assert_eq!(
+        subs.len(),
+        server::http::status::SUBSCRIBE_PER_MINUTE,
+        "the refused one was not stored"
+    );
+    c.app.stop().await;
+}
+
+/// A private CA, and a certificate for 127.0.0.1 that it signed: `(ca.pem, smtp.pem, smtp.key)`.
+fn private_ca(dir: &Path) -> (String, String, String) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output();
+        let out = out.expect("openssl is missing: apt-get install openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext file");
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    let ca_req = format!("req -x509 {ec} -keyout ca.key -out ca.pem -days 2");
+    let ca_args: Vec<&str> = ca_req.split(' ').collect();
+    openssl(&[&ca_args[..], &["-subj", "/CN=Switchyard test CA"]].concat());
+    let leaf_req = format!("req {ec} -keyout smtp.key -out smtp.csr");
+    let leaf_args: Vec<&str> = leaf_req.split(' ').collect();
+    openssl(&[&leaf_args[..], &["-subj", "/CN=127.0.0.1"]].concat());
+    let sign = "x509 -req -in smtp.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out smtp.pem \
+                -days 2 -extfile leaf.ext";
+    openssl(&sign.split_whitespace().collect::<Vec<_>>());
+    let p = |f: &str| dir.join(f).display().to_string();
+    (p("ca.pem"), p("smtp.pem"), p("smtp.key"))
+}
+
+#[tokio::test]
+async fn email_goes_over_starttls_and_implicit_tls_to_a_server_a_private_ca_vouches_for() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = private_ca(dir.path());
+    let starttls =
+        Smtp::start_with(dir.path(), "starttls", &["--tlscert", &cert, "--tlskey", &key]);
+    let smtps = Smtp::start_with(dir.path(), "smtps", &["--smtpscert", &cert, "--smtpskey", &key]);
+    // Without the CA the certificate is refused: the delivery waits with the reason.
+    for (smtp, mode, trust_ca) in
+        [(&starttls, "starttls", true), (&smtps, "tls", true), (&starttls, "starttls", false)]
+    {
+        let address = format!("{mode}-{trust_ca}@example.test");
+        let port = smtp.port.to_string();
+        let mut settings = vec![
+            ("SWITCHYARD_SMTP_HOST", "127.0.0.1"),
+            ("SWITCHYARD_SMTP_PORT", port.as_str()),
+            ("SWITCHYARD_SMTP_TLS", mode),
+            ("SWITCHYARD_NOTIFY_RETRY_BASE_SECS", "1"),
+        ];
+        if trust_ca {
+            settings.push(("SWITCHYARD_SMTP_CA_FILE", ca.as_str()));
+        }
+        let app = spawn_app_on(&dir.path().join(format!("{mode}-{trust_ca}.db")), &settings).await;
+        app.store.subscribe(&address, None, &[]).await.expect("subscribe");
+        if trust_ca {
+            let mails = smtp
+                .wait_for(&format!("the confirmation over {mode}"), |m| {
+                    m.iter().any(|m| m["to"] == address.as_str())
+                })
+                .await;
+            assert!(!subjects_with(&mails, "Confirm your subscription").is_empty());
+        } else {
+            let pool = app.raw_pool().await;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let error = loop {
+                let e: Option<String> = sqlx::query_scalar("SELECT last_error FROM deliveries")
+                    .fetch_one(&pool)
+                    .await
+                    .expect("delivery");
+                if let Some(e) = e {
+                    break e;
+                }
+                assert!(Instant::now() < deadline, "no attempt was recorded");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            assert!(error.to_lowercase().contains("certificate"), "{error}");
+            assert!(!smtp.mails().iter().any(|m| m["to"] == address.as_str()));
+        }
+        app.stop().await;
+    }
 }
