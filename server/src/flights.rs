@@ -5,8 +5,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+type Turns = HashMap<(&'static str, i64), Arc<tokio::sync::Mutex<()>>>;
+
 #[derive(Clone, Default)]
-pub struct Flights(Arc<Mutex<HashMap<(&'static str, i64), Arc<tokio::sync::Mutex<()>>>>>);
+pub struct Flights(Arc<Mutex<Turns>>);
 
 impl Flights {
     /// Waits for the turn of `(what, id)`; the turn lasts as long as the guard.
