@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod campaigns;
+pub mod editor;
 pub mod environments;
 pub mod error;
 #[cfg(feature = "ssr")]

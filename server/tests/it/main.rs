@@ -8,6 +8,7 @@ mod campaigns_api;
 mod cli;
 mod comms;
 mod demo;
+mod editor;
 mod haproxy;
 mod helpers;
 mod nginx;
