@@ -119,6 +119,7 @@ fn Header(d: CampaignDetail) -> impl IntoView {
                 </div>
             })}
             <p><a href=format!("/audit?object=campaign:{}", s.id)>"This campaign's audit events"</a></p>
+            <p class="muted">"Spec as a file: "<a rel="external" data-testid="export-toml" href=format!("/api/v1/campaigns/{}/spec?format=toml", s.id)>"TOML"</a>" · "<a rel="external" href=format!("/api/v1/campaigns/{}/spec?format=yaml", s.id)>"YAML"</a></p>
         </header>
     }
 }

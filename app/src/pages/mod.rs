@@ -5,6 +5,7 @@ pub mod admin_users;
 pub mod audit;
 pub mod campaign;
 pub mod campaigns;
+pub mod editor;
 pub mod environments;
 pub mod home;
 pub mod login;
