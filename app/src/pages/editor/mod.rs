@@ -148,6 +148,15 @@ fn Editor(envs: Vec<Environment>) -> impl IntoView {
         export_refused.set(None);
         export.dispatch(ExportSpec { spec, format: spec_format.get_untracked() });
     };
+    // A chosen file is read in the browser and imported at once; its extension picks the format.
+    let on_file = move |_ev: leptos::ev::Event| {
+        #[cfg(feature = "hydrate")]
+        read_file(&_ev, move |text, format| {
+            spec_text.set(text.clone());
+            spec_format.set(format.clone());
+            import.dispatch(ImportSpec { text, format });
+        });
+    };
     let on_import = move |_| {
         import.dispatch(ImportSpec {
             text: spec_text.get_untracked(),
@@ -353,6 +362,48 @@ fn Editor(envs: Vec<Environment>) -> impl IntoView {
             </form>
 
             <aside class="editor-side">
+                <details class="card spec-io">
+                    <summary>"Import or export TOML / YAML"</summary>
+                    <div class="field">
+                        <label for="spec-format">"Format"</label>
+                        <select id="spec-format" prop:value=move || spec_format.get() on:change=move |ev| spec_format.set(event_target_value(&ev))>
+                            <option value="toml" selected=true>"TOML"</option>
+                            <option value="yaml">"YAML"</option>
+                        </select>
+                    </div>
+                    <div class="field">
+                        <label for="spec-text">"Spec text"</label>
+                        <textarea id="spec-text" rows="12" spellcheck="false" aria-describedby="spec-text-err"
+                            prop:value=move || spec_text.get()
+                            on:input=move |ev| spec_text.set(event_target_value(&ev))></textarea>
+                        {move || match import.value().get() {
+                            Some(Err(e)) => Some(view! { <p class="field-error" id="spec-text-err" role="alert" data-testid="import-error">{e.message}</p> }),
+                            _ => None,
+                        }}
+                        {move || export_refused.get().map(|m| view! { <p class="field-error" role="alert">{m}</p> })}
+                        {move || match export.value().get() {
+                            Some(Err(e)) => Some(view! { <p class="field-error" role="alert">{e.message}</p> }),
+                            _ => None,
+                        }}
+                    </div>
+                    <div class="field">
+                        <label for="spec-file">"Or choose a file (.toml, .yaml)"</label>
+                        <input id="spec-file" type="file" accept=".toml,.yaml,.yml,text/plain" on:change=on_file />
+                    </div>
+                    <div class="row">
+                        <button type="button" class="btn" on:click=on_import disabled=move || import.pending().get()>"Import into the form"</button>
+                        <button type="button" class="btn" on:click=on_export disabled=move || export.pending().get()>"Export the form"</button>
+                        {move || (matches!(export.value().get(), Some(Ok(_))) && !spec_text.with(String::is_empty)).then(|| {
+                            let ext = spec_format.get();
+                            let name = form.with(|f| if f.name.trim().is_empty() { "campaign".to_string() } else { f.name.trim().to_string() });
+                            view! {
+                                <a class="btn btn-quiet" download=format!("{name}.{ext}")
+                                    href=format!("data:text/plain;charset=utf-8,{}", encode_component(&spec_text.get()))>"Download"</a>
+                            }
+                        })}
+                    </div>
+                    {move || matches!(import.value().get(), Some(Ok(_))).then(|| view! { <p class="notice notice-ok" role="status" data-testid="import-done">"Imported: the form now shows the spec."</p> })}
+                </details>
                 <section class="card plan-preview" aria-labelledby="preview-title" aria-live="polite" data-testid="plan-preview">
                     <h2 id="preview-title">"Plan preview"</h2>
                     {move || match checked.get() {
@@ -381,44 +432,6 @@ fn Editor(envs: Vec<Environment>) -> impl IntoView {
                     }}
                 </section>
 
-                <details class="card spec-io">
-                    <summary>"Import or export TOML / YAML"</summary>
-                    <div class="field">
-                        <label for="spec-format">"Format"</label>
-                        <select id="spec-format" prop:value=move || spec_format.get() on:change=move |ev| spec_format.set(event_target_value(&ev))>
-                            <option value="toml" selected=true>"TOML"</option>
-                            <option value="yaml">"YAML"</option>
-                        </select>
-                    </div>
-                    <div class="field">
-                        <label for="spec-text">"Spec text"</label>
-                        <textarea id="spec-text" rows="12" spellcheck="false" aria-describedby="spec-text-err"
-                            prop:value=move || spec_text.get()
-                            on:input=move |ev| spec_text.set(event_target_value(&ev))></textarea>
-                        {move || match import.value().get() {
-                            Some(Err(e)) => Some(view! { <p class="field-error" id="spec-text-err" role="alert" data-testid="import-error">{e.message}</p> }),
-                            _ => None,
-                        }}
-                        {move || export_refused.get().map(|m| view! { <p class="field-error" role="alert">{m}</p> })}
-                        {move || match export.value().get() {
-                            Some(Err(e)) => Some(view! { <p class="field-error" role="alert">{e.message}</p> }),
-                            _ => None,
-                        }}
-                    </div>
-                    <div class="row">
-                        <button type="button" class="btn" on:click=on_import disabled=move || import.pending().get()>"Import into the form"</button>
-                        <button type="button" class="btn" on:click=on_export disabled=move || export.pending().get()>"Export the form"</button>
-                        {move || (matches!(export.value().get(), Some(Ok(_))) && !spec_text.with(String::is_empty)).then(|| {
-                            let ext = spec_format.get();
-                            let name = form.with(|f| if f.name.trim().is_empty() { "campaign".to_string() } else { f.name.trim().to_string() });
-                            view! {
-                                <a class="btn btn-quiet" download=format!("{name}.{ext}")
-                                    href=format!("data:text/plain;charset=utf-8,{}", encode_component(&spec_text.get()))>"Download"</a>
-                            }
-                        })}
-                    </div>
-                    {move || matches!(import.value().get(), Some(Ok(_))).then(|| view! { <p class="notice notice-ok" role="status" data-testid="import-done">"Imported: the form now shows the spec."</p> })}
-                </details>
             </aside>
         </div>
     }
@@ -607,4 +620,26 @@ fn blue_green(ctx: Ctx) -> impl IntoView + use<> {
         </div>
         {messages(ctx, "preview_route")}
     }
+}
+
+/// Reads the file chosen in a file input as text, then calls `done(text, format)`.
+#[cfg(feature = "hydrate")]
+fn read_file(ev: &leptos::ev::Event, done: impl FnOnce(String, String) + 'static) {
+    use wasm_bindgen::JsCast;
+    let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+    else {
+        return;
+    };
+    let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
+    let name = file.name().to_ascii_lowercase();
+    let format = if name.ends_with(".yaml") || name.ends_with(".yml") { "yaml" } else { "toml" };
+    let Ok(reader) = web_sys::FileReader::new() else { return };
+    let r = reader.clone();
+    let onload = wasm_bindgen::closure::Closure::once_into_js(move || {
+        if let Some(text) = r.result().ok().and_then(|v| v.as_string()) {
+            done(text, format.to_string());
+        }
+    });
+    reader.set_onload(Some(onload.unchecked_ref()));
+    let _ = reader.read_as_text(&file);
 }

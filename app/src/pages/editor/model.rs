@@ -612,7 +612,7 @@ pub fn slots(f: &FormData) -> Vec<String> {
 pub fn slot_for(field: &str, slots: &[String]) -> Option<String> {
     let mut at = field.to_string();
     loop {
-        if slots.iter().any(|s| *s == at) {
+        if slots.contains(&at) {
             return Some(at);
         }
         let cut = at.rfind(['.', '['])?;
