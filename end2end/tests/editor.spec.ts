@@ -73,6 +73,7 @@ test('an operator builds a campaign: a field error in place, the live plan, TOML
   await page.getByLabel('Campaign name').fill('Web Upgrade');
   await expect(fieldOf(page, 'f-name').locator('.field-errors')).toContainText('only lowercase letters');
   await page.goto('/campaigns');
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
   await page.getByTestId('new-campaign').click();
   await expect(page).toHaveURL(/\/campaigns\/new$/);
   await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
@@ -189,4 +190,38 @@ test('a viewer is told they cannot create a campaign, and the server refuses the
   expect(statuses.fnBody.message).toContain('operator');
   expect(statuses.rest).toBe(403);
   expect(statuses.total).toBe(0);
+});
+
+test('what only the server can know is refused on save and shown beside the field', async ({ page }, info) => {
+  // The browser is told of a pool the server does not have, so only the server's check catches it.
+  await page.route('**/api/editor/environments', async (route) => {
+    const res = await route.fetch();
+    const envs = await res.json();
+    const demo = envs.find((e: any) => e.name === 'demo');
+    demo.pools.push({ ...demo.pools[0], name: 'ghost' });
+    await route.fulfill({ response: res, json: envs });
+  });
+  await signIn(page, 'olivia');
+  await page.goto('/campaigns');
+  // Hydrated first, so the link navigates in the browser and the environments are fetched.
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
+  await page.getByTestId('new-campaign').click();
+  await expect(page.locator('#f-pool option[value=ghost]')).toHaveCount(1);
+  await page.locator('#f-pool').selectOption('ghost');
+  const name = `ghost-${info.project.name}`;
+  await page.getByLabel('Campaign name').fill(name);
+  await page.getByLabel('Service', { exact: true }).fill('web');
+  await page.getByLabel('To release').fill('v2');
+  await expect(page.getByTestId('plan-steps').locator('li').first()).toBeVisible();
+  await page.getByTestId('save-draft').click();
+  const pool = fieldOf(page, 'f-pool').locator('.field-errors');
+  await expect(pool).toContainText('server: environment demo has no pool named ghost');
+  await expect(page.getByTestId('error-summary')).toContainText('The server refused the draft');
+  await expect(page).toHaveURL(/\/campaigns\/new$/);
+  await keep(page, 'editor-server-error', info.project.name);
+  // The server's message stays only while the form is as it was sent.
+  await page.locator('#f-pool').selectOption('web');
+  await expect(pool).toHaveCount(0);
+  const total = await page.evaluate(async (n) => (await (await fetch(`/api/v1/campaigns?q=${n}`)).json()).total, name);
+  expect(total).toBe(0);
 });
