@@ -100,6 +100,11 @@ test('an operator builds a campaign: a field error in place, the live plan, TOML
   // A value that is not a percentage at all is named too.
   await weight2.fill('150');
   await expect(step2.locator('.field-errors')).toContainText('out of range');
+  // Saving now is refused in the browser: nothing is sent, and the focus goes to the field.
+  await page.getByTestId('save-draft').click();
+  await expect(weight2).toBeFocused();
+  await expect(page.getByText('Not saved: fix the problems shown beside the fields.')).toBeVisible();
+  await expect(page).toHaveURL(/\/campaigns\/new$/);
   await keep(page, 'editor-field-error', project);
   await page.getByTestId('steps').screenshot({ path: path.join(ARTIFACTS, `${project}-editor-steps-error.png`) });
 

@@ -131,9 +131,15 @@ fn Editor(envs: Vec<Environment>) -> impl IntoView {
     let on_submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         tried.set(true);
-        if let Ok((spec, _)) = checked.get_untracked() {
-            submitted.set(Some(form.get_untracked()));
-            save.dispatch(CreateDraft { spec });
+        match checked.get_untracked() {
+            Ok((spec, _)) => {
+                submitted.set(Some(form.get_untracked()));
+                save.dispatch(CreateDraft { spec });
+            }
+            #[cfg(feature = "hydrate")]
+            Err(_) => focus_first_problem(),
+            #[cfg(not(feature = "hydrate"))]
+            Err(_) => {}
         }
     };
     let on_export = move |_| {
@@ -241,7 +247,7 @@ fn Editor(envs: Vec<Environment>) -> impl IntoView {
         <p class="muted">"Every field is checked as you type, with the same rules the server applies when you save. The plan the campaign compiles to is shown beside the form."</p>
         <div class="editor">
             <form class="editor-form" on:submit=on_submit novalidate aria-describedby="editor-summary">
-                <div id="editor-summary" data-testid="error-summary" aria-live="polite">
+                <div id="editor-summary" data-testid="error-summary" aria-live="polite" tabindex="-1">
                     {move || {
                         let n = problems();
                         let unplaced = placed.with(|p| p.unplaced.clone());
@@ -642,4 +648,20 @@ fn read_file(ev: &leptos::ev::Event, done: impl FnOnce(String, String) + 'static
     });
     reader.set_onload(Some(onload.unchecked_ref()));
     let _ = reader.read_as_text(&file);
+}
+
+/// Moves the keyboard focus to the first field marked invalid (in page order), or to the
+/// summary when no field is, so a refused save says where to look.
+#[cfg(feature = "hydrate")]
+fn focus_first_problem() {
+    use wasm_bindgen::JsCast;
+    let doc = document();
+    let target = doc
+        .query_selector(".editor-form [aria-invalid=true]")
+        .ok()
+        .flatten()
+        .or_else(|| doc.get_element_by_id("editor-summary"));
+    if let Some(el) = target.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
+        let _ = el.focus();
+    }
 }
