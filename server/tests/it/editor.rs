@@ -134,7 +134,7 @@ async fn the_server_checks_a_draft_again_and_names_each_bad_field() {
 
 #[tokio::test]
 async fn import_reads_yaml_like_toml_and_a_parse_error_names_the_field_and_line() {
-    let (app, olivia, _, spec) = editor_app().await;
+    let (app, olivia, _, _) = editor_app().await;
     let (status, from_yaml) = call(
         &app,
         Some(&olivia),
@@ -170,7 +170,6 @@ async fn import_reads_yaml_like_toml_and_a_parse_error_names_the_field_and_line(
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
     assert!(err["message"].as_str().is_some_and(|m| m.contains("line 1")), "{err}");
-    let _ = spec;
     app.stop().await;
 }
 
