@@ -16,8 +16,8 @@ use leptos_router::path;
 use crate::components::layout::Layout;
 use crate::pages::{
     account::AccountPage, admin_users::AdminUsersPage, audit::AuditPage, campaign::CampaignPage,
-    campaigns::CampaignsPage, environments::EnvironmentsPage, home::HomePage, login::LoginPage,
-    not_found::NotFound,
+    campaigns::CampaignsPage, editor::EditorPage, environments::EnvironmentsPage, home::HomePage,
+    login::LoginPage, not_found::NotFound,
 };
 
 /// The HTML document around the app; rendered on the server only.
@@ -52,6 +52,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=|| view! { <Layout><HomePage /></Layout> } />
                 <Route path=path!("/audit") view=|| view! { <Layout><AuditPage /></Layout> } />
                 <Route path=path!("/campaigns") view=|| view! { <Layout><CampaignsPage /></Layout> } />
+                <Route path=path!("/campaigns/new") view=|| view! { <Layout><EditorPage /></Layout> } />
                 <Route path=path!("/campaigns/:id") view=|| view! { <Layout><CampaignPage /></Layout> } />
                 <Route path=path!("/environments") view=|| view! { <Layout><EnvironmentsPage /></Layout> } />
                 <Route path=path!("/account") view=|| view! { <Layout><AccountPage /></Layout> } />

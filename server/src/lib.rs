@@ -13,6 +13,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod demo_service;
+pub mod editor;
 pub mod engine;
 pub mod environments;
 pub mod flights;

@@ -77,6 +77,7 @@ impl Application {
             accounts: Arc::new(AccountsService::new(store.clone())),
             audit: Arc::new(AuditService::new(store.clone())),
             campaigns: Arc::new(campaigns.clone()),
+            editor: Arc::new(campaigns.clone()),
         };
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let state = AppState {

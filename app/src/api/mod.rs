@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod audit;
 pub mod campaigns;
 pub mod comms;
+pub mod editor;
 pub mod environments;
 pub mod error;
 #[cfg(feature = "ssr")]

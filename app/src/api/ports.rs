@@ -93,10 +93,40 @@ pub trait AuditPort: Send + Sync {
     async fn search(&self, actor: &Principal, filter: AuditFilter) -> Result<AuditPage, ApiError>;
 }
 
+/// What the campaign editor needs: environments safe to send to a browser, draft creation, and
+/// spec files read and written as TOML or YAML (parsers that stay out of the wasm build).
+#[async_trait]
+pub trait EditorPort: Send + Sync {
+    /// Every environment, with backend settings removed (they may hold secrets) except what the
+    /// plan compiler reads: a DNS router's record and TTL.
+    async fn environments(
+        &self,
+        actor: &Principal,
+    ) -> Result<Vec<crate::domain::environment::Environment>, ApiError>;
+    /// Validates on the server again and stores a draft (operator and above); its id.
+    async fn create_draft(
+        &self,
+        actor: &Principal,
+        spec: crate::domain::campaign::CampaignSpec,
+    ) -> Result<i64, ApiError>;
+    /// Reads a spec written as `toml`, `yaml` or `json`; an error names the field and the line.
+    fn read_spec(
+        &self,
+        text: &str,
+        format: &str,
+    ) -> Result<crate::domain::campaign::CampaignSpec, ApiError>;
+    fn write_spec(
+        &self,
+        spec: &crate::domain::campaign::CampaignSpec,
+        format: &str,
+    ) -> Result<String, ApiError>;
+}
+
 /// Everything server functions may call, provided as Leptos context by the server.
 #[derive(Clone)]
 pub struct Ports {
     pub accounts: Arc<dyn AccountsPort>,
     pub audit: Arc<dyn AuditPort>,
     pub campaigns: Arc<dyn CampaignsPort>,
+    pub editor: Arc<dyn EditorPort>,
 }

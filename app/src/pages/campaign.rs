@@ -124,6 +124,7 @@ fn Header(d: CampaignDetail) -> impl IntoView {
                     if d.approvals.is_empty() { String::new() } else { format!(" · given by {}", d.approvals.join(", ")) }
                 )}</p>
             })}
+            <p class="muted">"Spec as a file: "<a rel="external" data-testid="export-toml" href=format!("/api/v1/campaigns/{}/spec?format=toml", s.id)>"TOML"</a>" · "<a rel="external" href=format!("/api/v1/campaigns/{}/spec?format=yaml", s.id)>"YAML"</a></p>
         </header>
     }
 }

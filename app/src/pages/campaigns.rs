@@ -47,6 +47,7 @@ pub fn CampaignsPage() -> impl IntoView {
     view! {
         <Title text="Campaigns" />
         <h1>"Campaigns"</h1>
+        <p><a class="btn btn-primary" href="/campaigns/new" data-testid="new-campaign">"New campaign"</a></p>
         <form method="get" action="/campaigns" class="filters" role="search" aria-label="Filter campaigns">
             <div class="field">
                 <label for="c-q">"Search"</label>

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod campaign;
 pub mod campaign_comms;
 pub mod campaigns;
+pub mod editor;
 pub mod environments;
 pub mod home;
 pub mod login;

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod backends;
 pub mod campaigns;
+pub mod editor;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
@@ -54,6 +55,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::router())
         .merge(backends::router())
         .merge(campaigns::router())
+        .merge(editor::router())
         .merge(provider_callbacks::router())
         .merge(status::router())
         .leptos_routes_with_context(&state, routes, context.clone(), {

@@ -103,6 +103,14 @@ pub const OPERATIONS: &[Operation] = &[
         200,
     ),
     (
+        "get",
+        "/api/v1/campaigns/{id}/spec",
+        "The campaign's spec as a file (?format=toml, yaml or json; default toml)",
+        "viewer",
+        None,
+        200,
+    ),
+    (
         "post",
         "/api/v1/campaigns/{id}/start",
         "Freeze the plan and start (an admin may send override_reason to start outside the window or in a freeze)",

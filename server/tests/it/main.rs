@@ -9,6 +9,7 @@ mod charts;
 mod cli;
 mod comms;
 mod demo;
+mod editor;
 mod haproxy;
 mod helpers;
 mod nginx;

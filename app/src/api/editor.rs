@@ -1,0 +1,37 @@
+//! Server functions behind the campaign editor: environments for in-browser validation, saving
+//! a draft (validated again on the server), and TOML/YAML import and export.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+
+use super::error::ApiError;
+use crate::domain::campaign::CampaignSpec;
+use crate::domain::environment::Environment;
+
+/// Environments as the browser may see them: backend settings stripped.
+#[server(endpoint = "editor/environments")]
+pub async fn editor_environments() -> Result<Vec<Environment>, ApiError> {
+    let me = super::ctx::principal()?;
+    super::ctx::ports()?.editor.environments(&me).await.map_err(super::ctx::fail)
+}
+
+/// Creates a draft campaign (operator and above); returns its id.
+#[server(endpoint = "editor/create_draft", input = Json)]
+pub async fn create_draft(spec: CampaignSpec) -> Result<i64, ApiError> {
+    let me = super::ctx::principal()?;
+    super::ctx::ports()?.editor.create_draft(&me, spec).await.map_err(super::ctx::fail)
+}
+
+/// Reads a pasted or uploaded spec (`toml`, `yaml` or `json`) into a spec the form can show.
+#[server(endpoint = "editor/import", input = Json)]
+pub async fn import_spec(text: String, format: String) -> Result<CampaignSpec, ApiError> {
+    super::ctx::principal()?;
+    super::ctx::ports()?.editor.read_spec(&text, &format).map_err(super::ctx::fail)
+}
+
+/// Writes the form's spec as `toml`, `yaml` or `json`.
+#[server(endpoint = "editor/export", input = Json)]
+pub async fn export_spec(spec: CampaignSpec, format: String) -> Result<String, ApiError> {
+    super::ctx::principal()?;
+    super::ctx::ports()?.editor.write_spec(&spec, &format).map_err(super::ctx::fail)
+}
