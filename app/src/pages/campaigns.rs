@@ -86,7 +86,7 @@ pub fn CampaignsPage() -> impl IntoView {
                 match page.await {
                     Err(e) => view! { <ErrorBox message=e.message /> }.into_any(),
                     Ok(p) if p.campaigns.is_empty() => view! {
-                        <p class="empty">"No campaigns match. Create one with "<code>"switchyard apply -f examples/canary.toml"</code>" or the API; clear the filter to see all."</p>
+                        <p class="empty">"No campaigns match. Clear the filter to see all, or create one: "<a href="/campaigns/new">"New campaign"</a>", "<code>"switchyard apply -f examples/canary.toml"</code>" or the API."</p>
                     }.into_any(),
                     Ok(p) => {
                         let (status, search, _, environment) = filter.get_untracked();

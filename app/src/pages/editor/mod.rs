@@ -341,6 +341,8 @@ fn Editor(envs: Vec<Environment>) -> impl IntoView {
                     {checkbox(ctx, "window.start_only_inside", "Refuse to start outside the window", |f| f.start_only_inside, |f, v| f.start_only_inside = v)}
                     {checkbox(ctx, "communications.notify", "Notify users about the window", |f| f.notify, |f, v| f.notify = v)}
                     {text(ctx, "communications.audiences", "Audiences", "comma separated, e.g. customers", |f| f.audiences.clone(), |f, v| f.audiences = v)}
+                    {text(ctx, "communications.reminders", "Reminders before the start", "comma separated, e.g. 24h, 1h, 15m", |f| f.reminders.clone(), |f, v| f.reminders = v)}
+                    {checkbox(ctx, "communications.publish", "Show the window on the public status page", |f| f.publish, |f, v| f.publish = v)}
                 </fieldset>
 
                 <fieldset>

@@ -17,6 +17,7 @@ use crate::domain::campaign::{
 };
 use crate::domain::environment::Environment;
 use crate::domain::ids::{Percent, Secs, Weight};
+use crate::domain::notice::Offset;
 use crate::domain::plan::{Plan, compile};
 use crate::domain::validate::{FieldError, validate};
 use crate::domain::window::{Impact, WindowTime};
@@ -110,6 +111,12 @@ pub struct FormData {
     pub notify: bool,
     /// Comma separated.
     pub audiences: String,
+    /// Show the window on the public status page and feeds.
+    pub publish: bool,
+    /// Comma separated offsets before the start, e.g. `24h, 1h`.
+    pub reminders: String,
+    /// Notice templates from an imported spec; the form has no field for them but keeps them.
+    pub templates: BTreeMap<String, crate::domain::notice::NoticeTemplate>,
     /// `automatic` or `manual`.
     pub rollback_mode: String,
     pub hold: String,
@@ -160,6 +167,9 @@ impl FormData {
             start_only_inside: false,
             notify: false,
             audiences: String::new(),
+            publish: true,
+            reminders: "24h, 1h".into(),
+            templates: BTreeMap::new(),
             rollback_mode: "automatic".into(),
             hold: Secs(RollbackPlan::default().hold_secs).to_string(),
             approvals_required: "1".into(),
@@ -249,6 +259,18 @@ impl FormData {
         f.start_only_inside = w.start_only_inside;
         f.notify = spec.communications.notify;
         f.audiences = spec.communications.audiences.join(", ");
+        f.publish = spec.communications.publish;
+        f.reminders = spec
+            .communications
+            .reminders
+            .iter()
+            .map(|o| match o {
+                Offset::Secs(n) => n.to_string(),
+                Offset::Text(t) => t.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        f.templates = spec.communications.templates.clone();
         f.rollback_mode = word(&spec.rollback.mode);
         f.hold = Secs(spec.rollback.hold_secs).to_string();
         f.approvals_required = spec.approvals.required.to_string();
@@ -481,7 +503,17 @@ pub fn to_spec(f: &FormData) -> (CampaignSpec, Vec<FieldError>) {
         strategy,
         gates: std::iter::once(gate).chain(f.extra_gates.iter().cloned()).collect(),
         window,
-        communications: CommunicationsPlan { notify: f.notify, audiences: list(&f.audiences) },
+        communications: CommunicationsPlan {
+            notify: f.notify,
+            audiences: list(&f.audiences),
+            publish: f.publish,
+            // Whole numbers are seconds; anything else is checked by the shared validator.
+            reminders: list(&f.reminders)
+                .into_iter()
+                .map(|r| r.parse::<i64>().map(Offset::Secs).unwrap_or(Offset::Text(r)))
+                .collect(),
+            templates: f.templates.clone(),
+        },
         rollback: RollbackPlan {
             mode: rollback_mode,
             hold_secs: p.secs("rollback.hold_secs", &f.hold),
@@ -555,6 +587,8 @@ pub fn slots(f: &FormData) -> Vec<String> {
         "window.components",
         "communications.notify",
         "communications.audiences",
+        "communications.publish",
+        "communications.reminders",
         "rollback.mode",
         "rollback.hold_secs",
         "approvals.required",
@@ -770,8 +804,13 @@ mod tests {
             });
             spec.gates.push(GateSpec { max_p99_ms: 250, ..GateSpec::default() });
             spec.window.components = vec!["api".into(), "checkout".into()];
-            spec.communications =
-                CommunicationsPlan { notify: true, audiences: vec!["customers".into()] };
+            spec.communications = CommunicationsPlan {
+                notify: true,
+                audiences: vec!["customers".into()],
+                publish: false,
+                reminders: vec![Offset::Text("2h".into()), Offset::Secs(90)],
+                ..CommunicationsPlan::default()
+            };
             let (back, errs) = to_spec(&FormData::from_spec(&spec));
             assert!(errs.is_empty(), "{errs:?}");
             assert_eq!(back, spec);
