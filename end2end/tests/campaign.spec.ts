@@ -1,31 +1,12 @@
 import { test, expect, Page } from '@playwright/test';
-import * as fs from 'fs';
 import * as path from 'path';
+import { ARTIFACTS, keep, signIn, watchConsole } from './support';
 
-const PASSWORD = process.env.E2E_PASSWORD || 'e2e password long enough';
 const PORT = Number(process.env.E2E_PORT || 3100);
 const ROUTER = `http://127.0.0.1:${PORT + 80}/`;
-const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
 
-async function signIn(page: Page, user: string) {
-  await page.goto('/login');
-  await page.getByLabel('User name').fill(user);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('home-title')).toBeVisible();
-}
 
-/// Collects console errors; a hydration mismatch is logged there before the page goes dead.
-function watchConsole(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error' && /hydrat|panicked/i.test(m.text())) errors.push(m.text().slice(0, 300)); });
-  return errors;
-}
 
-async function keep(page: Page, name: string, project: string) {
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: path.join(ARTIFACTS, `${project}-${name}.png`), fullPage: true });
-}
 
 test('an operator starts a canary in the demo, sees traffic move live, aborts it, and the router is back on v1', async ({ page, request }, info) => {
   const consoleErrors = watchConsole(page);
@@ -70,6 +51,8 @@ test('an operator starts a canary in the demo, sees traffic move live, aborts it
   await page.getByTestId('chart-target').selectOption(canary!);
   await expect(page.getByTestId('chart-summary')).toContainText(/v2, ready, weight \d+\.\d % of the pool/, { timeout: 10_000 });
   await keep(page, 'campaign-running', info.project.name);
+  // The top of the page (controls, weights, charts) for the README.
+  await page.screenshot({ path: path.join(ARTIFACTS, `${info.project.name}-campaign-running-top.png`), fullPage: true, clip: { x: 0, y: 0, width: page.viewportSize()!.width, height: 1700 } });
   await page.getByTestId('chart-target').selectOption('');
 
   await page.locator('summary[data-command=abort]').click();

@@ -1,28 +1,10 @@
 import { test, expect, Page } from '@playwright/test';
-import * as fs from 'fs';
 import * as path from 'path';
+import { ARTIFACTS, keep, signIn, watchConsole } from './support';
 
-const PASSWORD = process.env.E2E_PASSWORD || 'e2e password long enough';
-const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
 
-async function signIn(page: Page, user: string) {
-  await page.goto('/login');
-  await page.getByLabel('User name').fill(user);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('home-title')).toBeVisible();
-}
 
-function watchConsole(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error' && /hydrat|panicked/i.test(m.text())) errors.push(m.text().slice(0, 300)); });
-  return errors;
-}
 
-async function keep(page: Page, name: string, project: string) {
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: path.join(ARTIFACTS, `${project}-${name}.png`), fullPage: true });
-}
 
 /// The field block (label, input, hint, messages) around an input.
 function fieldOf(page: Page, inputId: string) {

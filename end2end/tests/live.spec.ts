@@ -2,12 +2,11 @@ import { test, expect, Page } from '@playwright/test';
 import { spawn, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { ARTIFACTS, signIn } from './support';
 
 // A server of this test's own (its own database and demo ports), so it can be restarted while
 // a browser watches a running campaign.
-const PASSWORD = process.env.E2E_PASSWORD || 'e2e password long enough';
 const BASE_PORT = Number(process.env.E2E_PORT || 3100) + 200;
-const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
 
 function startServer(port: number, restart: boolean): ChildProcess {
   const child = spawn('bash', [path.join(__dirname, '..', 'start-server.sh'), String(port)], {
@@ -36,13 +35,6 @@ async function stop(child: ChildProcess) {
   if (child.exitCode === null) child.kill('SIGKILL');
 }
 
-async function signIn(page: Page, base: string, user: string) {
-  await page.goto(`${base}/login`);
-  await page.getByLabel('User name').fill(user);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('home-title')).toBeVisible();
-}
 
 test('the live view of a running canary recovers after the server restarts, and abort still works', async ({ page, request }, info) => {
   test.setTimeout(150_000);
@@ -53,7 +45,7 @@ test('the live view of a running canary recovers after the server restarts, and 
   let server = startServer(port, false);
   try {
     await ready(port);
-    await signIn(page, base, 'olivia');
+    await signIn(page, 'olivia', { base });
     await page.goto(`${base}/campaigns`);
     await page.getByRole('link', { name: 'demo-canary', exact: true }).click();
     await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');

@@ -2,31 +2,19 @@ import { test, expect, Page } from '@playwright/test';
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { ARTIFACTS, keep, signIn } from './support';
 
 // The public status page end to end: an operator schedules a notifying campaign, an anonymous
 // visitor sees it on /status, subscribes through the form, confirms from the e-mail the real
 // SMTP server (aiosmtpd, started by start-server.sh) received, and then receives the reminder.
 
-const PASSWORD = process.env.E2E_PASSWORD || 'e2e password long enough';
 const BASE = `http://127.0.0.1:${Number(process.env.E2E_PORT || 3100)}`;
-const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
 const MAILDIR = path.join(__dirname, '..', '.data', 'maildir');
 // Due 45 s before the start, which is 75 s after scheduling: 30 s to subscribe and confirm.
 const REMINDER = '45s';
 const LEAD_SECS = 75;
 
-async function signIn(page: Page, user: string) {
-  await page.goto('/login');
-  await page.getByLabel('User name').fill(user);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('home-title')).toBeVisible();
-}
 
-async function keep(page: Page, name: string, project: string) {
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: path.join(ARTIFACTS, `${project}-${name}.png`), fullPage: true });
-}
 
 type Mail = { to: string; subject: string; text: string; html: string; attachments: { filename: string; type: string }[] };
 

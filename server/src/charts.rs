@@ -156,6 +156,27 @@ enum Panel {
     Probes,
 }
 
+type Panel2d<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<
+        plotters::coord::types::RangedDateTime<DateTime<Utc>>,
+        plotters::coord::types::RangedCoordf64,
+    >,
+>;
+
+/// The series names in the upper left corner of a panel.
+fn legend<'a, 'b: 'a>(chart: &mut Panel2d<'a, 'b>, font: u32) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(200, 200, 200))
+        .label_font(("sans-serif", font - 1))
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 /// Renders five stacked panels into one SVG. Empty when there is no bucket.
 pub fn render(buckets: &[Bucket], f: &Frame<'_>) -> Result<String, String> {
     if buckets.is_empty() {
@@ -264,14 +285,7 @@ pub fn render(buckets: &[Bucket], f: &Frame<'_>) -> Result<String, String> {
                                 PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2))
                             });
                     }
-                    chart
-                        .configure_series_labels()
-                        .position(SeriesLabelPosition::UpperLeft)
-                        .background_style(WHITE.mix(0.85))
-                        .border_style(RGBColor(200, 200, 200))
-                        .label_font(("sans-serif", font - 1))
-                        .draw()
-                        .map_err(|e| e.to_string())?;
+                    legend(&mut chart, font)?;
                 }
                 Panel::Errors => {
                     chart
@@ -303,14 +317,7 @@ pub fn render(buckets: &[Bucket], f: &Frame<'_>) -> Result<String, String> {
                                 PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2))
                             });
                     }
-                    chart
-                        .configure_series_labels()
-                        .position(SeriesLabelPosition::UpperLeft)
-                        .background_style(WHITE.mix(0.85))
-                        .border_style(RGBColor(200, 200, 200))
-                        .label_font(("sans-serif", font - 1))
-                        .draw()
-                        .map_err(|e| e.to_string())?;
+                    legend(&mut chart, font)?;
                 }
                 Panel::Probes => {
                     chart

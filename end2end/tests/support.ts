@@ -1,0 +1,29 @@
+import { expect, Page } from '@playwright/test';
+import * as fs from 'fs';
+import * as path from 'path';
+
+// What every spec shares: the users' password, signing in, console watching and screenshots.
+export const PASSWORD = process.env.E2E_PASSWORD || 'e2e password long enough';
+export const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
+
+/// Signs in through the form; `base` is another server's origin (default: the configured one).
+export async function signIn(page: Page, user: string, opts: { base?: string; password?: string } = {}) {
+  await page.goto(`${opts.base ?? ''}/login`);
+  await page.getByLabel('User name').fill(user);
+  await page.getByLabel('Password').fill(opts.password ?? PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('home-title')).toBeVisible();
+}
+
+/// Collects console errors; a hydration mismatch is logged there before the page goes dead.
+export function watchConsole(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error' && /hydrat|panicked/i.test(m.text())) errors.push(m.text().slice(0, 300)); });
+  return errors;
+}
+
+/// Keeps a full-page screenshot as a test artifact: artifacts/PROJECT-NAME.png.
+export async function keep(page: Page, name: string, project: string) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, `${project}-${name}.png`), fullPage: true });
+}
