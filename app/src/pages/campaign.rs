@@ -109,6 +109,7 @@ fn Header(d: CampaignDetail) -> impl IntoView {
             <div class="progress-line">
                 <progress max=total.max(1) value=done aria-label="Steps done"></progress>
                 <span data-testid="progress">{format!("Step {} of {} · expected about {} min", done.min(total), total, expected.div_ceil(60))}</span>
+                {elapsed(s.started_at.as_deref(), s.finished_at.as_deref()).map(|e| view! { <span class="muted" data-testid="elapsed">{e}</span> })}
             </div>
             {s.last_error.clone().map(|e| view! { <div class="notice notice-error" role="alert" data-testid="last-error"><strong>"Stopped: "</strong>{e}</div> })}
             {s.abort_reason.clone().map(|r| view! { <div class="notice notice-warn" role="status"><strong>"Abort: "</strong>{r}</div> })}
@@ -127,6 +128,21 @@ fn Header(d: CampaignDetail) -> impl IntoView {
             <p class="muted">"Spec as a file: "<a rel="external" data-testid="export-toml" href=format!("/api/v1/campaigns/{}/spec?format=toml", s.id)>"TOML"</a>" · "<a rel="external" href=format!("/api/v1/campaigns/{}/spec?format=yaml", s.id)>"YAML"</a></p>
         </header>
     }
+}
+
+/// "elapsed 3:07" while it runs (as of this drawing; every event redraws it), "took 4:56" once
+/// finished; `None` before the start.
+fn elapsed(started: Option<&str>, finished: Option<&str>) -> Option<String> {
+    let parse = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&chrono::Utc))
+    };
+    let start = parse(started?)?;
+    let (end, word) = match finished.and_then(parse) {
+        Some(f) => (f, "took"),
+        None => (chrono::Utc::now(), "elapsed"),
+    };
+    let secs = (end - start).num_seconds().max(0);
+    Some(format!("· {word} {}:{:02}", secs / 60, secs % 60))
 }
 
 #[component]

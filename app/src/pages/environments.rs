@@ -52,6 +52,7 @@ fn Environment(e: EnvironmentOverview) -> impl IntoView {
     view! {
         <section aria-labelledby=labelled_by class="card" data-testid="environment">
             <h2 id=title>{e.name.clone()}</h2>
+            <p class="small"><a href=format!("/audit?object=environment:{}", crate::domain::audit::encode_component(&e.name))>"Audit events of this environment"</a>" · "<a href=format!("/audit?object=pool:{}/", crate::domain::audit::encode_component(&e.name))>"of its pools"</a></p>
             {e.drift.into_iter().map(|d| view! {
                 <div class="error" role="alert" data-testid="drift">
                     <strong>{format!("Drift on pool {} ({}) since {}: ", d.pool, d.backend, d.since.get(..19).unwrap_or_default())}</strong>
