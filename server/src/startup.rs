@@ -139,7 +139,14 @@ impl Application {
             let _ = closing.send(true);
         };
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        // Pages stream in parts (the shell, then each resolved section): without TCP_NODELAY
+        // each later part waits for the client's delayed ACK, about 40 ms a page.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
         sweeper.abort();
         dispatcher.abort();
         self.engine.kill();
