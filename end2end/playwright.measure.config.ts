@@ -1,14 +1,8 @@
 import { defineConfig, devices } from '@playwright/test';
+import { chromium } from './playwright.config';
 
 // Measurements, not tests: run by scripts/bench against the release build (SWITCHYARD_BIN and
 // the optimised client in target/site). They write their figures into BENCHMARKS.md.
-const chromium = {
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-};
 const port = Number(process.env.MEASURE_PORT || 3700);
 
 export default defineConfig({

@@ -204,16 +204,14 @@ async fn main() -> anyhow::Result<()> {
         ("page 100", "/campaigns?page=100", "canary-0"),
     ] {
         let l = latencies(&api, path, want, 300).await?;
-        eprintln!(
-            "   {label}: p50 {:.1} ms, p99 {:.1} ms",
+        let row = format!(
+            "| {label} (`{path}`) | {:.1} ms | {:.1} ms |",
             percentile(&l, 0.5),
             percentile(&l, 0.99)
         );
-        list_rows.push_str(&format!(
-            "| {label} (`{path}`) | {:.1} ms | {:.1} ms |\n",
-            percentile(&l, 0.5),
-            percentile(&l, 0.99)
-        ));
+        eprintln!("   {row}");
+        list_rows.push_str(&row);
+        list_rows.push('\n');
     }
     let rps = throughput(&api, "/campaigns", 8, 10).await?;
     eprintln!("   {rps:.0} requests/s from 8 clients");
@@ -239,8 +237,11 @@ async fn main() -> anyhow::Result<()> {
         let (event, redraw) = (sorted(l.event), sorted(l.redraw));
         let within = redraw.iter().filter(|ms| **ms <= 1000.0).count() as f64 * 100.0
             / redraw.len().max(1) as f64;
-        eprintln!(
-            "   {n} viewers: {} redraws, event p50 {:.0} / p99 {:.0} ms, redraw p50 {:.0} / p99 {:.0} / max {:.0} ms, {within:.1} % within 1 s, {} failed",
+        if n == 1 {
+            single = (percentile(&redraw, 0.5), percentile(&redraw, 0.99));
+        }
+        let row = format!(
+            "| {n} | {} | {:.0} / {:.0} ms | {:.0} / {:.0} / {:.0} ms | {within:.1} % | {} |",
             redraw.len(),
             percentile(&event, 0.5),
             percentile(&event, 0.99),
@@ -249,19 +250,9 @@ async fn main() -> anyhow::Result<()> {
             redraw.last().copied().unwrap_or(f64::NAN),
             l.failed
         );
-        if n == 1 {
-            single = (percentile(&redraw, 0.5), percentile(&redraw, 0.99));
-        }
-        viewer_rows.push_str(&format!(
-            "| {n} | {} | {:.0} / {:.0} ms | {:.0} / {:.0} / {:.0} ms | {within:.1} % | {} |\n",
-            redraw.len(),
-            percentile(&event, 0.5),
-            percentile(&event, 0.99),
-            percentile(&redraw, 0.5),
-            percentile(&redraw, 0.99),
-            redraw.last().copied().unwrap_or(f64::NAN),
-            l.failed
-        ));
+        eprintln!("   {row}");
+        viewer_rows.push_str(&row);
+        viewer_rows.push('\n');
     }
     let _ = api
         .call(
