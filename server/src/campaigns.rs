@@ -302,6 +302,66 @@ impl CampaignService {
         Ok(self.store.delete_environment(id, &current.name, audit).await?)
     }
 
+    /// Rewrites the record of `pool` from what its router and provider have now (operators;
+    /// audited with the before and after). Refused while a campaign holds the pool.
+    pub async fn accept_live_state(
+        &self,
+        actor: &Principal,
+        environment: &str,
+        pool: &str,
+    ) -> Result<app::domain::views::PoolOverview, ApiError> {
+        require(actor, Role::Operator)?;
+        let row = self
+            .store
+            .find_environment_by_name(environment)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("environment {environment}")))?;
+        let env = env_view(row.clone())?.spec;
+        let pool_name =
+            app::domain::ids::Name::parse(pool).ok().filter(|n| env.pool(n).is_some()).ok_or_else(
+                || ApiError::field("pool", format!("environment {environment} has no pool {pool}")),
+            )?;
+        if let Some(c) = self.store.campaign_holding_pool(environment, pool).await? {
+            return Err(ApiError::conflict(format!(
+                "campaign {} ({}) holds pool {pool}; its record changes when it ends",
+                c.id, c.name
+            )));
+        }
+        let factory = self.engine.adapters();
+        let (live, _) = crate::environments::pool_check(factory, &env, pool).await;
+        if let Some(e) = &live.error {
+            return Err(ApiError::conflict(format!("cannot read pool {pool} back: {e}")));
+        }
+        let next =
+            app::domain::reality::adopt(&env, &pool_name, &live.members, &Default::default())
+                .map_err(|e| ApiError::conflict(e.to_string()))?;
+        if next != env {
+            let audit = record(
+                actor,
+                "environment.accept_live_state",
+                format!("environment:{environment}"),
+                "success",
+                json!({
+                    "pool": pool,
+                    "before": app::domain::reality::describe_pool(&env, &pool_name),
+                    "after": app::domain::reality::describe_pool(&next, &pool_name),
+                }),
+            );
+            let spec = serde_json::to_string(&next).map_err(|_| ApiError::internal())?;
+            self.store.update_environment(row.id, &spec, audit).await?;
+        }
+        let (live, differences) = crate::environments::pool_check(factory, &next, pool).await;
+        let p = next.pool(&pool_name).ok_or_else(ApiError::internal)?;
+        Ok(app::domain::views::PoolOverview {
+            name: pool.to_string(),
+            router: p.router.to_string(),
+            record: next.pool_targets(p).into_iter().cloned().collect(),
+            live,
+            differences,
+            campaign: None,
+        })
+    }
+
     async fn environment_named(&self, name: &str) -> Result<Environment, ApiError> {
         let row = self.store.find_environment_by_name(name).await?.ok_or_else(|| {
             ApiError::field(
@@ -316,10 +376,36 @@ impl CampaignService {
 
     /// Validates against the named environment and compiles the plan (the preview).
     pub async fn preview(&self, actor: &Principal, spec: &CampaignSpec) -> Result<Plan, ApiError> {
+        self.preview_for(actor, spec, None).await
+    }
+
+    /// The preview of campaign `id` (its instances named for it) or of an unsaved spec.
+    async fn preview_for(
+        &self,
+        actor: &Principal,
+        spec: &CampaignSpec,
+        id: Option<i64>,
+    ) -> Result<Plan, ApiError> {
         require(actor, Role::Viewer)?;
         let env = self.environment_named(&spec.environment).await?;
         let valid = validate(spec, &env).map_err(|e| invalid(&e))?;
-        Ok(plan::compile(&valid))
+        Ok(plan::compile(&match id {
+            Some(id) => valid.for_campaign(id),
+            None => valid,
+        }))
+    }
+
+    /// Every way the campaign's pool differs from its record now; empty for feature flags,
+    /// which touch no pool.
+    async fn live_differences(
+        &self,
+        spec: &CampaignSpec,
+        env: &Environment,
+    ) -> Vec<app::domain::reality::Difference> {
+        if matches!(spec.strategy, app::domain::campaign::Strategy::FeatureFlag { .. }) {
+            return Vec::new();
+        }
+        crate::environments::pool_check(self.engine.adapters(), env, &spec.pool).await.1
     }
 
     pub async fn list(
@@ -357,7 +443,17 @@ impl CampaignService {
             serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
         let (plan, plan_frozen) = match &row.plan {
             Some(p) => (serde_json::from_str(p).ok(), true),
-            None => (self.preview(actor, &spec).await.ok(), false),
+            None => (self.preview_for(actor, &spec, Some(id)).await.ok(), false),
+        };
+        // Before a start, the plan is only right if the pool is what its record says.
+        let live_differences = match state_of(&row) {
+            CampaignState::Draft | CampaignState::Scheduled => {
+                match self.environment_named(&spec.environment).await {
+                    Ok(env) => Some(self.live_differences(&spec, &env).await),
+                    Err(_) => None,
+                }
+            }
+            _ => None,
         };
         let step_runs = self
             .store
@@ -396,6 +492,7 @@ impl CampaignService {
             plan,
             plan_frozen,
             step_runs,
+            live_differences,
         })
     }
 
@@ -504,7 +601,11 @@ impl CampaignService {
                 Some(json!({ "reason": required_reason(reason)?, "overrode": blocks }))
             }
         };
-        let plan = plan::compile(&valid);
+        let differences = self.live_differences(&spec, &env).await;
+        if !differences.is_empty() {
+            return Err(pool_mismatch(&spec, &differences));
+        }
+        let plan = plan::compile(&valid.for_campaign(id));
         let patch = CampaignPatch {
             status: Some("running".into()),
             plan: Some(serde_json::to_string(&plan).map_err(|_| ApiError::internal())?),
@@ -771,11 +872,29 @@ impl CampaignService {
         .await
     }
 
-    /// Resumes; past a planned pause it moves on, after an error it retries the failed step.
+    /// Resumes; past a planned pause it moves on, after an error it retries the failed step,
+    /// and a paused rollback carries on (checking again before it routes to anyone).
     pub async fn resume(&self, actor: &Principal, id: i64) -> Result<CampaignSummary, ApiError> {
         require(actor, Role::Operator)?;
         let row = self.row(id).await?;
-        transition(&row, Command::Resume)?;
+        let next = transition(&row, Command::Resume)?;
+        if next == CampaignState::Aborting {
+            let patch = CampaignPatch {
+                status: Some("aborting".into()),
+                last_error: Some(None),
+                ..Default::default()
+            };
+            return self
+                .command(
+                    actor,
+                    id,
+                    Command::Resume,
+                    &["rollback_paused"],
+                    patch,
+                    json!({ "rollback": true }),
+                )
+                .await;
+        }
         let mut patch = CampaignPatch {
             status: Some("running".into()),
             last_error: Some(None),
@@ -943,6 +1062,13 @@ impl CampaignService {
                     comms::change(CommsEvent::Cancelled, &spec, &w, chrono::Utc::now())
                 });
             CampaignPatch { status: Some("draft".into()), comms, ..Default::default() }
+        } else if matches!(state_of(&row), CampaignState::Failed | CampaignState::RollbackPaused) {
+            // The rollback already began: carry on with it; its reason and start time stay.
+            CampaignPatch {
+                status: Some("aborting".into()),
+                last_error: Some(None),
+                ..Default::default()
+            }
         } else {
             CampaignPatch {
                 status: Some("aborting".into()),
@@ -955,7 +1081,7 @@ impl CampaignService {
             actor,
             id,
             Command::Abort,
-            &["scheduled", "running", "paused", "awaiting_approval", "failed"],
+            &["scheduled", "running", "paused", "awaiting_approval", "failed", "rollback_paused"],
             patch,
             json!({ "reason": reason }),
         )
@@ -986,7 +1112,14 @@ impl CampaignService {
             Some(e) => serde_json::from_str(e).map_err(|_| ApiError::internal())?,
             None => self.environment_named(&row.environment).await?,
         };
-        let view = crate::environments::pool_traffic(self.engine.adapters(), &env, &row.pool).await;
+        let view = crate::environments::pool_traffic(
+            self.engine.adapters(),
+            &env,
+            &row.pool,
+            &created_targets(&row),
+            crate::environments::Probe::Members,
+        )
+        .await;
         if let Ok(mut c) = self.traffic_cache.lock() {
             c.retain(|_, (at, _)| at.elapsed() < TRAFFIC_FRESH);
             c.insert(id, (std::time::Instant::now(), view.clone()));
@@ -1070,6 +1203,24 @@ impl app::api::ports::CampaignsPort for CampaignService {
     ) -> Result<app::api::comms::CommsView, ApiError> {
         CampaignService::comms(self, actor, id).await
     }
+
+    async fn accept_live_state(
+        &self,
+        actor: &Principal,
+        environment: &str,
+        pool: &str,
+    ) -> Result<app::domain::views::PoolOverview, ApiError> {
+        CampaignService::accept_live_state(self, actor, environment, pool).await
+    }
+}
+
+/// The instances a started campaign's plan creates (a DNS pool's read-back looks for them).
+pub(crate) fn created_targets(row: &CampaignRow) -> Vec<String> {
+    row.plan
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<Plan>(p).ok())
+        .map(|p| p.created_instances().into_iter().map(|(t, _, _)| t.to_string()).collect())
+        .unwrap_or_default()
 }
 
 /// Why starting now is refused: outside a window the campaign may only start inside, or
@@ -1097,6 +1248,24 @@ fn start_blocks(
         ));
     }
     blocks
+}
+
+/// The start refused because the pool is not what its record says, naming every difference.
+fn pool_mismatch(
+    spec: &CampaignSpec,
+    differences: &[app::domain::reality::Difference],
+) -> ApiError {
+    let list: Vec<&str> = differences.iter().map(|d| d.message.as_str()).collect();
+    let mut e = ApiError::conflict(format!(
+        "pool {} in {} is not what its record says, so the plan would be wrong: {}. Resolve each \
+         (Environments page, or POST /api/v1/environments/{{id}}/pools/{}/accept-live), then start again",
+        spec.pool,
+        spec.environment,
+        list.join("; "),
+        spec.pool
+    ));
+    e.fields.insert("pool".into(), list.join("; "));
+    e
 }
 
 fn required_reason(reason: &str) -> Result<&str, ApiError> {

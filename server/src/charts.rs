@@ -29,6 +29,9 @@ pub struct Bucket {
     pub probe_pct: Option<f64>,
     /// Share of the pool's traffic by release (router weights read back), in percent.
     pub weight_by_release: BTreeMap<String, f64>,
+    /// Some sample landed in this bucket. An unsampled bucket is a gap in every line, never a
+    /// zero: nobody looked, so nothing is known.
+    pub sampled: bool,
 }
 
 /// Groups samples (oldest first) into buckets of `secs` seconds from `from` to `to`, for one
@@ -55,6 +58,7 @@ pub fn buckets(
         probes_ok: f64,
         /// Per round (sample time): weight by release.
         rounds: BTreeMap<String, BTreeMap<String, f64>>,
+        sampled: bool,
     }
     let mut acc: Vec<Acc> = (0..n).map(|_| Acc::default()).collect();
     for r in rows {
@@ -69,6 +73,7 @@ pub fn buckets(
         }
         let i = (((at - from).num_milliseconds() as f64 / 1000.0) / secs) as usize;
         let Some(a) = acc.get_mut(i.min(n - 1)) else { continue };
+        a.sampled = true;
         let release = r.release.clone().unwrap_or_else(|| "?".into());
         if let Some(q) = r.requests {
             *a.requests.entry(release.clone()).or_default() += q as f64;
@@ -121,6 +126,7 @@ pub fn buckets(
                 p99_ms: a.p99,
                 probe_pct: (a.probes > 0.0).then(|| a.probes_ok * 100.0 / a.probes),
                 weight_by_release,
+                sampled: a.sampled,
             }
         })
         .collect()
@@ -175,6 +181,43 @@ fn legend<'a, 'b: 'a>(chart: &mut Panel2d<'a, 'b>, font: u32) -> Result<(), Stri
         .label_font(("sans-serif", font - 1))
         .draw()
         .map_err(|e| e.to_string())
+}
+
+/// Draws `points` as lines broken wherever a point is `None` (no data is a gap, never a zero);
+/// the first run carries the legend label.
+fn draw_runs<'a, 'b: 'a>(
+    chart: &mut Panel2d<'a, 'b>,
+    points: impl Iterator<Item = Option<(DateTime<Utc>, f64)>>,
+    color: RGBColor,
+    label: Option<String>,
+) -> Result<(), String> {
+    let mut runs: Vec<Vec<(DateTime<Utc>, f64)>> = vec![Vec::new()];
+    for p in points {
+        match p {
+            Some(p) => runs.last_mut().map(|r| r.push(p)).unwrap_or_default(),
+            None if runs.last().is_some_and(|r| !r.is_empty()) => runs.push(Vec::new()),
+            None => {}
+        }
+    }
+    let mut label = label;
+    for run in runs.into_iter().filter(|r| !r.is_empty()) {
+        // A lone point between gaps is still drawn, as a dot.
+        let series = if run.len() == 1 {
+            chart
+                .draw_series(run.iter().map(|p| Circle::new(*p, 2, color.filled())))
+                .map_err(|e| e.to_string())?
+        } else {
+            chart
+                .draw_series(LineSeries::new(run, color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+        };
+        if let Some(l) = label.take() {
+            series.label(l).legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2))
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Renders five stacked panels into one SVG. Empty when there is no bucket.
@@ -266,24 +309,17 @@ pub fn render(buckets: &[Bucket], f: &Frame<'_>) -> Result<String, String> {
                 Panel::Rate | Panel::Weight => {
                     for release in &releases {
                         let color = color_of(release);
-                        let points: Vec<(DateTime<Utc>, f64)> = buckets
-                            .iter()
-                            .map(|b| {
-                                let m = if matches!(panel, Panel::Rate) {
-                                    &b.rate_by_release
-                                } else {
-                                    &b.weight_by_release
-                                };
-                                (b.start, m.get(release).copied().unwrap_or(0.0))
-                            })
-                            .collect();
-                        chart
-                            .draw_series(LineSeries::new(points, color.stroke_width(2)))
-                            .map_err(|e| e.to_string())?
-                            .label(release.clone())
-                            .legend(move |(x, y)| {
-                                PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2))
-                            });
+                        // A sampled bucket without this release really had none of it (0);
+                        // an unsampled one is a gap.
+                        let points = buckets.iter().map(|b| {
+                            let m = if matches!(panel, Panel::Rate) {
+                                &b.rate_by_release
+                            } else {
+                                &b.weight_by_release
+                            };
+                            b.sampled.then(|| (b.start, m.get(release).copied().unwrap_or(0.0)))
+                        });
+                        draw_runs(&mut chart, points, color, Some(release.clone()))?;
                     }
                     legend(&mut chart, font)?;
                 }
@@ -291,12 +327,12 @@ pub fn render(buckets: &[Bucket], f: &Frame<'_>) -> Result<String, String> {
                     chart
                         .draw_series(limit(f.gate.max_error_rate * 100.0))
                         .map_err(|e| e.to_string())?;
-                    chart
-                        .draw_series(LineSeries::new(
-                            buckets.iter().filter_map(|b| b.error_pct.map(|v| (b.start, v))),
-                            LIMIT.stroke_width(2),
-                        ))
-                        .map_err(|e| e.to_string())?;
+                    draw_runs(
+                        &mut chart,
+                        buckets.iter().map(|b| b.error_pct.map(|v| (b.start, v))),
+                        LIMIT,
+                        None,
+                    )?;
                 }
                 Panel::Latency => {
                     chart
@@ -306,16 +342,12 @@ pub fn render(buckets: &[Bucket], f: &Frame<'_>) -> Result<String, String> {
                         ("p50", PALETTE[1], (|b: &Bucket| b.p50_ms) as fn(&Bucket) -> Option<f64>),
                         ("p99", PALETTE[0], |b: &Bucket| b.p99_ms),
                     ] {
-                        chart
-                            .draw_series(LineSeries::new(
-                                buckets.iter().filter_map(|b| pick(b).map(|v| (b.start, v))),
-                                color.stroke_width(2),
-                            ))
-                            .map_err(|e| e.to_string())?
-                            .label(name)
-                            .legend(move |(x, y)| {
-                                PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2))
-                            });
+                        draw_runs(
+                            &mut chart,
+                            buckets.iter().map(|b| pick(b).map(|v| (b.start, v))),
+                            color,
+                            Some(name.to_string()),
+                        )?;
                     }
                     legend(&mut chart, font)?;
                 }
@@ -323,12 +355,12 @@ pub fn render(buckets: &[Bucket], f: &Frame<'_>) -> Result<String, String> {
                     chart
                         .draw_series(limit(f.gate.min_probe_success * 100.0))
                         .map_err(|e| e.to_string())?;
-                    chart
-                        .draw_series(LineSeries::new(
-                            buckets.iter().filter_map(|b| b.probe_pct.map(|v| (b.start, v))),
-                            PALETTE[3].stroke_width(2),
-                        ))
-                        .map_err(|e| e.to_string())?;
+                    draw_runs(
+                        &mut chart,
+                        buckets.iter().map(|b| b.probe_pct.map(|v| (b.start, v))),
+                        PALETTE[3],
+                        None,
+                    )?;
                 }
             }
         }
@@ -488,7 +520,11 @@ impl crate::campaigns::CampaignService {
             })
             .collect();
         let span = (to - from).num_milliseconds() as f64 / 1000.0;
-        let secs = (span / 120.0).max(1.0);
+        // At least two sampling intervals wide, so every bucket holds a round unless rounds
+        // really went missing (then it is drawn as a gap).
+        let mut intervals: Vec<f64> = rows.iter().map(|r| r.secs).collect();
+        let interval = crate::adapters::quantile(&mut intervals, 0.5).unwrap_or(1.0);
+        let secs = (span / 120.0).max(1.0).max(2.0 * interval);
         let gate = spec.gates.first().cloned().unwrap_or_default();
         let b = buckets(&rows, target.as_deref(), from, to, secs);
         let frame = Frame { from, to, steps: &steps, gate: &gate, tz: zone, width };
@@ -590,5 +626,57 @@ mod tests {
         assert!(berlin.contains("13:00:"), "labels follow the viewer's zone (UTC+1 in January)");
         assert!(!berlin.contains(">12:00:"));
         assert!(render(&[], &frame(chrono_tz::UTC)).expect("renders").is_empty());
+    }
+
+    #[test]
+    fn a_missed_sampling_round_is_a_gap_in_every_line_not_a_zero() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::hours(12);
+        // Samples for 0–9 s and 20–29 s: nobody looked in between.
+        let rows: Vec<SampleRow> = (0..30)
+            .filter(|s| !(10..20).contains(s))
+            .map(|s| {
+                let mut r = row(s, "a", "v1", 5, 0);
+                r.at = crate::store::format_ts(t0 + chrono::Duration::seconds(s));
+                r
+            })
+            .collect();
+        let to = t0 + chrono::Duration::seconds(30);
+        let b = buckets(&rows, None, t0, to, 2.0);
+        assert!(b[6].rate_by_release.is_empty() && !b[6].sampled, "12–14 s has no sample");
+        assert!(b[6].weight_by_release.is_empty());
+        assert!(b[0].sampled && b[14].sampled);
+        let gate = GateSpec::default();
+        let frame = Frame { from: t0, to, steps: &[], gate: &gate, tz: chrono_tz::UTC, width: 700 };
+        let svg = render(&b, &frame).expect("renders");
+        let broken = render(
+            &buckets(
+                &rows
+                    .iter()
+                    .filter(|r| r.at < crate::store::format_ts(t0 + chrono::Duration::seconds(10)))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+                None,
+                t0,
+                to,
+                2.0,
+            ),
+            &frame,
+        )
+        .expect("renders");
+        // Each of the five panels' series is drawn as two runs around the gap.
+        let lines = |s: &str| s.matches("<polyline").count();
+        assert!(
+            lines(&svg) > lines(&broken),
+            "{} runs with a gap, {} without the second half",
+            lines(&svg),
+            lines(&broken)
+        );
+        // No line drops to zero in the gap: a zero rate would be a point at the panel's floor.
+        assert_eq!(
+            b.iter().filter(|b| b.sampled).count(),
+            10,
+            "{:?}",
+            b.iter().map(|b| b.sampled).collect::<Vec<_>>()
+        );
     }
 }

@@ -63,6 +63,11 @@ pub enum Command {
     /// Check the backends the environments use
     #[command(subcommand)]
     Backends(BackendsCommand),
+    /// Write a consistent copy of the database to FILE (safe while the server runs)
+    Backup {
+        /// The new file (it must not exist yet)
+        file: PathBuf,
+    },
     /// Run the demo service: says its release in an `x-release` header; can fail or be slow
     DemoService {
         #[arg(long)]
@@ -225,6 +230,19 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<i32> {
             .await
             .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!("{}", created.secret);
+            Ok(0)
+        }
+        Command::Backup { file } => {
+            let store = Store::connect(&config.database_url).await?;
+            store.backup_to(&file).await?;
+            let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            println!("backed up {} to {} ({size} bytes)", config.database_url, file.display());
+            println!(
+                "to restore: stop the server, move the database and its -wal/-shm files aside, copy \
+                 {} to the database's path (database_url), start the server, then run \
+                 `switchyard audit verify`",
+                file.display()
+            );
             Ok(0)
         }
         Command::Audit(AuditCommand::Verify) => {

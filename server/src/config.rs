@@ -90,6 +90,36 @@ pub const SETTINGS: &[(&str, &str, &str, &str)] = &[
         "how often each target of a running campaign is sampled for the health charts",
     ),
     (
+        "retention.samples_days",
+        "SWITCHYARD_RETENTION_SAMPLES_DAYS",
+        "30",
+        "keep health samples this many days (the audit trail is never pruned)",
+    ),
+    (
+        "retention.events_days",
+        "SWITCHYARD_RETENTION_EVENTS_DAYS",
+        "365",
+        "keep the event stream and step log of campaigns finished this many days ago",
+    ),
+    (
+        "retention.deliveries_days",
+        "SWITCHYARD_RETENTION_DELIVERIES_DAYS",
+        "365",
+        "keep notice delivery attempts this many days",
+    ),
+    (
+        "retention.unconfirmed_subscribers_days",
+        "SWITCHYARD_RETENTION_UNCONFIRMED_DAYS",
+        "7",
+        "forget subscribers who never confirmed after this many days",
+    ),
+    (
+        "alerts.webhook_url",
+        "SWITCHYARD_ALERT_WEBHOOK_URL",
+        "",
+        "POST operator alerts (a paused rollback, a failed reconciler) here as JSON (empty: log, audit and page only)",
+    ),
+    (
         "demo.enabled",
         "SWITCHYARD_DEMO",
         "false",
@@ -250,6 +280,18 @@ pub struct Config {
     pub session: SessionConfig,
     pub auth: AuthConfig,
     pub demo: Option<crate::demo::DemoConfig>,
+    pub retention: RetentionConfig,
+    /// Where operator alerts are POSTed; `None`: log, audit and the campaign page only.
+    pub alert_webhook: Option<String>,
+}
+
+/// How long what grows is kept; the audit trail is never pruned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionConfig {
+    pub samples_days: i64,
+    pub events_days: i64,
+    pub deliveries_days: i64,
+    pub unconfirmed_subscribers_days: i64,
 }
 
 impl Config {
@@ -468,9 +510,32 @@ impl Config {
             retry_base_secs: u64::try_from(positive("notify.retry_base_secs", "seconds")?)
                 .unwrap_or(30),
         };
+        let alert_webhook = match get("alerts.webhook_url").value.trim() {
+            "" => None,
+            url if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(url.to_string())
+            }
+            _ => {
+                return Err(bad(
+                    "alerts.webhook_url",
+                    "expected an http:// or https:// URL, or empty",
+                ));
+            }
+        };
+        let retention = RetentionConfig {
+            samples_days: positive("retention.samples_days", "days")?,
+            events_days: positive("retention.events_days", "days")?,
+            deliveries_days: positive("retention.deliveries_days", "days")?,
+            unconfirmed_subscribers_days: positive(
+                "retention.unconfirmed_subscribers_days",
+                "days",
+            )?,
+        };
         Ok(Config {
             notify,
             demo,
+            retention,
+            alert_webhook,
             listen,
             database_url,
             site_root: PathBuf::from(get("site_root").value.trim()),

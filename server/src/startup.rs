@@ -33,14 +33,18 @@ pub struct Application {
     closing: tokio::sync::watch::Sender<bool>,
     drift_interval: std::time::Duration,
     sample_interval: std::time::Duration,
+    /// This server drives the database's campaigns until it stops.
+    _lock: crate::store::EngineLock,
+    retention: crate::store::Retention,
 }
 
 impl Application {
     /// Opens the store (applying migrations), binds the listener and assembles the router.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let registry = Arc::new(Registry::new(config.data_dir()));
-        let mut app =
-            Self::build_with(config.clone(), registry.clone(), EngineConfig::default()).await?;
+        let engine_config =
+            EngineConfig { alert_webhook: config.alert_webhook.clone(), ..EngineConfig::default() };
+        let mut app = Self::build_with(config.clone(), registry.clone(), engine_config).await?;
         if let Some(demo) = &config.demo {
             crate::demo::seed(&app.store, &registry, demo)
                 .await
@@ -56,6 +60,7 @@ impl Application {
         adapters: Arc<dyn AdapterFactory>,
         engine_config: EngineConfig,
     ) -> anyhow::Result<Self> {
+        let lock = crate::store::EngineLock::acquire(&config.database_url)?;
         let store = Store::connect(&config.database_url).await?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| {
             format!("cannot listen on {} (is another server running there?)", config.listen)
@@ -69,6 +74,13 @@ impl Application {
             .build();
         let engine = Engine::new(store.clone(), adapters.clone(), engine_config);
         let drift_interval = std::time::Duration::from_secs(config.drift_interval_secs);
+        let r = config.retention;
+        let retention = crate::store::Retention {
+            samples_days: r.samples_days,
+            events_days: r.events_days,
+            deliveries_days: r.deliveries_days,
+            unconfirmed_subscribers_days: r.unconfirmed_subscribers_days,
+        };
         let sample_interval = std::time::Duration::from_millis(config.sample_interval_ms);
         let notifier = Notifier::new(store.clone(), config.notify.clone());
         let campaigns =
@@ -103,6 +115,8 @@ impl Application {
             closing,
             drift_interval,
             sample_interval,
+            _lock: lock,
+            retention,
         })
     }
 
@@ -126,11 +140,26 @@ impl Application {
                 }
             }
         });
+        let (store, keep) = (self.store.clone(), self.retention);
+        let pruner = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                match store.prune(keep, chrono::Utc::now()).await {
+                    Ok(p) if p != crate::store::Pruned::default() => {
+                        tracing::info!(?p, "pruned old rows")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not prune old rows"),
+                }
+            }
+        });
         // After a restart every active campaign carries on from its persisted step, and the
         // outbox from its last committed delivery.
         self.engine.resume_all().await?;
         self.engine.watch_drift(self.drift_interval);
         self.engine.watch_samples(self.sample_interval);
+        self.engine.watch_tasks(std::time::Duration::from_secs(5));
         let dispatcher = tokio::spawn(self.notifier.clone().run());
         let closing = self.closing;
         let shutdown = async move {
@@ -148,6 +177,7 @@ impl Application {
         });
         let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
         sweeper.abort();
+        pruner.abort();
         dispatcher.abort();
         self.engine.kill();
         if let Some(r) = &self.registry {

@@ -11,7 +11,7 @@ use crate::domain::auth::{Principal, Role, TokenView, UserView};
 use crate::domain::lifecycle::Command;
 use crate::domain::views::{
     BackendCheckView, CampaignDetail, CampaignPage, CampaignSummary, EnvironmentOverview,
-    TrafficView,
+    PoolOverview, TrafficView,
 };
 
 /// A freshly created API token: the secret is shown once and never stored.
@@ -86,6 +86,13 @@ pub trait CampaignsPort: Send + Sync {
     async fn check_backends(&self, actor: &Principal) -> Result<Vec<BackendCheckView>, ApiError>;
     /// The campaign's notice schedule, delivery log and notice previews (viewer and above).
     async fn comms(&self, actor: &Principal, id: i64) -> Result<super::comms::CommsView, ApiError>;
+    /// Rewrites a pool's record from its router and provider (operator and above; audited).
+    async fn accept_live_state(
+        &self,
+        actor: &Principal,
+        environment: &str,
+        pool: &str,
+    ) -> Result<PoolOverview, ApiError>;
 }
 
 #[async_trait]

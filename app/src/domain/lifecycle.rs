@@ -19,12 +19,15 @@ pub enum CampaignState {
     AwaitingApproval,
     Succeeded,
     Aborting,
+    /// The rollback stopped rather than route users to members that are gone or unhealthy;
+    /// the pool keeps serving from what it has. Resume (or abort again) retries the rollback.
+    RollbackPaused,
     RolledBack,
     Failed,
 }
 
 impl CampaignState {
-    pub const ALL: [CampaignState; 9] = [
+    pub const ALL: [CampaignState; 10] = [
         CampaignState::Draft,
         CampaignState::Scheduled,
         CampaignState::Running,
@@ -32,6 +35,7 @@ impl CampaignState {
         CampaignState::AwaitingApproval,
         CampaignState::Succeeded,
         CampaignState::Aborting,
+        CampaignState::RollbackPaused,
         CampaignState::RolledBack,
         CampaignState::Failed,
     ];
@@ -39,6 +43,11 @@ impl CampaignState {
     /// Nothing more will happen to a campaign in a terminal state.
     pub fn is_terminal(self) -> bool {
         matches!(self, CampaignState::Succeeded | CampaignState::RolledBack)
+    }
+
+    /// A campaign in one of these states holds its pool: no other campaign may start there.
+    pub fn holds_pool(self) -> bool {
+        self.is_active() || self == CampaignState::RollbackPaused
     }
 
     /// States in which the engine has a reconciler working on the campaign.
@@ -61,6 +70,7 @@ impl CampaignState {
             CampaignState::AwaitingApproval => "awaiting approval",
             CampaignState::Succeeded => "succeeded",
             CampaignState::Aborting => "aborting",
+            CampaignState::RollbackPaused => "rollback paused",
             CampaignState::RolledBack => "rolled back",
             CampaignState::Failed => "failed",
         }
@@ -91,11 +101,13 @@ pub enum Command {
     Abort,
     Complete,
     Fail,
+    /// The engine stopped a rollback that would have routed users to a dead member.
+    PauseRollback,
     RollbackDone,
 }
 
 impl Command {
-    pub const ALL: [Command; 12] = [
+    pub const ALL: [Command; 13] = [
         Command::Schedule,
         Command::Start,
         Command::Pause,
@@ -107,6 +119,7 @@ impl Command {
         Command::Abort,
         Command::Complete,
         Command::Fail,
+        Command::PauseRollback,
         Command::RollbackDone,
     ];
 
@@ -124,6 +137,7 @@ impl Command {
             Command::Abort => "abort",
             Command::Complete => "complete",
             Command::Fail => "fail",
+            Command::PauseRollback => "pause the rollback of",
             Command::RollbackDone => "finish rolling back",
         }
     }
@@ -150,14 +164,19 @@ pub fn transition(
         (S::Scheduled, C::Abort) => S::Draft,
         (S::Running, C::Pause) => S::Paused,
         (S::Paused, C::Resume) => S::Running,
+        (S::RollbackPaused, C::Resume) => S::Aborting,
         (S::Running, C::RequestApproval) => S::AwaitingApproval,
         (S::AwaitingApproval, C::Approve) => S::Running,
         (S::AwaitingApproval, C::Reject) => S::Aborting,
         (S::Running | S::Paused, C::Skip) => S::Running,
-        (S::Running | S::Paused | S::AwaitingApproval | S::Failed, C::Abort) => S::Aborting,
+        (
+            S::Running | S::Paused | S::AwaitingApproval | S::Failed | S::RollbackPaused,
+            C::Abort,
+        ) => S::Aborting,
         (S::Running, C::Complete) => S::Succeeded,
         (S::Running | S::Paused | S::AwaitingApproval | S::Aborting, C::Fail) => S::Failed,
         (S::Aborting, C::RollbackDone) => S::RolledBack,
+        (S::Aborting, C::PauseRollback) => S::RollbackPaused,
         _ => {
             return Err(TransitionError { from: state, command });
         }
@@ -234,6 +253,15 @@ mod tests {
         assert_eq!(transition(S::Aborting, C::RollbackDone), Ok(S::RolledBack));
         assert_eq!(transition(S::AwaitingApproval, C::Reject), Ok(S::Aborting));
         assert_eq!(transition(S::Scheduled, C::Abort), Ok(S::Draft));
+    }
+
+    #[test]
+    fn a_paused_rollback_is_retried_by_resume_or_abort() {
+        assert_eq!(transition(S::Aborting, C::PauseRollback), Ok(S::RollbackPaused));
+        assert_eq!(transition(S::RollbackPaused, C::Resume), Ok(S::Aborting));
+        assert_eq!(transition(S::RollbackPaused, C::Abort), Ok(S::Aborting));
+        assert!(transition(S::Running, C::PauseRollback).is_err());
+        assert!(S::RollbackPaused.holds_pool() && !S::RollbackPaused.is_terminal());
     }
 
     #[test]

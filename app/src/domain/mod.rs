@@ -10,6 +10,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod notice;
 pub mod plan;
+pub mod reality;
 pub mod rollback;
 pub mod traffic;
 pub mod validate;

@@ -59,6 +59,26 @@ pub struct Step {
     pub expected_secs: u64,
 }
 
+impl Plan {
+    /// Every instance the plan creates: (target, group, release), in plan order.
+    pub fn created_instances(&self) -> Vec<(Name, String, Release)> {
+        let mut out: Vec<(Name, String, Release)> = Vec::new();
+        for step in &self.steps {
+            for call in &step.calls {
+                if let BackendCall::Provider {
+                    call: ProviderCall::Create { target, release, group },
+                    ..
+                } = call
+                    && !out.iter().any(|(t, _, _)| t == target)
+                {
+                    out.push((target.clone(), group.clone(), release.clone()));
+                }
+            }
+        }
+        out
+    }
+}
+
 impl Step {
     pub fn waits(&self) -> bool {
         self.kind.waits()
@@ -649,19 +669,36 @@ fn fraction(f: f64) -> String {
     format!("{pct} %")
 }
 
-/// One new instance per old target, named after it (`web-1` → `web-1-v2-1-0`) and placed in the
-/// same group; names are made unique against every target the environment defines.
+/// One new instance per old target, named after it and the campaign that creates it
+/// (`web-1` → `web-1-v2-1-0-c7` in campaign 7) and placed in the same group; names are made
+/// unique against every target the environment defines. A name this compiler made earlier
+/// (`web-1-v2-c3`) is traced back to its base (`web-1`), so names do not grow campaign after
+/// campaign.
 pub(crate) fn new_instances(v: &ValidSpec) -> Vec<(Name, String)> {
     let mut used: BTreeSet<Name> = v.environment().targets.iter().map(|t| t.name.clone()).collect();
-    let old_suffix = format!("-{}", v.from_release().slug());
-    let slug = v.to_release().slug();
+    let from = v.from_release().slug();
+    let slug = match v.campaign() {
+        Some(id) => format!("{}-c{id}", v.to_release().slug()),
+        None => v.to_release().slug(),
+    };
     v.targets()
         .iter()
         .map(|t: &Target| {
-            let base = t.name.as_str().strip_suffix(&old_suffix).unwrap_or(t.name.as_str());
-            (fresh_name(base, &slug, &mut used), t.group.clone())
+            (fresh_name(base_name(t.name.as_str(), &from), &slug, &mut used), t.group.clone())
         })
         .collect()
+}
+
+/// `web-1-v2-c3` (made by campaign 3 for v2) → `web-1`; `web-1-v2` → `web-1` when v2 is the
+/// release it runs; any other name is its own base.
+pub(crate) fn base_name<'a>(name: &'a str, release_slug: &str) -> &'a str {
+    let without_campaign = match name.rsplit_once("-c") {
+        Some((head, id)) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => head,
+        _ => name,
+    };
+    let base =
+        without_campaign.strip_suffix(&format!("-{release_slug}")).unwrap_or(without_campaign);
+    if base.is_empty() { name } else { base }
 }
 
 fn fresh_name(base: &str, slug: &str, used: &mut BTreeSet<Name>) -> Name {
@@ -1047,6 +1084,41 @@ mod tests {
             calls(find(&plan, K::Provision, 0))[0],
             "provider(local).create(web-1-v2-1-0-2, v2.1.0, group=zone-a)"
         );
+    }
+
+    #[test]
+    fn instances_carry_their_campaign_and_a_downgrade_traces_names_back_to_their_base() {
+        use crate::domain::testkit::valid;
+        let up = valid(&spec(blue_green(Switch::AtOnce)), &env(2)).for_campaign(7);
+        assert_eq!(
+            calls(find(&compile(&up), K::Provision, 0)),
+            [
+                "provider(local).create(web-1-v2-1-0-c7, v2.1.0, group=zone-a)",
+                "provider(local).create(web-2-v2-1-0-c7, v2.1.0, group=zone-b)"
+            ]
+        );
+        // What campaign 7 left: its instances, on v2.1.0, are the pool.
+        let mut e = env(2);
+        for t in &mut e.targets {
+            t.name = Name::parse(&format!("{}-v2-1-0-c7", t.name)).expect("valid");
+            t.release = Release::parse("v2.1.0").expect("valid");
+        }
+        e.pools[0].targets = e.targets.iter().map(|t| t.name.clone()).collect();
+        let mut down = spec(blue_green(Switch::AtOnce));
+        down.from_release = "v2.1.0".into();
+        down.to_release = "v1.0.0".into();
+        let down = valid(&down, &e).for_campaign(8);
+        assert_eq!(
+            calls(find(&compile(&down), K::Provision, 0)),
+            [
+                "provider(local).create(web-1-v1-0-0-c8, v1.0.0, group=zone-a)",
+                "provider(local).create(web-2-v1-0-0-c8, v1.0.0, group=zone-b)"
+            ]
+        );
+        assert_eq!(base_name("web-1-v2-c12", "v2"), "web-1");
+        assert_eq!(base_name("web-1", "v2"), "web-1");
+        assert_eq!(base_name("web-1-v2", "v2"), "web-1");
+        assert_eq!(base_name("c5", "v2"), "c5");
     }
 
     #[test]

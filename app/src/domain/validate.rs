@@ -86,9 +86,20 @@ pub struct ValidSpec {
     provider: Option<Name>,
     health: Name,
     gates: Vec<GateSpec>,
+    campaign: Option<i64>,
 }
 
 impl ValidSpec {
+    /// The campaign this spec belongs to: the instances its plan creates carry its id in their
+    /// names, so no other campaign can ever adopt, reuse or destroy them.
+    pub fn for_campaign(mut self, id: i64) -> Self {
+        self.campaign = Some(id);
+        self
+    }
+    /// `None` while the spec is an unsaved form.
+    pub fn campaign(&self) -> Option<i64> {
+        self.campaign
+    }
     pub fn spec(&self) -> &CampaignSpec {
         &self.spec
     }
@@ -216,6 +227,7 @@ pub fn validate(spec: &CampaignSpec, env: &Environment) -> Result<ValidSpec, Val
     }
 
     check_window(&mut errs, spec);
+    check_durations(&mut errs, spec, router.as_ref());
     let gates = if spec.gates.is_empty() { vec![GateSpec::default()] } else { spec.gates.clone() };
     for (i, gate) in spec.gates.iter().enumerate() {
         check_gate(&mut errs, &format!("gates[{i}]"), gate);
@@ -252,6 +264,7 @@ pub fn validate(spec: &CampaignSpec, env: &Environment) -> Result<ValidSpec, Val
             provider,
             health,
             gates,
+            campaign: None,
         }),
         _ => {
             errs.push("", "the campaign could not be checked; fix the fields above");
@@ -374,6 +387,78 @@ fn check_window(errs: &mut ValidationErrors, spec: &CampaignSpec) {
     }
     if spec.window.message.chars().count() > 2000 {
         errs.push("window.message", "keep the public message under 2000 characters");
+    }
+}
+
+/// The longest a bake, a hold, a gate deadline or a pause-free wait may be: a week.
+pub const MAX_WAIT_SECS: u64 = 7 * 24 * 3600;
+/// The longest a drain, a gate window or a DNS TTL may be: a day.
+pub const MAX_SHORT_SECS: u64 = 24 * 3600;
+
+/// Every duration has an upper bound, so no timer, deadline or instant arithmetic can overflow
+/// and a typo (`bake_secs = 3000000`) is caught before it stalls a campaign for a month.
+fn check_durations(
+    errs: &mut ValidationErrors,
+    spec: &CampaignSpec,
+    router: Option<&BackendConfig>,
+) {
+    let mut check = |field: String, value: u64, max: u64, what: &str| {
+        if value > max {
+            errs.push(
+                field,
+                format!(
+                    "{value} s is too long for {what}; use at most {max} s ({})",
+                    super::ids::Secs(max)
+                ),
+            );
+        }
+    };
+    match &spec.strategy {
+        Strategy::BlueGreen { bake_secs, .. } => {
+            check("strategy.bake_secs".into(), *bake_secs, MAX_WAIT_SECS, "a bake");
+        }
+        Strategy::Rolling { bake_secs, drain_timeout_secs, .. } => {
+            check("strategy.bake_secs".into(), *bake_secs, MAX_WAIT_SECS, "a bake");
+            check(
+                "strategy.drain_timeout_secs".into(),
+                *drain_timeout_secs,
+                MAX_SHORT_SECS,
+                "a drain",
+            );
+        }
+        Strategy::Canary { steps, .. } => {
+            for (i, st) in steps.iter().enumerate() {
+                check(
+                    format!("strategy.steps[{i}].bake_secs"),
+                    st.bake_secs,
+                    MAX_WAIT_SECS,
+                    "a bake",
+                );
+            }
+        }
+        Strategy::FeatureFlag { steps, .. } => {
+            for (i, st) in steps.iter().enumerate() {
+                check(
+                    format!("strategy.steps[{i}].bake_secs"),
+                    st.bake_secs,
+                    MAX_WAIT_SECS,
+                    "a bake",
+                );
+            }
+        }
+    }
+    check("rollback.hold_secs".into(), spec.rollback.hold_secs, MAX_WAIT_SECS, "the hold");
+    for (i, g) in spec.gates.iter().enumerate() {
+        check(format!("gates[{i}].window_secs"), g.window_secs, MAX_SHORT_SECS, "a gate window");
+        check(
+            format!("gates[{i}].deadline_secs"),
+            g.deadline_secs,
+            MAX_WAIT_SECS,
+            "a gate deadline",
+        );
+    }
+    if let Some(r) = router.filter(|r| r.is_dns_router()) {
+        check("pool".into(), r.dns_ttl(), MAX_SHORT_SECS, &format!("the TTL of router {}", r.name));
     }
 }
 
@@ -652,6 +737,43 @@ mod tests {
     use crate::domain::testkit::{
         at, blue_green, canary, dns_env, env, flag, name, rolling, spec, w,
     };
+
+    #[test]
+    fn every_duration_is_bounded_and_a_huge_one_names_its_field() {
+        let mut s = spec(rolling(crate::domain::campaign::BatchSize::Count(1), 1, 0));
+        if let Strategy::Rolling { drain_timeout_secs, bake_secs, .. } = &mut s.strategy {
+            *drain_timeout_secs = u64::MAX;
+            *bake_secs = u64::MAX / 2;
+        }
+        s.rollback.hold_secs = u64::MAX;
+        s.gates =
+            vec![GateSpec { window_secs: u64::MAX, deadline_secs: u64::MAX, ..Default::default() }];
+        let errs = validate(&s, &env(3)).expect_err("bounded");
+        for field in [
+            "strategy.drain_timeout_secs",
+            "strategy.bake_secs",
+            "rollback.hold_secs",
+            "gates[0].window_secs",
+            "gates[0].deadline_secs",
+        ] {
+            let m = errs.errors_for(field);
+            assert!(m.iter().any(|m| m.contains("too long")), "{field}: {errs}");
+        }
+        let mut c = spec(canary(&["100"]));
+        if let Strategy::Canary { steps, .. } = &mut c.strategy {
+            steps[0].bake_secs = MAX_WAIT_SECS + 1;
+        }
+        assert!(
+            !validate(&c, &env(2))
+                .expect_err("bounded")
+                .errors_for("strategy.steps[0].bake_secs")
+                .is_empty()
+        );
+        if let Strategy::Canary { steps, .. } = &mut c.strategy {
+            steps[0].bake_secs = MAX_WAIT_SECS;
+        }
+        assert!(validate(&c, &env(2)).is_ok(), "a week is allowed");
+    }
 
     type Edit = fn(&mut CampaignSpec, &mut Environment);
 

@@ -64,6 +64,10 @@ pub struct CampaignDetail {
     pub step_runs: Vec<StepRunView>,
     pub approvals: Vec<String>,
     pub allowed_commands: Vec<Command>,
+    /// Before a start: every way the pool differs from its record (a start is refused until
+    /// this is empty); `None` once started or when it could not be checked.
+    #[serde(default)]
+    pub live_differences: Option<Vec<super::reality::Difference>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,7 +88,26 @@ pub struct MemberView {
     pub address: String,
     pub weight_pct: f64,
     pub state: String,
+    /// The release the provider reports its instance runs (else the one the record says).
     pub release: Option<String>,
+    /// Whether the provider has the instance: `None` when no provider can tell.
+    #[serde(default)]
+    pub exists: Option<bool>,
+    /// What a probe of its health URL says now: `None` when it was not probed.
+    #[serde(default)]
+    pub healthy: Option<bool>,
+    /// The probe's answer in words ("200 OK in 3 ms", "connection refused").
+    #[serde(default)]
+    pub health: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_url: Option<String>,
+}
+
+impl MemberView {
+    /// Takes users' requests now: ready with a weight above zero.
+    pub fn serving(&self) -> bool {
+        self.state == "ready" && self.weight_pct > 0.0
+    }
 }
 
 /// What the router really has for a campaign's pool, read back now.
@@ -120,13 +143,29 @@ pub struct DriftView {
     pub since: String,
 }
 
+/// One pool of an environment: what the record says beside what the router and the provider
+/// really have now, and every difference between the two.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolOverview {
+    pub name: String,
+    pub router: String,
+    /// The pool's targets as the environment records them.
+    pub record: Vec<super::environment::Target>,
+    pub live: TrafficView,
+    pub differences: Vec<super::reality::Difference>,
+    /// The campaign that holds the pool now, if any: (id, name, status).
+    pub campaign: Option<(i64, String, String)>,
+}
+
 /// An environment as it is now: targets and their health, each pool as its router reads it
-/// back, drift, and the backends it is driven through.
+/// back beside the record, drift, and the backends it is driven through.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnvironmentOverview {
+    #[serde(default)]
+    pub id: i64,
     pub name: String,
     pub targets: Vec<TargetHealthView>,
-    pub pools: Vec<TrafficView>,
+    pub pools: Vec<PoolOverview>,
     pub drift: Vec<DriftView>,
     /// (name, kind, driver)
     pub backends: Vec<(String, String, String)>,

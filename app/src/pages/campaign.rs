@@ -67,6 +67,7 @@ pub fn CampaignPage() -> impl IntoView {
                         <Header d=d.clone() />
                         {command.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox message=e.message /> })}
                         <Controls d=d.clone() role=role action=command />
+                        {d.live_differences.clone().map(|diffs| view! { <LiveCheck diffs=diffs /> })}
                         <section aria-labelledby="traffic-title">
                             <h2 id="traffic-title">"Traffic now"</h2>
                             // Its own boundary: a nested Suspend without one renders nothing on the server.
@@ -188,12 +189,17 @@ fn Controls(d: CampaignDetail, role: Role, action: ServerAction<CampaignCommand>
             | CampaignState::Paused
             | CampaignState::AwaitingApproval
             | CampaignState::Failed
+            | CampaignState::RollbackPaused
     );
     view! {
         <section class="controls" aria-label="Controls">
             {(operator && allowed(Command::Start)).then(|| simple("start", "Start", "btn-primary"))}
             {(operator && allowed(Command::Pause)).then(|| simple("pause", "Pause", ""))}
-            {(operator && allowed(Command::Resume)).then(|| simple("resume", "Resume", "btn-primary"))}
+            {(operator && allowed(Command::Resume)).then(|| if d.summary.status == CampaignState::RollbackPaused {
+                simple("resume", "Resume the rollback", "btn-primary")
+            } else {
+                simple("resume", "Resume", "btn-primary")
+            })}
             {(approver && allowed(Command::Approve)).then(|| simple("approve", "Approve", "btn-primary"))}
             {(approver && allowed(Command::Reject)).then(|| with_reason("reject", "Reject", "", "Why reject? (the campaign rolls back)"))}
             {(operator && allowed(Command::Skip) && matches!(current_kind, Some(StepKind::Bake | StepKind::Pause | StepKind::WaitDrained)))
@@ -204,12 +210,54 @@ fn Controls(d: CampaignDetail, role: Role, action: ServerAction<CampaignCommand>
     }
 }
 
+/// Before a start: whether the pool is what its record says (the plan is compiled from the
+/// record, and a start is refused until the two agree).
 #[component]
-pub(crate) fn Traffic(t: TrafficView) -> impl IntoView {
+fn LiveCheck(diffs: Vec<crate::domain::reality::Difference>) -> impl IntoView {
+    if diffs.is_empty() {
+        return view! {
+            <p class="ok" data-testid="live-check">"✓ The pool is what its record says, so the plan below matches what is really there."</p>
+        }
+        .into_any();
+    }
+    view! {
+        <div class="notice notice-error" role="alert" data-testid="live-check">
+            <strong>{format!("This campaign cannot start: its pool differs from the record ({}):", diffs.len())}</strong>
+            <ul>{diffs.into_iter().map(|d| view! { <li>{d.message}</li> }).collect_view()}</ul>
+            <p class="small">"Resolve each on the "<a href="/environments">"Environments page"</a>" (an operator can accept the live state into the record), then start."</p>
+        </div>
+    }
+    .into_any()
+}
+
+#[component]
+pub(crate) fn Traffic(t: TrafficView, #[prop(optional)] shares_only: bool) -> impl IntoView {
     if let Some(e) = t.error.clone() {
         return view! { <p class="muted" data-testid="traffic-error">{e}</p> }.into_any();
     }
+    let failing: Vec<String> = t
+        .members
+        .iter()
+        .filter(|m| m.healthy == Some(false) || m.exists == Some(false))
+        .map(|m| {
+            let what =
+                if m.exists == Some(false) { "does not exist" } else { "fails its health probe" };
+            if m.serving() {
+                format!(
+                    "{} takes {:.1} % of the traffic but {what} ({})",
+                    m.target, m.weight_pct, m.health
+                )
+            } else {
+                format!("{} {what} ({})", m.target, m.health)
+            }
+        })
+        .collect();
     view! {
+        {(!failing.is_empty()).then(|| view! {
+            <div class="notice notice-error" role="alert" data-testid="member-unhealthy">
+                <strong>"Unhealthy members: "</strong>{failing.join("; ")}
+            </div>
+        })}
         <div class="shares" data-testid="traffic-shares">
             {t.share_by_release.iter().map(|(release, pct)| view! {
                 <div class="share">
@@ -218,17 +266,20 @@ pub(crate) fn Traffic(t: TrafficView) -> impl IntoView {
                 </div>
             }).collect_view()}
         </div>
-        <div class="table-wrap"><table class="data" data-testid="traffic-table">
-            <thead><tr><th scope="col">"Target"</th><th scope="col">"Address"</th><th scope="col">"Release"</th><th scope="col">"Weight"</th><th scope="col">"State"</th></tr></thead>
-            <tbody>
-                {t.members.into_iter().map(|m| view! {
-                    <tr>
-                        <td>{m.target}</td><td>{m.address}</td><td>{m.release.unwrap_or_else(|| "?".into())}</td>
-                        <td>{format!("{:.2} %", m.weight_pct)}</td><td>{m.state}</td>
-                    </tr>
-                }).collect_view()}
-            </tbody>
-        </table></div>
+        {(!shares_only).then(|| view! {
+            <div class="table-wrap"><table class="data" data-testid="traffic-table">
+                <thead><tr><th scope="col">"Target"</th><th scope="col">"Address"</th><th scope="col">"Release"</th><th scope="col">"Weight"</th><th scope="col">"State"</th><th scope="col">"Health"</th></tr></thead>
+                <tbody>
+                    {t.members.into_iter().map(|m| view! {
+                        <tr>
+                            <td>{m.target}</td><td>{m.address}</td><td>{m.release.unwrap_or_else(|| "?".into())}</td>
+                            <td>{format!("{:.2} %", m.weight_pct)}</td><td>{m.state}</td>
+                            <td><crate::pages::environments::HealthCell healthy=m.healthy detail=m.health /></td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table></div>
+        })}
     }
     .into_any()
 }

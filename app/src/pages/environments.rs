@@ -4,17 +4,18 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::environments::{CheckBackends, environment_overviews};
+use crate::api::environments::{AcceptLiveState, CheckBackends, environment_overviews};
 use crate::components::layout::Me;
 use crate::components::status::ErrorBox;
 use crate::domain::auth::Role;
-use crate::domain::views::{BackendCheckView, EnvironmentOverview};
+use crate::domain::views::{BackendCheckView, EnvironmentOverview, PoolOverview};
 use crate::pages::campaign::Traffic;
 
 #[component]
 pub fn EnvironmentsPage() -> impl IntoView {
-    let envs = Resource::new(|| (), |()| environment_overviews());
     let check = ServerAction::<CheckBackends>::new();
+    let accept = ServerAction::<AcceptLiveState>::new();
+    let envs = Resource::new(move || accept.version().get(), |_| environment_overviews());
     let Me(me) = expect_context::<Me>();
     view! {
         <Title text="Environments" />
@@ -37,7 +38,8 @@ pub fn EnvironmentsPage() -> impl IntoView {
                             Ok(rows) => view! { <CheckTable rows=rows /> }.into_any(),
                             Err(e) => view! { <ErrorBox message=e.message /> }.into_any(),
                         })}
-                        {list.into_iter().map(|e| view! { <Environment e=e /> }).collect_view()}
+                        {move || accept.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox message=e.message /> })}
+                        {list.into_iter().map(|e| view! { <Environment e=e operator=operator accept=accept /> }).collect_view()}
                     }.into_any(),
                 }
             })}
@@ -46,7 +48,11 @@ pub fn EnvironmentsPage() -> impl IntoView {
 }
 
 #[component]
-fn Environment(e: EnvironmentOverview) -> impl IntoView {
+fn Environment(
+    e: EnvironmentOverview,
+    operator: bool,
+    accept: ServerAction<AcceptLiveState>,
+) -> impl IntoView {
     let title = format!("env-{}", e.name);
     let labelled_by = title.clone();
     view! {
@@ -79,16 +85,123 @@ fn Environment(e: EnvironmentOverview) -> impl IntoView {
                     }).collect_view()}
                 </tbody>
             </table></div>
-            {e.pools.into_iter().map(|p| view! {
-                <h3>{format!("Pool {} — read back from its router now", p.pool)}</h3>
-                <Traffic t=p />
-            }).collect_view()}
+            {e.pools.into_iter().map(|p| view! { <PoolRecord env=e.name.clone() p=p operator=operator accept=accept /> }).collect_view()}
             <h3>"Backends"</h3>
             <ul>
                 {e.backends.into_iter().map(|(name, kind, driver)| view! { <li><strong>{name}</strong>{format!(" — {kind}, driver {driver}")}</li> }).collect_view()}
             </ul>
         </section>
     }
+}
+
+/// One pool: the record beside what the router and the provider really have, each difference
+/// named, and for operators the way to accept the live state.
+#[component]
+fn PoolRecord(
+    env: String,
+    p: PoolOverview,
+    operator: bool,
+    accept: ServerAction<AcceptLiveState>,
+) -> impl IntoView {
+    let acceptable = p.differences.iter().any(|d| d.kind.acceptable());
+    let rows = record_rows(&p);
+    let pool_name = p.name.clone();
+    let held = p.campaign.is_some();
+    view! {
+        <div class="pool" data-testid="pool" data-pool=p.name.clone()>
+            <h3>{format!("Pool {} (router {})", p.name, p.router)}</h3>
+            {p.campaign.clone().map(|(id, name, status)| view! {
+                <p class="small">"Held by campaign "<a href=format!("/campaigns/{id}")>{name}</a>{format!(" ({})", status.replace('_', " "))}</p>
+            })}
+            {if p.differences.is_empty() {
+                view! { <p class="ok" data-testid="pool-matches">"✓ The record matches what the router and the provider have now."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="notice notice-error" role="alert" data-testid="pool-differences">
+                        <strong>{format!("The record differs from what is really there ({}):", p.differences.len())}</strong>
+                        <ul>{p.differences.iter().map(|d| view! { <li>{d.message.clone()}</li> }).collect_view()}</ul>
+                        <p class="small">"A campaign on this pool will not start until the two agree."</p>
+                        {(operator && acceptable && !held).then(|| view! {
+                            <ActionForm action=accept attr:class="inline">
+                                <input type="hidden" name="environment" value=env.clone() />
+                                <input type="hidden" name="pool" value=pool_name.clone() />
+                                <button type="submit" class="btn" data-testid="accept-live">"Accept the live state into the record"</button>
+                            </ActionForm>
+                        })}
+                    </div>
+                }.into_any()
+            }}
+            <div class="table-wrap"><table class="data" data-testid="record-vs-live">
+                <thead>
+                    <tr><th scope="col" rowspan="2">"Target"</th><th scope="colgroup" colspan="2">"Record"</th><th scope="colgroup" colspan="5">"Live (router and provider, now)"</th></tr>
+                    <tr><th scope="col">"Address"</th><th scope="col">"Release"</th><th scope="col">"Address"</th><th scope="col">"Release"</th><th scope="col">"Weight"</th><th scope="col">"State"</th><th scope="col">"Health"</th></tr>
+                </thead>
+                <tbody>{rows.into_iter().map(|r| view! {
+                    <tr class=if r.differs { "differs" } else { "" }>
+                        <td>{r.target}{r.differs.then(|| view! { <span class="bad" title="differs">" ≠"</span> })}</td>
+                        <td>{r.record_address}</td><td>{r.record_release}</td>
+                        <td>{r.live_address}</td><td>{r.live_release}</td><td>{r.weight}</td><td>{r.state}</td>
+                        <td><HealthCell healthy=r.healthy detail=r.health /></td>
+                    </tr>
+                }).collect_view()}</tbody>
+            </table></div>
+            {p.live.error.clone().map(|e| view! { <p class="muted" data-testid="traffic-error">{e}</p> })}
+            <Traffic t=p.live.clone() shares_only=true />
+        </div>
+    }
+}
+
+/// A probe's answer in words and colour; `None`: not probed.
+#[component]
+pub(crate) fn HealthCell(healthy: Option<bool>, detail: String) -> impl IntoView {
+    let (label, class) = match healthy {
+        Some(true) => ("✓ healthy", "ok"),
+        Some(false) => ("✗ failing probes", "bad"),
+        None => ("? not probed", "muted"),
+    };
+    view! { <span class=class>{label}</span>" "<span class="muted small">{detail}</span> }
+}
+
+struct RecordRow {
+    target: String,
+    record_address: String,
+    record_release: String,
+    live_address: String,
+    live_release: String,
+    weight: String,
+    state: String,
+    healthy: Option<bool>,
+    health: String,
+    differs: bool,
+}
+
+fn record_rows(p: &PoolOverview) -> Vec<RecordRow> {
+    let absent = || "— absent".to_string();
+    let mut names: Vec<String> = p.record.iter().map(|t| t.name.to_string()).collect();
+    for m in &p.live.members {
+        if !names.contains(&m.target) {
+            names.push(m.target.clone());
+        }
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            let rec = p.record.iter().find(|t| t.name.as_str() == n);
+            let live = p.live.members.iter().find(|m| m.target == n);
+            RecordRow {
+                differs: p.differences.iter().any(|d| d.target == n),
+                record_address: rec.map_or_else(absent, |t| t.address.clone()),
+                record_release: rec.map_or_else(String::new, |t| t.release.to_string()),
+                live_address: live.map_or_else(absent, |m| m.address.clone()),
+                live_release: live.and_then(|m| m.release.clone()).unwrap_or_default(),
+                weight: live.map(|m| format!("{:.2} %", m.weight_pct)).unwrap_or_default(),
+                state: live.map(|m| m.state.clone()).unwrap_or_default(),
+                healthy: live.and_then(|m| m.healthy),
+                health: live.map(|m| m.health.clone()).unwrap_or_default(),
+                target: n,
+            }
+        })
+        .collect()
 }
 
 #[component]

@@ -63,12 +63,16 @@ pub struct World {
     pub samples: VecDeque<Option<Sample>>,
     /// Targets whose probes fail.
     pub unhealthy: Vec<String>,
+    /// Probes of every instance that runs this release fail (a broken new release).
+    pub unhealthy_release: Option<String>,
     /// When this many calls are recorded, the next one waits for [`Fake::release`].
     pub hold_at: Option<usize>,
     /// True while a call is held.
     pub holding: bool,
     /// Drain waits hold (until [`Fake::release`]) while this is set.
     pub hold_drain: bool,
+    /// The next call panics (a bug in an adapter), once.
+    pub panic_next: bool,
     next_port: u16,
 }
 
@@ -205,6 +209,9 @@ impl Fake {
             self.release.notified().await;
             self.with(|w| w.holding = false);
         }
+        if self.with(|w| std::mem::take(&mut w.panic_next)) {
+            panic!("the fake adapter was told to panic");
+        }
         self.with(|w| {
             w.faults.next()?;
             w.apply(&call);
@@ -332,7 +339,13 @@ impl HealthSource for Fake {
     }
 
     async fn probe(&self, target: &str, _health_url: &str) -> AdapterResult<Probe> {
-        let ok = self.with(|w| !w.unhealthy.iter().any(|t| t == target));
+        let ok = self.with(|w| {
+            let broken = w
+                .unhealthy_release
+                .as_ref()
+                .is_some_and(|r| w.instances.get(target).is_some_and(|i| &i.release == r));
+            !broken && !w.unhealthy.iter().any(|t| t == target)
+        });
         Ok(Probe { ok, latency_ms: 1.0, detail: if ok { "200 OK".into() } else { "503".into() } })
     }
     async fn sample(&self, _pool: &str, targets: &[(String, String)]) -> AdapterResult<Sample> {

@@ -7,7 +7,9 @@
 //! at its next pass boundary (waits are interrupted by a wake-up, calls are never cut off).
 
 mod calls;
+pub use calls::Adapters;
 pub mod drift;
+mod failpoint;
 mod reconcile;
 mod sampler;
 #[cfg(test)]
@@ -30,6 +32,9 @@ pub struct EngineConfig {
     pub retry_attempts: u32,
     pub retry_base: Duration,
     pub retry_max: Duration,
+    /// Where operator alerts are POSTed as JSON (a paused rollback, a reconciler that failed);
+    /// `None`: alerts go to the log, the audit trail and the campaign page only.
+    pub alert_webhook: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -39,6 +44,7 @@ impl Default for EngineConfig {
             retry_attempts: 5,
             retry_base: Duration::from_millis(200),
             retry_max: Duration::from_secs(5),
+            alert_webhook: None,
         }
     }
 }
@@ -105,12 +111,91 @@ impl Engine {
             let engine = self.clone();
             let wake = notify.clone();
             let handle = tokio::spawn(async move {
-                reconcile::run(engine.clone(), campaign_id, wake).await;
+                use futures_util::FutureExt as _;
+                // A reconciler that panics must not leave its campaign "running" with no task:
+                // the campaign pauses with the message and can be resumed.
+                let ended =
+                    std::panic::AssertUnwindSafe(reconcile::run(engine.clone(), campaign_id, wake))
+                        .catch_unwind()
+                        .await;
                 engine.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(&campaign_id);
+                if let Err(panic) = ended {
+                    let why = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into());
+                    reconcile::contain(&engine, campaign_id, &format!("the engine failed: {why}"))
+                        .await;
+                }
             });
             tasks.insert(campaign_id, (notify, handle.abort_handle()));
         }
         self.announce(campaign_id);
+    }
+
+    /// Tells the operators something needs a person now: logged, and POSTed to the alert
+    /// webhook when one is set (three tries, never blocking the reconciler).
+    pub fn alert(&self, campaign_id: i64, campaign: &str, message: &str) {
+        tracing::error!(campaign_id, campaign, message, "operator alert");
+        let Some(url) = self.inner.config.alert_webhook.clone() else { return };
+        let body = serde_json::json!({
+            "kind": "switchyard.alert",
+            "campaign_id": campaign_id,
+            "campaign": campaign,
+            "message": message,
+            "at": crate::store::now_ts(),
+        });
+        tokio::spawn(async move {
+            let Ok(http) = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+            else {
+                return;
+            };
+            for attempt in 1..=3_u32 {
+                match http.post(&url).json(&body).send().await {
+                    Ok(r) if r.status().is_success() => return,
+                    Ok(r) => {
+                        tracing::warn!(status = %r.status(), attempt, "alert webhook refused the alert")
+                    }
+                    Err(e) => tracing::warn!(error = %e, attempt, "alert webhook unreachable"),
+                }
+                tokio::time::sleep(Duration::from_secs(u64::from(attempt) * 2)).await;
+            }
+        });
+    }
+
+    /// Starts a reconciler for every active campaign that has none (a supervisor: nothing may
+    /// stay "running" without a task working on it).
+    pub async fn supervise(&self) -> Result<usize, crate::store::StoreError> {
+        let ids = self.inner.store.active_campaign_ids().await?;
+        let missing: Vec<i64> = {
+            let tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+            ids.into_iter().filter(|id| !tasks.contains_key(id)).collect()
+        };
+        for id in &missing {
+            tracing::warn!(campaign_id = id, "an active campaign had no reconciler; starting one");
+            self.wake(*id);
+        }
+        Ok(missing.len())
+    }
+
+    /// Runs [`Engine::supervise`] every `every` until the server stops.
+    pub fn watch_tasks(&self, every: Duration) {
+        let engine = self.clone();
+        let handle = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = engine.supervise().await {
+                    tracing::warn!(error = %e, "could not check the reconcilers");
+                }
+            }
+        });
+        self.keep_watcher(handle);
     }
 
     /// Tells live views that the campaign has new events.

@@ -4,11 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::domain::campaign::{CampaignSpec, RollbackMode};
-use app::domain::environment::Environment;
+use app::domain::campaign::{CampaignSpec, RollbackMode, Strategy};
+use app::domain::environment::{BackendKind, Environment};
 use app::domain::gate::{Outcome, Sample, Verdict, judge};
+use app::domain::ids::Name;
 use app::domain::lifecycle::CampaignState;
-use app::domain::plan::{BackendCall, HealthCall, Plan, Step, StepKind};
+use app::domain::plan::{BackendCall, HealthCall, Plan, RouterCall, Step, StepKind};
+use app::domain::reality::{self, AdoptHints};
+use app::domain::views::TrafficView;
 use app::domain::{rollback, validate};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -17,8 +20,11 @@ use tokio::sync::Notify;
 use super::Engine;
 use super::calls::{Adapters, CallRecord, apply, with_retry};
 use crate::adapters::AdapterError;
+use crate::environments::Probe;
 use crate::notify::plan::CommsEvent;
-use crate::store::{AuditRecord, CampaignPatch, CampaignRow, StoreError, now_ts};
+use crate::store::{
+    AuditRecord, CampaignPatch, CampaignRow, EnvironmentUpdate, StoreError, now_ts,
+};
 
 /// What the reconciler does after a pass.
 enum Next {
@@ -32,12 +38,41 @@ enum Next {
     Done,
 }
 
+/// Why a pass could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    /// The database refused or failed; worth another pass (a compare-and-set lost to a
+    /// command is one: the next pass sees the new state).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// What is stored cannot be understood; another pass would fail the same way.
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+/// Store errors in a row after which the reconciler stops and pauses its campaign.
+const MAX_ERRORS_IN_A_ROW: u32 = 10;
+
 pub async fn run(engine: Engine, id: i64, wake: Arc<Notify>) {
+    let mut errors = 0_u32;
     loop {
         let next = match pass(&engine, id).await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::error!(campaign_id = id, error = %e, "reconcile pass failed; retrying");
+            Ok(n) => {
+                errors = 0;
+                n
+            }
+            // The stored campaign cannot be read: retrying will not help.
+            Err(PassError::Unreadable(m)) => {
+                contain(&engine, id, &m).await;
+                return;
+            }
+            Err(PassError::Store(e)) => {
+                errors += 1;
+                tracing::error!(campaign_id = id, error = %e, errors, "reconcile pass failed; retrying");
+                if errors >= MAX_ERRORS_IN_A_ROW {
+                    contain(&engine, id, &format!("{errors} passes failed in a row: {e}")).await;
+                    return;
+                }
                 Next::Sleep(Duration::from_secs(1))
             }
         };
@@ -55,6 +90,48 @@ pub async fn run(engine: Engine, id: i64, wake: Arc<Notify>) {
     }
 }
 
+/// A reconciler stopped unexpectedly: its campaign pauses (a rollback pauses as a rollback)
+/// with the message, audited and alerted, so a person can resume it.
+pub async fn contain(engine: &Engine, id: i64, why: &str) {
+    let store = engine.store();
+    let Ok(Some(row)) = store.find_campaign(id).await else {
+        tracing::error!(
+            campaign_id = id,
+            why,
+            "a reconciler failed and its campaign cannot be read"
+        );
+        return;
+    };
+    let (expect, status, resume) = match row.status.as_str() {
+        "running" | "awaiting_approval" => {
+            (row.status.clone(), "paused", "resume to retry the step")
+        }
+        "aborting" => (row.status.clone(), "rollback_paused", "resume the rollback to retry it"),
+        _ => return,
+    };
+    let message = format!("{why}; {resume}");
+    let result = store
+        .patch_campaign(
+            id,
+            &[expect.as_str()],
+            CampaignPatch {
+                status: Some(status.into()),
+                last_error: Some(Some(message.clone())),
+                ..Default::default()
+            },
+            Some(engine_audit(id, "campaign.pause", "failure", json!({ "error": message }))),
+            Some(("error", json!({ "message": message, "alert": true }))),
+        )
+        .await;
+    match result {
+        Ok(()) => engine.alert(id, &row.name, &message),
+        Err(e) => {
+            tracing::error!(campaign_id = id, error = %e, "could not pause a failed campaign")
+        }
+    }
+    engine.announce(id);
+}
+
 /// A campaign as the engine needs it.
 struct Loaded {
     row: CampaignRow,
@@ -64,9 +141,9 @@ struct Loaded {
     env: Environment,
 }
 
-fn parse_state(s: &str) -> Result<CampaignState, StoreError> {
+fn parse_state(s: &str) -> Result<CampaignState, PassError> {
     serde_json::from_value(json!(s))
-        .map_err(|_| StoreError::Conflict(format!("unknown campaign status '{s}'")))
+        .map_err(|_| PassError::Unreadable(format!("unknown campaign status '{s}'")))
 }
 
 fn engine_audit(id: i64, action: &str, outcome: &str, details: serde_json::Value) -> AuditRecord {
@@ -94,14 +171,14 @@ fn since(ts: &Option<String>, now: DateTime<Utc>) -> Duration {
         .unwrap_or_default()
 }
 
-async fn load(engine: &Engine, id: i64) -> Result<Option<Loaded>, StoreError> {
+async fn load(engine: &Engine, id: i64) -> Result<Option<Loaded>, PassError> {
     let Some(row) = engine.store().find_campaign(id).await? else { return Ok(None) };
     let state = parse_state(&row.status)?;
     if !state.is_active() {
         return Ok(None);
     }
     let bad = |what: &str, e: serde_json::Error| {
-        StoreError::Conflict(format!("campaign {id}: stored {what} is unreadable: {e}"))
+        PassError::Unreadable(format!("campaign {id}: stored {what} is unreadable: {e}"))
     };
     let spec: CampaignSpec = serde_json::from_str(&row.spec).map_err(|e| bad("spec", e))?;
     let plan: Plan =
@@ -111,7 +188,7 @@ async fn load(engine: &Engine, id: i64) -> Result<Option<Loaded>, StoreError> {
     Ok(Some(Loaded { row, state, spec, plan, env }))
 }
 
-async fn pass(engine: &Engine, id: i64) -> Result<Next, StoreError> {
+async fn pass(engine: &Engine, id: i64) -> Result<Next, PassError> {
     let Some(c) = load(engine, id).await? else { return Ok(Next::Done) };
     match c.state {
         CampaignState::Running => forward(engine, &c).await,
@@ -123,32 +200,12 @@ async fn pass(engine: &Engine, id: i64) -> Result<Next, StoreError> {
 
 // ---- forward --------------------------------------------------------------------------------
 
-async fn forward(engine: &Engine, c: &Loaded) -> Result<Next, StoreError> {
+async fn forward(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
     let store = engine.store();
     let id = c.row.id;
     let idx = usize::try_from(c.row.step_index).unwrap_or(usize::MAX);
     let Some(step) = c.plan.steps.get(idx) else {
-        store
-            .patch_campaign(
-                id,
-                &["running"],
-                CampaignPatch {
-                    status: Some("succeeded".into()),
-                    finished_at: Some(now_ts()),
-                    comms: comms_change(CommsEvent::Completed, &c.spec),
-                    ..Default::default()
-                },
-                Some(engine_audit(
-                    id,
-                    "campaign.complete",
-                    "success",
-                    json!({ "steps": c.plan.steps.len() }),
-                )),
-                Some(("completed", json!({ "status": "succeeded" }))),
-            )
-            .await?;
-        engine.announce(id);
-        return Ok(Next::Done);
+        return finish(engine, c).await;
     };
     if c.row.step_started_at.is_none() {
         store
@@ -364,6 +421,18 @@ async fn run_calls(
             tracing::warn!(error = %e, "could not note a router change");
         }
         let (result, attempts) = with_retry(&engine.inner.config, || apply(adapters, call)).await;
+        if result.is_ok() {
+            let phase = if guard_drift { "forward" } else { "rollback" };
+            match call {
+                BackendCall::Router { .. } => {
+                    super::failpoint::hit(&format!("{phase}-router-applied")).await;
+                }
+                BackendCall::Provider { .. } => {
+                    super::failpoint::hit(&format!("{phase}-provider-applied")).await;
+                }
+                _ => {}
+            }
+        }
         match result {
             Ok(readback) => {
                 if let (Some((backend, pool)), Some(router)) = (pool, &router) {
@@ -400,7 +469,7 @@ async fn advance(
     status: &str,
     records: &[CallRecord],
     note: Option<&str>,
-) -> Result<Next, StoreError> {
+) -> Result<Next, PassError> {
     let id = c.row.id;
     let attempts = records.iter().map(|r| i64::from(r.attempts)).max().unwrap_or(0);
     let calls = serde_json::to_string(records).unwrap_or_default();
@@ -433,7 +502,7 @@ async fn pause_with_error(
     idx: usize,
     records: &[CallRecord],
     msg: &str,
-) -> Result<Next, StoreError> {
+) -> Result<Next, PassError> {
     let id = c.row.id;
     let calls = serde_json::to_string(records).unwrap_or_default();
     let attempts = records.iter().map(|r| i64::from(r.attempts)).max().unwrap_or(0);
@@ -481,7 +550,7 @@ async fn gate(
     step: &Step,
     adapters: &Adapters<'_>,
     now: DateTime<Utc>,
-) -> Result<Next, StoreError> {
+) -> Result<Next, PassError> {
     let store = engine.store();
     let id = c.row.id;
     let started = c
@@ -640,16 +709,16 @@ async fn gate(
 
 // ---- rollback -------------------------------------------------------------------------------
 
-async fn roll_back(engine: &Engine, c: &Loaded) -> Result<Next, StoreError> {
+async fn roll_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
     let store = engine.store();
     let id = c.row.id;
     let steps: Vec<Step> = match &c.row.rollback_plan {
         Some(json) => serde_json::from_str(json).map_err(|e| {
-            StoreError::Conflict(format!("campaign {id}: stored rollback plan unreadable: {e}"))
+            PassError::Unreadable(format!("campaign {id}: stored rollback plan unreadable: {e}"))
         })?,
         None => {
             let valid = validate::validate(&c.spec, &c.env).map_err(|e| {
-                StoreError::Conflict(format!(
+                PassError::Unreadable(format!(
                     "campaign {id}: the frozen spec no longer validates: {:?}",
                     e.0.first().map(|f| &f.message)
                 ))
@@ -676,30 +745,39 @@ async fn roll_back(engine: &Engine, c: &Loaded) -> Result<Next, StoreError> {
     };
     let idx = usize::try_from(c.row.rollback_index).unwrap_or(usize::MAX);
     let Some(step) = steps.get(idx) else {
-        let secs = since(&c.row.abort_requested_at, Utc::now()).as_secs_f64();
-        store
-            .patch_campaign(
-                id,
-                &["aborting"],
-                CampaignPatch {
-                    status: Some("rolled_back".into()),
-                    rollback_secs: Some(secs),
-                    finished_at: Some(now_ts()),
-                    comms: comms_change(CommsEvent::RolledBack, &c.spec),
-                    ..Default::default()
-                },
-                Some(engine_audit(
-                    id,
-                    "campaign.rolled_back",
-                    "success",
-                    json!({ "seconds": secs }),
-                )),
-                Some(("rolled_back", json!({ "seconds": secs, "release": c.spec.from_release }))),
-            )
-            .await?;
-        engine.announce(id);
-        return Ok(Next::Done);
+        return rolled_back(engine, c).await;
     };
+    // Never send users to a member that is gone or failing: stop here instead, the pool
+    // serving from what it holds now.
+    let to = receiving(step);
+    if !to.is_empty() {
+        let dead = dead_targets(engine, c, &to).await;
+        if !dead.is_empty() {
+            let live = read_back(engine, c, Probe::Members).await;
+            let shed = shed_dead_members(engine, c, &live).await;
+            let live =
+                if shed.is_empty() { live } else { read_back(engine, c, Probe::Members).await };
+            let message = format!(
+                "the rollback stopped before step {} ({}): it would send users to {}. {}The \
+                 pool keeps serving from what it holds now: {}. Bring the {} set back (or fix \
+                 it), then resume the rollback",
+                idx + 1,
+                step.description,
+                dead.join(", "),
+                if shed.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "{} took traffic while dead and now take none (weight 0). ",
+                        shed.join(", ")
+                    )
+                },
+                pool_summary(&live),
+                c.spec.from_release
+            );
+            return pause_rollback(engine, c, message).await;
+        }
+    }
     let adapters = Adapters { env: &c.env, factory: &*engine.inner.adapters };
     let (records, error) = match step.kind {
         // Rolling back never waits for time or people.
@@ -811,4 +889,373 @@ async fn roll_back(engine: &Engine, c: &Loaded) -> Result<Next, StoreError> {
             Ok(Next::Done)
         }
     }
+}
+
+// ---- the end of a campaign ------------------------------------------------------------------
+
+/// The pool as a campaign leaves it, read back from its router and provider (probing every
+/// member when `probe`).
+async fn read_back(engine: &Engine, c: &Loaded, probe: Probe) -> TrafficView {
+    let created: Vec<String> =
+        c.plan.created_instances().into_iter().map(|(t, _, _)| t.to_string()).collect();
+    crate::environments::pool_traffic(
+        engine.adapters(),
+        &c.env,
+        c.spec.pool.as_str(),
+        &created,
+        probe,
+    )
+    .await
+}
+
+/// The environment record rewritten to what the pool really holds now, with the audit event
+/// that says so; `None` when the record already says that (or the campaign touched no pool).
+async fn record_update(
+    engine: &Engine,
+    c: &Loaded,
+    live: &TrafficView,
+) -> Result<Option<EnvironmentUpdate>, String> {
+    if matches!(c.spec.strategy, Strategy::FeatureFlag { .. }) {
+        return Ok(None);
+    }
+    let row = engine
+        .store()
+        .find_environment_by_name(&c.row.environment)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("environment {} no longer exists", c.row.environment))?;
+    let current: Environment = serde_json::from_str(&row.spec)
+        .map_err(|e| format!("the stored environment is unreadable: {e}"))?;
+    let pool = Name::parse(c.spec.pool.as_str()).map_err(|e| e.to_string())?;
+    let mut hints = AdoptHints::default();
+    for (t, group, release) in c.plan.created_instances() {
+        hints.group.insert(t.to_string(), group);
+        hints.release.insert(t.to_string(), release);
+    }
+    let next = reality::adopt(&current, &pool, &live.members, &hints).map_err(|e| e.to_string())?;
+    if next == current {
+        return Ok(None);
+    }
+    let spec = serde_json::to_string(&next).map_err(|e| e.to_string())?;
+    let audit = AuditRecord {
+        actor: "engine".into(),
+        role: "system".into(),
+        source_ip: "local".into(),
+        action: "environment.updated_by_campaign".into(),
+        object: format!("environment:{}", c.row.environment),
+        outcome: "success".into(),
+        details: json!({
+            "campaign": c.row.id,
+            "pool": c.spec.pool,
+            "before": reality::describe_pool(&current, &pool),
+            "after": reality::describe_pool(&next, &pool),
+        }),
+    };
+    Ok(Some(EnvironmentUpdate { name: c.row.environment.clone(), spec, audit }))
+}
+
+/// Every step ran: the pool's record becomes what the campaign left, in the same transaction
+/// as the success, so the next campaign plans against what is really there.
+async fn finish(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
+    let id = c.row.id;
+    let live = read_back(engine, c, Probe::Skip).await;
+    let is_flag = matches!(c.spec.strategy, Strategy::FeatureFlag { .. });
+    if let (Some(e), false) = (&live.error, is_flag) {
+        let msg = format!(
+            "every step is done, but the pool cannot be read back to record what the campaign \
+             left: {e}; resume to try again"
+        );
+        return pause_at_end(engine, c, &msg).await;
+    }
+    let environment = match record_update(engine, c, &live).await {
+        Ok(u) => u,
+        Err(e) => {
+            let msg = format!(
+                "every step is done, but the environment record cannot be updated: {e}; resume \
+                 to try again"
+            );
+            return pause_at_end(engine, c, &msg).await;
+        }
+    };
+    engine
+        .store()
+        .patch_campaign(
+            id,
+            &["running"],
+            CampaignPatch {
+                status: Some("succeeded".into()),
+                finished_at: Some(now_ts()),
+                comms: comms_change(CommsEvent::Completed, &c.spec),
+                environment,
+                ..Default::default()
+            },
+            Some(engine_audit(
+                id,
+                "campaign.complete",
+                "success",
+                json!({ "steps": c.plan.steps.len(), "pool": pool_summary(&live) }),
+            )),
+            Some(("completed", json!({ "status": "succeeded", "pool": pool_summary(&live) }))),
+        )
+        .await?;
+    engine.announce(id);
+    Ok(Next::Done)
+}
+
+async fn pause_at_end(engine: &Engine, c: &Loaded, msg: &str) -> Result<Next, PassError> {
+    let id = c.row.id;
+    engine
+        .store()
+        .patch_campaign(
+            id,
+            &["running"],
+            CampaignPatch {
+                status: Some("paused".into()),
+                last_error: Some(Some(msg.to_string())),
+                ..Default::default()
+            },
+            Some(engine_audit(id, "campaign.pause", "failure", json!({ "error": msg }))),
+            Some(("error", json!({ "message": msg }))),
+        )
+        .await?;
+    engine.announce(id);
+    Ok(Next::Idle)
+}
+
+/// `web-1 v1 ready 50 % ✓, web-2 v1 ready 50 % ✓`: the pool in one line, for events and messages.
+pub(crate) fn pool_summary(live: &TrafficView) -> String {
+    if let Some(e) = &live.error {
+        return format!("unreadable ({e})");
+    }
+    if live.members.is_empty() {
+        return "no member".into();
+    }
+    live.members
+        .iter()
+        .map(|m| {
+            let health = match (m.exists, m.healthy) {
+                (Some(false), _) => " ✗ gone",
+                (_, Some(false)) => " ✗ unhealthy",
+                (_, Some(true)) => " ✓",
+                _ => "",
+            };
+            format!(
+                "{} {} {} {:.1} %{health}",
+                m.target,
+                m.release.as_deref().unwrap_or("?"),
+                m.state,
+                m.weight_pct
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// ---- a rollback never makes things worse -----------------------------------------------------
+
+/// The targets a rollback step would send users to (a weight above zero, a ready member, a DNS
+/// record or preview route naming them).
+fn receiving(step: &Step) -> Vec<Name> {
+    let mut out: Vec<Name> = Vec::new();
+    let mut add = |t: &Name| {
+        if !out.contains(t) {
+            out.push(t.clone());
+        }
+    };
+    for call in &step.calls {
+        let BackendCall::Router { call, .. } = call else { continue };
+        match call {
+            RouterCall::AddMember { target, weight, .. }
+            | RouterCall::SetWeight { target, weight, .. }
+                if !weight.is_zero() =>
+            {
+                add(target);
+            }
+            RouterCall::SwitchDns { targets, .. } | RouterCall::SetPreviewRoute { targets, .. } => {
+                targets.iter().for_each(&mut add);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Of `targets`, those that must not receive traffic, with why: the provider has no such
+/// instance, or it fails its health probe.
+async fn dead_targets(engine: &Engine, c: &Loaded, targets: &[Name]) -> Vec<String> {
+    let adapters = Adapters { env: &c.env, factory: engine.adapters() };
+    let provider =
+        c.env.first_backend(BackendKind::Provider).and_then(|b| engine.adapters().provider(b).ok());
+    let health = c
+        .env
+        .first_backend(BackendKind::HealthSource)
+        .and_then(|b| engine.adapters().health(b).ok());
+    let mut dead = Vec::new();
+    for t in targets {
+        if let Some(p) = &provider
+            && let Ok(None) = p.describe(t.as_str()).await
+        {
+            dead.push(format!("{t} (the provider has no such instance)"));
+            continue;
+        }
+        let (Some(h), Ok(url)) = (&health, adapters.health_url(t.as_str()).await) else { continue };
+        if let (Some(false), why) = crate::environments::probe_once(&**h, t.as_str(), &url).await {
+            dead.push(format!("{t} (fails its health probe: {why})"));
+        }
+    }
+    dead
+}
+
+/// Members that serve but are gone or failing probes get weight 0, when healthy members that
+/// serve remain to take their share (never when that would leave nobody): users stop meeting
+/// dead members while the rollback waits for a person. Returns the members it took out.
+async fn shed_dead_members(engine: &Engine, c: &Loaded, live: &TrafficView) -> Vec<String> {
+    let (dead, healthy): (Vec<_>, Vec<_>) = live
+        .members
+        .iter()
+        .filter(|m| m.serving())
+        .partition(|m| m.exists == Some(false) || m.healthy == Some(false));
+    if dead.is_empty() || !healthy.iter().any(|m| m.healthy == Some(true)) {
+        return Vec::new();
+    }
+    let Some(router) = c
+        .env
+        .pool(&match Name::parse(c.spec.pool.as_str()) {
+            Ok(n) => n,
+            Err(_) => return Vec::new(),
+        })
+        .and_then(|p| c.env.backend(&p.router))
+        .filter(|b| !b.is_dns_router())
+        .and_then(|b| engine.adapters().router(b).ok())
+    else {
+        return Vec::new();
+    };
+    let mut shed = Vec::new();
+    for m in dead {
+        match router
+            .set_weight(c.spec.pool.as_str(), &m.target, app::domain::ids::Weight::ZERO)
+            .await
+        {
+            Ok(()) => shed.push(m.target.clone()),
+            Err(e) => {
+                tracing::warn!(target = %m.target, error = %e, "could not take a dead member out of traffic")
+            }
+        }
+    }
+    if let Err(e) = super::drift::record_pool(
+        engine.store(),
+        c.env.name.as_str(),
+        c.env
+            .pools
+            .iter()
+            .find(|p| p.name.as_str() == c.spec.pool)
+            .map_or("", |p| p.router.as_str()),
+        c.spec.pool.as_str(),
+        Some(c.row.id),
+        &*router,
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "could not note the router's new state");
+    }
+    shed
+}
+
+/// Stops the rollback where it is, the pool serving from what it holds, says why and alerts.
+async fn pause_rollback(engine: &Engine, c: &Loaded, message: String) -> Result<Next, PassError> {
+    let id = c.row.id;
+    tracing::error!(campaign_id = id, %message, "rollback paused");
+    engine
+        .store()
+        .patch_campaign(
+            id,
+            &["aborting"],
+            CampaignPatch {
+                status: Some("rollback_paused".into()),
+                last_error: Some(Some(message.clone())),
+                ..Default::default()
+            },
+            Some(engine_audit(
+                id,
+                "campaign.rollback_paused",
+                "failure",
+                json!({ "error": message }),
+            )),
+            Some(("rollback_paused", json!({ "message": message, "alert": true }))),
+        )
+        .await?;
+    engine.alert(id, &c.row.name, &message);
+    engine.announce(id);
+    Ok(Next::Done)
+}
+
+/// After the last rollback step: all traffic is back on the from-release only if the router
+/// and live health say so. Then the campaign is rolled back; otherwise the rollback pauses
+/// saying exactly what the pool holds.
+async fn rolled_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
+    let id = c.row.id;
+    let is_flag = matches!(c.spec.strategy, Strategy::FeatureFlag { .. });
+    let live = read_back(engine, c, Probe::Members).await;
+    if !is_flag {
+        let from = c.spec.from_release.as_str();
+        let serving: Vec<_> = live.members.iter().filter(|m| m.serving()).collect();
+        let wrong: Vec<String> = serving
+            .iter()
+            .filter(|m| {
+                m.release.as_deref() != Some(from)
+                    || m.healthy == Some(false)
+                    || m.exists == Some(false)
+            })
+            .map(|m| m.target.clone())
+            .collect();
+        if live.error.is_some() || serving.is_empty() || !wrong.is_empty() {
+            let message = format!(
+                "every rollback step ran, but the pool is not entirely back on {from}: it holds \
+                 {}{}. Fix the pool, then resume the rollback",
+                pool_summary(&live),
+                if wrong.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} still serving)", wrong.join(", "))
+                }
+            );
+            return pause_rollback(engine, c, message).await;
+        }
+    }
+    let environment = match record_update(engine, c, &live).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(campaign_id = id, error = %e, "the record was left as it was after the rollback");
+            None
+        }
+    };
+    let secs = since(&c.row.abort_requested_at, Utc::now()).as_secs_f64();
+    engine
+        .store()
+        .patch_campaign(
+            id,
+            &["aborting"],
+            CampaignPatch {
+                status: Some("rolled_back".into()),
+                rollback_secs: Some(secs),
+                finished_at: Some(now_ts()),
+                last_error: Some(None),
+                comms: comms_change(CommsEvent::RolledBack, &c.spec),
+                environment,
+                ..Default::default()
+            },
+            Some(engine_audit(
+                id,
+                "campaign.rolled_back",
+                "success",
+                json!({ "seconds": secs, "pool": pool_summary(&live) }),
+            )),
+            Some((
+                "rolled_back",
+                json!({ "seconds": secs, "release": c.spec.from_release, "pool": pool_summary(&live) }),
+            )),
+        )
+        .await?;
+    engine.announce(id);
+    Ok(Next::Done)
 }

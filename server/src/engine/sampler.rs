@@ -84,7 +84,15 @@ impl Engine {
             },
         };
         let factory = self.adapters();
-        let traffic = crate::environments::pool_traffic(factory, &env, &row.pool).await;
+        let created = crate::campaigns::created_targets(&row);
+        let traffic = crate::environments::pool_traffic(
+            factory,
+            &env,
+            &row.pool,
+            &created,
+            crate::environments::Probe::Skip,
+        )
+        .await;
         if traffic.error.is_some() && traffic.members.is_empty() {
             return Ok(None);
         }

@@ -92,6 +92,7 @@ fn fast() -> EngineConfig {
         retry_attempts: 4,
         retry_base: Duration::from_millis(5),
         retry_max: Duration::from_millis(20),
+        alert_webhook: None,
     }
 }
 
@@ -151,9 +152,10 @@ impl Harness {
         );
     }
 
+    /// The plan the harness's first campaign (id 1) compiles to.
     fn plan(&self, spec: &CampaignSpec) -> Plan {
         let valid = app::domain::validate::validate(spec, &environment()).expect("valid");
-        app::domain::plan::compile(&valid)
+        app::domain::plan::compile(&valid.for_campaign(1))
     }
 
     fn shares(&self) -> BTreeMap<String, u32> {
@@ -367,19 +369,8 @@ async fn abort_at_every_kind(strategy: impl Fn(u64) -> Value) -> Vec<StepKind> {
             h.fake.with(|w| w.hold_drain = true);
         }
         if step.kind == StepKind::WaitHealthy {
-            let probed: Vec<String> = step
-                .calls
-                .iter()
-                .filter_map(|c| match c {
-                    app::domain::plan::BackendCall::Health {
-                        call: app::domain::plan::HealthCall::Probe { target },
-                        ..
-                    } => Some(target.to_string()),
-                    _ => None,
-                })
-                .collect();
-            assert!(!probed.is_empty());
-            h.fake.with(|w| w.unhealthy = probed);
+            // The new release's instances never become healthy (the old ones stay fine).
+            h.fake.with(|w| w.unhealthy_release = Some(V2.to_string()));
         }
         if step.kind == StepKind::Gate {
             h.fake.with(|w| w.samples = std::iter::repeat_n(None, 10_000).collect());
@@ -410,6 +401,7 @@ async fn abort_at_every_kind(strategy: impl Fn(u64) -> Value) -> Vec<StepKind> {
         h.service.abort(&operator(), id, "testing abort").await.expect("abort");
         h.fake.with(|w| {
             w.unhealthy.clear();
+            w.unhealthy_release = None;
             w.hold_drain = false;
         });
         h.fake.release();
@@ -670,4 +662,248 @@ async fn abort_and_skip_need_a_reason() {
     );
     h.service.abort(&operator(), id, "because").await.expect("abort");
     h.wait_for(id, "rolled_back").await;
+}
+
+// ---- campaign after campaign ----------------------------------------------------------------
+
+async fn record(h: &Harness) -> Environment {
+    let row = h.store.find_environment_by_name("production").await.expect("read").expect("env");
+    serde_json::from_str(&row.spec).expect("env json")
+}
+
+fn pool_names(env: &Environment) -> Vec<String> {
+    env.pools[0].targets.iter().map(ToString::to_string).collect()
+}
+
+fn quick_canary() -> Value {
+    canary(json!([{ "weight": 50, "bake_secs": 0 }, { "weight": 100, "bake_secs": 0 }]))
+}
+
+#[tokio::test]
+async fn a_succeeded_campaign_leaves_the_record_as_the_pool_is_and_a_downgrade_then_runs() {
+    let h = harness().await;
+    let up = h.create(spec(quick_canary()), &operator()).await;
+    h.service.start(&operator(), up).await.expect("start");
+    h.wait_for(up, "succeeded").await;
+    let after_up = record(&h).await;
+    assert_eq!(
+        pool_names(&after_up),
+        ["web-1-v2-0-0-c1", "web-2-v2-0-0-c1", "web-3-v2-0-0-c1", "web-4-v2-0-0-c1"]
+    );
+    assert!(after_up.targets.iter().all(|t| t.release.as_str() == V2), "{:?}", after_up.targets);
+    let fake_addr = h.fake.with(|w| w.instances.get("web-1-v2-0-0-c1").map(|i| i.address.clone()));
+    assert_eq!(
+        after_up
+            .targets
+            .iter()
+            .find(|t| t.name.as_str() == "web-1-v2-0-0-c1")
+            .map(|t| t.address.clone()),
+        fake_addr
+    );
+    let audit: Vec<(String, String)> = sqlx_free_audit(&h).await;
+    assert!(
+        audit.iter().any(|(a, d)| a == "environment.updated_by_campaign"
+            && d.contains("web-1 v1.0.0")
+            && d.contains("web-1-v2-0-0-c1 v2.0.0")),
+        "{audit:?}"
+    );
+
+    // The same spec with the releases swapped runs now: it plans against what is there.
+    let mut down = spec(quick_canary());
+    down.from_release = V2.into();
+    down.to_release = V1.into();
+    let down = h.create(down, &operator()).await;
+    h.service.start(&operator(), down).await.expect("downgrade starts");
+    h.wait_for(down, "succeeded").await;
+    let after_down = record(&h).await;
+    assert_eq!(
+        pool_names(&after_down),
+        ["web-1-v1-0-0-c2", "web-2-v1-0-0-c2", "web-3-v1-0-0-c2", "web-4-v1-0-0-c2"]
+    );
+    assert_eq!(h.shares(), all_on(V1));
+    let alive: Vec<String> = h.fake.with(|w| w.instances.keys().cloned().collect());
+    assert_eq!(alive, pool_names(&after_down), "campaign 1's instances are gone, nobody else's");
+
+    // And up again: a third campaign on the third record.
+    let again = h.create(spec(quick_canary()), &operator()).await;
+    h.service.start(&operator(), again).await.expect("upgrade again starts");
+    h.wait_for(again, "succeeded").await;
+    assert_eq!(pool_names(&record(&h).await)[0], "web-1-v2-0-0-c3");
+}
+
+/// (action, details) of every audit event, through the store.
+async fn sqlx_free_audit(h: &Harness) -> Vec<(String, String)> {
+    h.store
+        .search_audit(&Default::default(), 500, 0)
+        .await
+        .expect("audit")
+        .0
+        .into_iter()
+        .map(|r| (r.action, r.details))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_start_on_a_pool_that_differs_from_its_record_is_refused_until_the_live_state_is_accepted()
+ {
+    let h = harness().await;
+    // Out of band: web-2 left the router and web-9 joined it.
+    h.fake.with(|w| {
+        w.pools.get_mut("web-pool").map(|p| p.remove("web-2"));
+    });
+    let w = |bp| app::domain::ids::Weight::from_basis_points(bp).expect("weight");
+    h.fake.seed_pool("web-pool", &[("web-9", "10.0.1.9:8080", V1, w(2500))]);
+    let id = h.create(spec(quick_canary()), &operator()).await;
+    let err = h.service.start(&operator(), id).await.expect_err("refused");
+    assert_eq!(err.code, app::api::ErrorCode::Conflict);
+    assert!(
+        err.message
+            .contains("web-2 (10.0.1.2:8080) is in the record of pool web-pool but not a member"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains(
+            "web-9 (10.0.1.9:8080, v1.0.0) is a member of router lb but not in the record"
+        ),
+        "{}",
+        err.message
+    );
+    let detail = h.service.get(&operator(), id).await.expect("detail");
+    assert_eq!(detail.live_differences.as_ref().map(Vec::len), Some(2), "the preview says it too");
+    assert_eq!(h.status(id).await.0, "draft", "nothing was half-started");
+
+    let viewer = who("vic", Role::Viewer);
+    assert!(h.service.accept_live_state(&viewer, "production", "web-pool").await.is_err());
+    let pool =
+        h.service.accept_live_state(&operator(), "production", "web-pool").await.expect("accepted");
+    assert!(pool.differences.is_empty(), "{:?}", pool.differences);
+    assert_eq!(pool_names(&record(&h).await), ["web-1", "web-3", "web-4", "web-9"]);
+    assert!(sqlx_free_audit(&h).await.iter().any(|(a, _)| a == "environment.accept_live_state"));
+    h.service.start(&operator(), id).await.expect("starts now");
+    h.wait_for(id, "succeeded").await;
+}
+
+#[tokio::test]
+async fn a_rollback_whose_stable_members_were_destroyed_pauses_instead_of_routing_users_to_them() {
+    let h = harness().await;
+    let id = h
+        .create(
+            spec(canary(
+                json!([{ "weight": 10, "bake_secs": 30 }, { "weight": 100, "bake_secs": 0 }]),
+            )),
+            &operator(),
+        )
+        .await;
+    h.service.start(&operator(), id).await.expect("start");
+    let plan = h.plan(&spec(canary(
+        json!([{ "weight": 10, "bake_secs": 30 }, { "weight": 100, "bake_secs": 0 }]),
+    )));
+    let bake = plan.steps.iter().position(|s| s.kind == StepKind::Bake).expect("a bake") as i64;
+    for _ in 0..400 {
+        if h.status(id).await.1 == bake {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(h.status(id).await, ("running".to_string(), bake));
+    // Out of band, the whole stable set is destroyed while the canary takes 10 %.
+    h.fake.with(|w| {
+        for t in ["web-1", "web-2", "web-3", "web-4"] {
+            w.instances.remove(t);
+        }
+    });
+    h.service.abort(&operator(), id, "testing a rollback with no stable set").await.expect("abort");
+    h.wait_for(id, "rollback_paused").await;
+    let row = h.store.find_campaign(id).await.expect("read").expect("row");
+    let msg = row.last_error.unwrap_or_default();
+    assert!(
+        msg.contains("it would send users to web-1 (the provider has no such instance)"),
+        "{msg}"
+    );
+    assert!(msg.contains("took traffic while dead and now take none"), "{msg}");
+    assert_eq!(h.shares(), all_on(V2), "the healthy canary serves every user; no dead member does");
+    assert!(row.rollback_secs.is_none(), "nobody is told traffic is back on v1");
+    // Someone brings the stable set back; resuming the rollback finishes it.
+    let w = |bp| app::domain::ids::Weight::from_basis_points(bp).expect("weight");
+    h.fake.seed_pool(
+        "web-pool",
+        &[
+            ("web-1", "10.0.1.1:8080", V1, w(0)),
+            ("web-2", "10.0.1.2:8080", V1, w(0)),
+            ("web-3", "10.0.1.3:8080", V1, w(0)),
+            ("web-4", "10.0.1.4:8080", V1, w(0)),
+        ],
+    );
+    h.service.resume(&operator(), id).await.expect("resume the rollback");
+    h.wait_for(id, "rolled_back").await;
+    assert_eq!(h.shares(), all_on(V1));
+}
+
+#[tokio::test]
+async fn a_rollback_that_ends_with_the_pool_not_on_the_old_release_pauses_saying_what_it_holds() {
+    let h = harness().await;
+    let id = h
+        .create(
+            spec(canary(
+                json!([{ "weight": 10, "bake_secs": 30 }, { "weight": 100, "bake_secs": 0 }]),
+            )),
+            &operator(),
+        )
+        .await;
+    h.service.start(&operator(), id).await.expect("start");
+    for _ in 0..400 {
+        if h.status(id).await.1 >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The stable set silently runs the new release (a provider that replaced it in place).
+    h.fake.with(|w| {
+        for t in ["web-1", "web-2", "web-3", "web-4"] {
+            if let Some(i) = w.instances.get_mut(t) {
+                i.release = V2.into();
+            }
+        }
+    });
+    h.service.abort(&operator(), id, "testing").await.expect("abort");
+    h.wait_for(id, "rollback_paused").await;
+    let msg =
+        h.store.find_campaign(id).await.expect("read").expect("row").last_error.unwrap_or_default();
+    assert!(
+        msg.contains("the pool is not entirely back on v1.0.0: it holds web-1 v2.0.0 ready 25.0 %"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_reconciler_that_panics_pauses_its_campaign_with_the_message_and_resume_finishes_it() {
+    let h = harness().await;
+    h.fake.with(|w| w.panic_next = true);
+    let id = h.create(spec(quick_canary()), &operator()).await;
+    h.service.start(&operator(), id).await.expect("start");
+    h.wait_for(id, "paused").await;
+    let row = h.store.find_campaign(id).await.expect("read").expect("row");
+    assert!(
+        row.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("the engine failed: the fake adapter was told to panic")),
+        "{:?}",
+        row.last_error
+    );
+    assert_eq!(h.engine.running(), 0, "no task is left behind");
+    h.service.resume(&operator(), id).await.expect("resume");
+    h.wait_for(id, "succeeded").await;
+}
+
+#[tokio::test]
+async fn the_supervisor_gives_a_running_campaign_without_a_reconciler_one() {
+    let h = harness().await;
+    let id = h.create(spec(quick_canary()), &operator()).await;
+    h.service.start(&operator(), id).await.expect("start");
+    h.engine.kill();
+    assert_eq!(h.engine.running(), 0);
+    assert_eq!(h.status(id).await.0, "running", "running, with nobody working on it");
+    assert_eq!(h.engine.supervise().await.expect("supervise"), 1);
+    h.wait_for(id, "succeeded").await;
 }

@@ -78,6 +78,17 @@ pub struct CampaignPatch {
     pub spec: Option<String>,
     /// The window, notices and deliveries this change causes, written in its transaction.
     pub comms: Option<super::CommsChange>,
+    /// The environment record this change rewrites (a campaign that ends leaves its pool as it
+    /// really is), with the audit event that says so.
+    pub environment: Option<EnvironmentUpdate>,
+}
+
+/// A new spec for the environment named `name`, written with the campaign change.
+#[derive(Debug, Clone)]
+pub struct EnvironmentUpdate {
+    pub name: String,
+    pub spec: String,
+    pub audit: AuditRecord,
 }
 
 /// A stream event of one campaign (the SSE feed).
@@ -275,6 +286,19 @@ impl Store {
         .await?)
     }
 
+    /// The campaign that holds a pool now (active, or with its rollback paused), if any.
+    pub async fn campaign_holding_pool(
+        &self,
+        environment: &str,
+        pool: &str,
+    ) -> StoreResult<Option<CampaignRow>> {
+        let sql = format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE environment = ? AND pool = ? AND status IN \
+             ('running', 'paused', 'awaiting_approval', 'aborting', 'rollback_paused') LIMIT 1"
+        );
+        Ok(sqlx::query_as(&sql).bind(environment).bind(pool).fetch_optional(&self.pool).await?)
+    }
+
     pub async fn create_campaign(
         &self,
         f: DraftFields<'_>,
@@ -447,6 +471,19 @@ impl Store {
         }
         if let Some(comms) = patch.comms {
             Self::apply_comms_in(&mut tx, id, comms).await?;
+        }
+        if let Some(env) = patch.environment {
+            let n = sqlx::query("UPDATE environments SET spec = ?, updated_at = ? WHERE name = ?")
+                .bind(&env.spec)
+                .bind(now_ts())
+                .bind(&env.name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("environment {}", env.name)));
+            }
+            Self::append_audit_in(&mut tx, env.audit).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -7,6 +7,8 @@ mod audit;
 mod campaigns;
 mod comms;
 mod drift;
+mod lock;
+mod retention;
 mod samples;
 mod sessions;
 mod tokens;
@@ -21,13 +23,15 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 pub use audit::{AuditQuery, AuditRecord, AuditRow, ChainHead};
 pub use campaigns::{
     CampaignEventRow, CampaignPatch, CampaignQuery, CampaignRow, DraftFields, EnvironmentRow,
-    StepRunRow,
+    EnvironmentUpdate, StepRunRow,
 };
 pub use comms::{
     CommsChange, DeliveryJob, DeliveryOutcome, DeliveryRow, FeedEntryRow, NewNotice, NoticeRow,
     SubscriberRow, WindowPublish, WindowRow,
 };
 pub use drift::{ExpectationRow, Expected};
+pub use lock::EngineLock;
+pub use retention::{Pruned, Retention};
 pub use samples::{NewSample, SampleRow};
 pub use sessions::SqlSessionStore;
 pub use tokens::{TokenRow, TokenWithOwner};
@@ -105,9 +109,36 @@ impl Store {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// Writes a consistent copy of the whole database to `path` (SQLite's `VACUUM INTO`, one
+    /// read transaction, so it is safe while the server runs). Refuses to overwrite a file.
+    pub async fn backup_to(&self, path: &std::path::Path) -> StoreResult<()> {
+        if path.exists() {
+            return Err(StoreError::Conflict(format!(
+                "{} already exists; choose a new file name",
+                path.display()
+            )));
+        }
+        sqlx::query("VACUUM INTO ?")
+            .bind(path.to_string_lossy().to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The file behind a SQLite URL; `None` for an in-memory database or another engine.
+pub fn sqlite_file(database_url: &str) -> Option<std::path::PathBuf> {
+    let options = SqliteConnectOptions::from_str(database_url).ok()?;
+    let f = options.get_filename();
+    let s = f.to_string_lossy();
+    if s.is_empty() || s == ":memory:" || database_url.contains(":memory:") {
+        return None;
+    }
+    Some(f.to_path_buf())
 }
 
 /// Current time in the store's text format: RFC 3339 UTC with microseconds, sortable as text.
