@@ -53,6 +53,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/audit") view=|| view! { <Layout><AuditPage /></Layout> } />
                 <Route path=path!("/campaigns") view=|| view! { <Layout><CampaignsPage /></Layout> } />
                 <Route path=path!("/campaigns/new") view=|| view! { <Layout><EditorPage /></Layout> } />
+                <Route path=path!("/campaigns/:id/edit") view=|| view! { <Layout><EditorPage /></Layout> } />
                 <Route path=path!("/campaigns/:id") view=|| view! { <Layout><CampaignPage /></Layout> } />
                 <Route path=path!("/environments") view=|| view! { <Layout><EnvironmentsPage /></Layout> } />
                 <Route path=path!("/account") view=|| view! { <Layout><AccountPage /></Layout> } />

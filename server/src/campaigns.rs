@@ -362,6 +362,35 @@ impl CampaignService {
         })
     }
 
+    /// One pool's record beside what is really there (viewers and above).
+    pub async fn pool_overview(
+        &self,
+        actor: &Principal,
+        env_id: i64,
+        pool: &str,
+    ) -> Result<app::domain::views::PoolOverview, ApiError> {
+        let view = self.get_environment(actor, env_id).await?;
+        let env = view.spec;
+        let p = env.pools.iter().find(|p| p.name.as_str() == pool).ok_or_else(|| {
+            ApiError::not_found(format!("pool {pool} in environment {}", env.name))
+        })?;
+        let (live, differences) =
+            crate::environments::pool_check(self.engine.adapters(), &env, pool).await;
+        let campaign = self
+            .store
+            .campaign_holding_pool(env.name.as_str(), pool)
+            .await?
+            .map(|c| (c.id, c.name, c.status));
+        Ok(app::domain::views::PoolOverview {
+            name: pool.to_string(),
+            router: p.router.to_string(),
+            record: env.pool_targets(p).into_iter().cloned().collect(),
+            live,
+            differences,
+            campaign,
+        })
+    }
+
     async fn environment_named(&self, name: &str) -> Result<Environment, ApiError> {
         let row = self.store.find_environment_by_name(name).await?.ok_or_else(|| {
             ApiError::field(
@@ -546,6 +575,83 @@ impl CampaignService {
         self.store.update_draft(id, draft_fields(&spec, &strategy, &json), audit).await?;
         self.engine.announce(id);
         self.get(actor, id).await
+    }
+
+    /// A new spec from campaign `id`, ready to edit and save as a draft: a copy (`Clone`) that
+    /// starts from what the pool runs now, or (`RollbackRelease`, succeeded campaigns only) the
+    /// way back to the release it replaced, with the same strategy, gates and communications.
+    /// The window moves to start in five minutes, as long as it was. Nothing is stored.
+    pub async fn draft_from(
+        &self,
+        actor: &Principal,
+        id: i64,
+        mode: DraftFrom,
+    ) -> Result<CampaignSpec, ApiError> {
+        require(actor, Role::Operator)?;
+        let row = self.row(id).await?;
+        let mut spec: CampaignSpec =
+            serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
+        let env = self.environment_named(&spec.environment).await.ok();
+        let runs_now = env.as_ref().and_then(|e| pool_release(e, &spec.pool));
+        match mode {
+            DraftFrom::RollbackRelease => {
+                if state_of(&row) != CampaignState::Succeeded {
+                    return Err(ApiError::conflict(format!(
+                        "campaign {id} is {}; only a succeeded campaign's release can be rolled back \
+                         (clone it instead)",
+                        state_of(&row)
+                    )));
+                }
+                if let Some(now) = &runs_now
+                    && now != &spec.to_release
+                {
+                    return Err(ApiError::conflict(format!(
+                        "pool {} no longer runs {} (it runs {now}): a later campaign changed it; clone \
+                         this campaign instead and choose the releases",
+                        spec.pool, spec.to_release
+                    )));
+                }
+                std::mem::swap(&mut spec.from_release, &mut spec.to_release);
+                spec.name = derived_name(&spec.name, "rollback");
+            }
+            DraftFrom::Clone => {
+                if let Some(now) = runs_now {
+                    spec.from_release = now;
+                }
+                spec.name = derived_name(&spec.name, "copy");
+            }
+        }
+        let duration = spec.window.resolve().map(|w| w.end - w.start).unwrap_or_default();
+        let duration = duration.max(chrono::Duration::hours(1));
+        let start = chrono::Utc::now() + chrono::Duration::minutes(5);
+        let start = start - chrono::Duration::seconds(i64::from(chrono::Timelike::second(&start)));
+        spec.window.start = start.into();
+        spec.window.end = (start + duration).into();
+        Ok(spec)
+    }
+
+    /// [`CampaignService::draft_from`], saved as a draft (validated like any other).
+    pub async fn create_from(
+        &self,
+        actor: &Principal,
+        id: i64,
+        mode: DraftFrom,
+    ) -> Result<CampaignDetail, ApiError> {
+        let spec = self.draft_from(actor, id, mode).await?;
+        self.create(actor, spec).await
+    }
+
+    /// A draft's spec, to edit in the form.
+    pub async fn draft_spec(&self, actor: &Principal, id: i64) -> Result<CampaignSpec, ApiError> {
+        require(actor, Role::Operator)?;
+        let row = self.row(id).await?;
+        if state_of(&row) != CampaignState::Draft {
+            return Err(ApiError::conflict(format!(
+                "campaign {id} is {}; only drafts can be edited (clone it to change a copy)",
+                state_of(&row)
+            )));
+        }
+        serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())
     }
 
     pub async fn delete(&self, actor: &Principal, id: i64) -> Result<(), ApiError> {
@@ -1248,6 +1354,30 @@ fn start_blocks(
         ));
     }
     blocks
+}
+
+/// How a new draft is made from an existing campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DraftFrom {
+    Clone,
+    RollbackRelease,
+}
+
+/// The one release every target of the pool runs, as the record says.
+fn pool_release(env: &Environment, pool: &str) -> Option<String> {
+    let p = env.pools.iter().find(|p| p.name.as_str() == pool)?;
+    let releases: std::collections::BTreeSet<String> =
+        env.pool_targets(p).iter().map(|t| t.release.to_string()).collect();
+    (releases.len() == 1).then(|| releases.into_iter().next()).flatten()
+}
+
+/// `web-upgrade` → `web-upgrade-rollback`, kept a valid name (63 characters at most).
+fn derived_name(name: &str, suffix: &str) -> String {
+    let base = name.strip_suffix(&format!("-{suffix}")).unwrap_or(name);
+    let mut stem = base.to_string();
+    stem.truncate(app::domain::ids::Name::MAX_LEN.saturating_sub(suffix.len() + 1));
+    format!("{}-{suffix}", stem.trim_end_matches('-'))
 }
 
 /// The start refused because the pool is not what its record says, naming every difference.

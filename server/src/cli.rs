@@ -104,6 +104,24 @@ pub enum CampaignCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Resume a paused campaign (or a paused rollback)
+    Resume {
+        id: i64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Create a draft copied from campaign ID, starting from what its pool runs now
+    Clone {
+        id: i64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Create a draft taking a succeeded campaign's pool back to the release it replaced
+    RollbackRelease {
+        id: i64,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Stop and roll back until all traffic is on the from-release
     Abort {
         id: i64,
@@ -281,6 +299,31 @@ async fn client_command(command: Command) -> anyhow::Result<i32> {
                 .command(id, "start", None)
                 .await?;
             println!("campaign #{id} is {}", s["status"].as_str().unwrap_or("?"));
+        }
+        Command::Campaign(CampaignCommand::Resume { id, remote }) => {
+            let s = Client::new(&remote.url, remote.token.as_deref())?
+                .command(id, "resume", None)
+                .await?;
+            println!("campaign #{id} is {}", s["status"].as_str().unwrap_or("?"));
+        }
+        Command::Campaign(
+            c @ (CampaignCommand::Clone { .. } | CampaignCommand::RollbackRelease { .. }),
+        ) => {
+            let (id, remote, verb) = match c {
+                CampaignCommand::Clone { id, remote } => (id, remote, "clone"),
+                CampaignCommand::RollbackRelease { id, remote } => (id, remote, "rollback-release"),
+                _ => bail!("not a draft command"),
+            };
+            let d =
+                Client::new(&remote.url, remote.token.as_deref())?.command(id, verb, None).await?;
+            let new = d["summary"]["id"].as_i64().unwrap_or_default();
+            println!(
+                "created draft #{new} {} ({} → {}); edit it at {}/campaigns/{new}/edit, start it with `switchyard campaign start {new}`",
+                d["summary"]["name"].as_str().unwrap_or("?"),
+                d["spec"]["from_release"].as_str().unwrap_or("?"),
+                d["spec"]["to_release"].as_str().unwrap_or("?"),
+                remote.url.trim_end_matches('/'),
+            );
         }
         Command::Campaign(CampaignCommand::Abort { id, reason, remote }) => {
             let s = Client::new(&remote.url, remote.token.as_deref())?

@@ -153,6 +153,43 @@ impl app::api::ports::EditorPort for CampaignService {
         Ok(self.create(actor, spec).await?.summary.id)
     }
 
+    async fn save_draft(
+        &self,
+        actor: &Principal,
+        id: Option<i64>,
+        spec: CampaignSpec,
+    ) -> Result<i64, ApiError> {
+        match id {
+            None => Ok(self.create(actor, spec).await?.summary.id),
+            Some(id) => Ok(self.update(actor, id, spec).await?.summary.id),
+        }
+    }
+
+    async fn draft_spec(&self, actor: &Principal, id: i64) -> Result<CampaignSpec, ApiError> {
+        CampaignService::draft_spec(self, actor, id).await
+    }
+
+    async fn draft_from(
+        &self,
+        actor: &Principal,
+        id: i64,
+        mode: &str,
+    ) -> Result<CampaignSpec, ApiError> {
+        let mode = match mode {
+            "clone" => crate::campaigns::DraftFrom::Clone,
+            "rollback_release" => crate::campaigns::DraftFrom::RollbackRelease,
+            other => {
+                return Err(ApiError::field(
+                    "mode",
+                    format!(
+                        "'{other}' is not a way to start a draft; use clone or rollback_release"
+                    ),
+                ));
+            }
+        };
+        CampaignService::draft_from(self, actor, id, mode).await
+    }
+
     fn read_spec(&self, text: &str, format: &str) -> Result<CampaignSpec, ApiError> {
         read_spec(text, SpecFormat::parse(format)?)
     }

@@ -22,6 +22,33 @@ pub async fn create_draft(spec: CampaignSpec) -> Result<i64, ApiError> {
     super::ctx::ports()?.editor.create_draft(&me, spec).await.map_err(super::ctx::fail)
 }
 
+/// Saves the form: a new draft (`id` 0) or an existing draft replaced; returns its id.
+#[server(endpoint = "editor/save_draft", input = Json)]
+pub async fn save_draft(id: i64, spec: CampaignSpec) -> Result<i64, ApiError> {
+    let me = super::ctx::principal()?;
+    let id = (id > 0).then_some(id);
+    super::ctx::ports()?.editor.save_draft(&me, id, spec).await.map_err(super::ctx::fail)
+}
+
+/// What the form starts with: draft `draft` to edit, or a new spec made `mode` (`clone` or
+/// `rollback_release`) from campaign `from`; `None` (both 0) for a blank form.
+#[server(endpoint = "editor/start")]
+pub async fn editor_start(
+    draft: i64,
+    from: i64,
+    mode: String,
+) -> Result<Option<CampaignSpec>, ApiError> {
+    let me = super::ctx::principal()?;
+    let ports = super::ctx::ports()?;
+    if draft > 0 {
+        return ports.editor.draft_spec(&me, draft).await.map(Some).map_err(super::ctx::fail);
+    }
+    if from > 0 {
+        return ports.editor.draft_from(&me, from, &mode).await.map(Some).map_err(super::ctx::fail);
+    }
+    Ok(None)
+}
+
 /// Reads a pasted or uploaded spec (`toml`, `yaml` or `json`) into a spec the form can show.
 #[server(endpoint = "editor/import", input = Json)]
 pub async fn import_spec(text: String, format: String) -> Result<CampaignSpec, ApiError> {

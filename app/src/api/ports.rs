@@ -116,6 +116,26 @@ pub trait EditorPort: Send + Sync {
         actor: &Principal,
         spec: crate::domain::campaign::CampaignSpec,
     ) -> Result<i64, ApiError>;
+    /// Creates a draft (`id` `None`) or replaces draft `id`, validated on the server again.
+    async fn save_draft(
+        &self,
+        actor: &Principal,
+        id: Option<i64>,
+        spec: crate::domain::campaign::CampaignSpec,
+    ) -> Result<i64, ApiError>;
+    /// A draft's spec, to edit in the form (operator and above).
+    async fn draft_spec(
+        &self,
+        actor: &Principal,
+        id: i64,
+    ) -> Result<crate::domain::campaign::CampaignSpec, ApiError>;
+    /// A new spec from campaign `id`: `clone` or `rollback_release` (operator and above).
+    async fn draft_from(
+        &self,
+        actor: &Principal,
+        id: i64,
+        mode: &str,
+    ) -> Result<crate::domain::campaign::CampaignSpec, ApiError>;
     /// Reads a spec written as `toml`, `yaml` or `json`; an error names the field and the line.
     fn read_spec(
         &self,

@@ -206,6 +206,18 @@ fn Controls(d: CampaignDetail, role: Role, action: ServerAction<CampaignCommand>
                 .then(|| with_reason("skip", "Skip this step", "", "Why skip it?"))}
             {(operator && active && allowed(Command::Abort)).then(|| with_reason("abort", "Abort", "btn-danger", "Why abort? All traffic goes back to the last good release."))}
             {(!operator && active).then(|| view! { <p class="muted">"You can watch this campaign; operators control it."</p> })}
+            {(operator && d.summary.status == CampaignState::Draft).then(|| view! {
+                <a class="btn" href=format!("/campaigns/{id}/edit") data-testid="edit-draft">"Edit"</a>
+            })}
+            {(operator && d.summary.status == CampaignState::Succeeded).then(|| view! {
+                <a class="btn" href=format!("/campaigns/new?from={id}&as=rollback_release") data-testid="rollback-release"
+                    title="A new draft from the release now running back to the one it replaced, with the same strategy and gates">
+                    {format!("Roll back this release ({} → {})", d.spec.to_release, d.spec.from_release)}
+                </a>
+            })}
+            {operator.then(|| view! {
+                <a class="btn" href=format!("/campaigns/new?from={id}&as=clone") data-testid="clone">"Clone into a new draft"</a>
+            })}
         </section>
     }
 }

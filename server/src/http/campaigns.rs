@@ -29,6 +29,8 @@ pub fn router() -> Router<AppState> {
             "/api/v1/environments/{id}",
             get(get_environment).put(update_environment).delete(delete_environment),
         )
+        .route("/api/v1/environments/{id}/pools/{pool}", get(pool_overview))
+        .route("/api/v1/environments/{id}/pools/{pool}/accept-live", post(accept_live))
         .route("/api/v1/plan", post(plan_spec))
         .route("/api/v1/campaigns", get(list_campaigns).post(create_campaign))
         .route(
@@ -36,6 +38,8 @@ pub fn router() -> Router<AppState> {
             get(get_campaign).put(update_campaign).delete(delete_campaign),
         )
         .route("/api/v1/campaigns/{id}/plan", post(plan_campaign))
+        .route("/api/v1/campaigns/{id}/clone", post(clone_campaign))
+        .route("/api/v1/campaigns/{id}/rollback-release", post(rollback_release))
         .route("/api/v1/campaigns/{id}/start", post(start))
         .route("/api/v1/campaigns/{id}/schedule", post(schedule))
         .route("/api/v1/campaigns/{id}/reschedule", post(reschedule))
@@ -111,6 +115,45 @@ async fn delete_environment(
 ) -> Result<StatusCode, AppError> {
     s.campaigns.delete_environment(&p, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A pool's record beside what its router and provider have now, with every difference.
+async fn pool_overview(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((id, pool)): Path<(i64, String)>,
+) -> Result<Json<app::domain::views::PoolOverview>, AppError> {
+    Ok(Json(s.campaigns.pool_overview(&p, id, &pool).await?))
+}
+
+/// Rewrites the pool's record from its router and provider (operators; audited).
+async fn accept_live(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((id, pool)): Path<(i64, String)>,
+) -> Result<Json<app::domain::views::PoolOverview>, AppError> {
+    let env = s.campaigns.get_environment(&p, id).await?;
+    Ok(Json(s.campaigns.accept_live_state(&p, &env.name, &pool).await?))
+}
+
+/// A new draft copied from the campaign, starting from what its pool runs now.
+async fn clone_campaign(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<(StatusCode, Json<CampaignDetail>), AppError> {
+    let d = s.campaigns.create_from(&p, id, crate::campaigns::DraftFrom::Clone).await?;
+    Ok((StatusCode::CREATED, Json(d)))
+}
+
+/// A new draft that takes a succeeded campaign's pool back to the release it replaced.
+async fn rollback_release(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<(StatusCode, Json<CampaignDetail>), AppError> {
+    let d = s.campaigns.create_from(&p, id, crate::campaigns::DraftFrom::RollbackRelease).await?;
+    Ok((StatusCode::CREATED, Json(d)))
 }
 
 async fn plan_spec(

@@ -61,6 +61,22 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     ("delete", "/api/v1/environments/{id}", "Delete an unused environment", "admin", None, 204),
     (
+        "get",
+        "/api/v1/environments/{id}/pools/{pool}",
+        "A pool's record beside what its router and provider have now, with every difference",
+        "viewer",
+        None,
+        200,
+    ),
+    (
+        "post",
+        "/api/v1/environments/{id}/pools/{pool}/accept-live",
+        "Rewrite the pool's record from its router and provider (audited)",
+        "operator",
+        None,
+        200,
+    ),
+    (
         "post",
         "/api/v1/plan",
         "Validate a campaign spec and preview its plan",
@@ -101,6 +117,22 @@ pub const OPERATIONS: &[Operation] = &[
         "viewer",
         None,
         200,
+    ),
+    (
+        "post",
+        "/api/v1/campaigns/{id}/clone",
+        "A new draft copied from the campaign, from what its pool runs now",
+        "operator",
+        None,
+        201,
+    ),
+    (
+        "post",
+        "/api/v1/campaigns/{id}/rollback-release",
+        "A new draft taking a succeeded campaign's pool back to the release it replaced",
+        "operator",
+        None,
+        201,
     ),
     (
         "get",
@@ -245,6 +277,12 @@ pub fn document() -> Value {
         });
         if path.contains("{id}") {
             op["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }]);
+        }
+        if path.contains("{pool}") {
+            op["parameters"] = json!([
+                { "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } },
+                { "name": "pool", "in": "path", "required": true, "schema": { "type": "string" } },
+            ]);
         }
         if path.contains("{backend}") {
             op["parameters"] = json!([{ "name": "backend", "in": "path", "required": true, "schema": { "type": "string" } }]);

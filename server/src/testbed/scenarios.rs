@@ -435,3 +435,132 @@ pub async fn in_place_restart(
     let outcomes = load.finish().await;
     Ok(RunResult { tally: tally(&outcomes), secs, after_ok: all_from(bed, "v2", 50).await? })
 }
+
+/// One campaign of a [`chain`]: what it was, how it ended, what users saw meanwhile.
+#[derive(Debug, Clone)]
+pub struct ChainStep {
+    pub label: String,
+    pub id: i64,
+    pub status: String,
+    pub tally: Tally,
+    /// Every one of 50 requests afterwards was answered 200 by the expected release.
+    pub after_ok: bool,
+    /// Every way the environment record differs from the router and provider afterwards.
+    pub differences: Vec<String>,
+}
+
+/// The pool's record beside the live state, through the API: every difference's message.
+pub async fn record_differences(api: &Api, bed: &Bed) -> anyhow::Result<Vec<String>> {
+    let envs = api.call(reqwest::Method::GET, "/api/v1/environments", None).await?;
+    let id = envs
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["name"] == bed.name.as_str()))
+        .and_then(|e| e["id"].as_i64())
+        .context("the bed's environment")?;
+    let pool = api
+        .call(reqwest::Method::GET, &format!("/api/v1/environments/{id}/pools/web"), None)
+        .await?;
+    Ok(pool["differences"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|d| d["message"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default())
+}
+
+/// Campaign after campaign on one environment under one bounded load, as a new user would run
+/// them: a canary v1 → v2; its "roll back this release" draft, v2 → v1; v1 → v2 again, aborted
+/// once the router sends v2 half the traffic; a rolling v1 → v2. After each: the answers, and
+/// the record against the router and provider.
+pub async fn chain(api: &Api, bed: &Bed) -> anyhow::Result<Vec<ChainStep>> {
+    let load = Load::start(bed.url(), 100, 4, Duration::from_secs(900));
+    let mut ends: Vec<(String, i64, String, Duration, bool, Vec<String>)> = Vec::new();
+    let done = |d: &Value| d["summary"]["status"].as_str().unwrap_or_default().to_string();
+
+    let up = api.create_and_start(bed.spec("chain-up", canary(&[(25, 2), (100, 1)]), 1)).await?;
+    let d = api.wait_status(up, &["succeeded"], Duration::from_secs(180)).await?;
+    ends.push((
+        "canary v1 → v2".into(),
+        up,
+        done(&d),
+        load.elapsed(),
+        all_from(bed, "v2", 50).await?,
+        record_differences(api, bed).await?,
+    ));
+
+    let draft = api
+        .call(reqwest::Method::POST, &format!("/api/v1/campaigns/{up}/rollback-release"), None)
+        .await?;
+    let down = draft["summary"]["id"].as_i64().context("the rollback draft's id")?;
+    api.call(reqwest::Method::POST, &format!("/api/v1/campaigns/{down}/start"), None).await?;
+    let d = api.wait_status(down, &["succeeded"], Duration::from_secs(180)).await?;
+    ends.push((
+        "downgrade v2 → v1 (roll back this release)".into(),
+        down,
+        done(&d),
+        load.elapsed(),
+        all_from(bed, "v1", 50).await?,
+        record_differences(api, bed).await?,
+    ));
+
+    let again =
+        api.create_and_start(bed.spec("chain-again", canary(&[(50, 120), (100, 1)]), 1)).await?;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let t = api
+            .call(reqwest::Method::GET, &format!("/api/v1/campaigns/{again}/traffic"), None)
+            .await?;
+        let v2 = t["share_by_release"]
+            .as_array()
+            .and_then(|s| s.iter().find(|p| p[0] == "v2"))
+            .and_then(|p| p[1].as_f64())
+            .unwrap_or(0.0);
+        if (v2 - 50.0).abs() < 1.0
+            && load.snapshot().iter().rev().take(20).any(|o| o.release == "v2")
+        {
+            // Users meet the canary at 50 % for a while before the abort.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("v2 never reached 50 % (traffic {t})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    api.call(
+        reqwest::Method::POST,
+        &format!("/api/v1/campaigns/{again}/abort"),
+        Some(json!({ "reason": "chain: abort at 50 %" })),
+    )
+    .await?;
+    let d = api.wait_status(again, &["rolled_back"], Duration::from_secs(90)).await?;
+    ends.push((
+        "v1 → v2 again, aborted at 50 %".into(),
+        again,
+        done(&d),
+        load.elapsed(),
+        all_from(bed, "v1", 50).await?,
+        record_differences(api, bed).await?,
+    ));
+
+    let rolling_id = api.create_and_start(bed.spec("chain-rolling", rolling(), 1)).await?;
+    let d = api.wait_status(rolling_id, &["succeeded"], Duration::from_secs(180)).await?;
+    ends.push((
+        "rolling v1 → v2".into(),
+        rolling_id,
+        done(&d),
+        load.elapsed(),
+        all_from(bed, "v2", 50).await?,
+        record_differences(api, bed).await?,
+    ));
+
+    let outcomes = load.finish().await;
+    let mut from = Duration::ZERO;
+    Ok(ends
+        .into_iter()
+        .map(|(label, id, status, until, after_ok, differences)| {
+            let part: Vec<Outcome> =
+                outcomes.iter().filter(|o| o.at >= from && o.at < until).cloned().collect();
+            from = until;
+            ChainStep { label, id, status, tally: tally(&part), after_ok, differences }
+        })
+        .collect())
+}

@@ -52,15 +52,12 @@ async fn app_with_environment() -> (TestApp, [String; 4]) {
         app.token_for("olivia").await,
         app.token_for("vera").await,
     ];
-    let (status, body) = call(
-        &app,
-        &tokens[0],
-        Method::POST,
-        "/api/v1/environments",
-        Some(read_example("environment.toml")),
-    )
-    .await;
+    // The example environment, on this machine: campaigns on it really run.
+    let env = crate::helpers::runnable(read_example("environment.toml"));
+    let (status, body) =
+        call(&app, &tokens[0], Method::POST, "/api/v1/environments", Some(env.clone())).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.bring_up(&env).await;
     (app, tokens)
 }
 
@@ -222,23 +219,20 @@ async fn a_started_campaign_is_frozen_and_its_events_stream_resumes_after_last_e
     let (status, started) =
         call(&app, &olivia, Method::POST, &format!("/api/v1/campaigns/{id}/start"), None).await;
     assert_eq!(status, StatusCode::OK, "{started}");
-    // This build has no HAProxy driver: the first router step pauses the campaign, saying why.
-    let mut detail = Value::Null;
-    for _ in 0..100 {
-        detail = call(&app, &olivia, Method::GET, &format!("/api/v1/campaigns/{id}"), None).await.1;
-        if detail["summary"]["status"] == "paused" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(detail["summary"]["status"], "paused", "{detail}");
-    assert!(
-        detail["summary"]["last_error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("step 1 (provision) failed"),
-        "{detail}"
-    );
+    // It runs: the canary instance is provisioned, named for this campaign.
+    let detail = crate::helpers::eventually(
+        "the canary is provisioned",
+        Duration::from_secs(30),
+        async || {
+            let d =
+                call(&app, &olivia, Method::GET, &format!("/api/v1/campaigns/{id}"), None).await.1;
+            assert_eq!(d["summary"]["status"], "running", "{d}");
+            (d["summary"]["step_index"].as_i64().unwrap_or(0) >= 1).then_some(d)
+        },
+    )
+    .await;
+    let provision = detail["step_runs"].to_string();
+    assert!(provision.contains(&format!("web-1-v1-5-0-c{id} runs v1.5.0")), "{provision}");
     assert_eq!(detail["plan_frozen"], true);
     let (status, body) = call(
         &app,
@@ -343,8 +337,8 @@ async fn apply_creates_a_draft_whose_cli_plan_matches_the_api_preview() {
         .find(|c| c["name"] == "web-canary")
         .and_then(|c| c["id"].as_i64())
         .expect("draft");
-    let (_, api_plan) =
-        call(&app, &token, Method::POST, &format!("/api/v1/campaigns/{id}/plan"), None).await;
+    let spec = read_example("canary.toml");
+    let (_, api_plan) = call(&app, &token, Method::POST, "/api/v1/plan", Some(spec)).await;
     let api_plan: app::domain::plan::Plan = serde_json::from_value(api_plan).expect("plan");
     let (ok, printed, err) = cli(&["plan", "-f", canary.to_str().expect("path")]);
     assert!(ok, "{err}");
@@ -354,6 +348,10 @@ async fn apply_creates_a_draft_whose_cli_plan_matches_the_api_preview() {
         "the CLI prints the plan the API previews"
     );
     assert!(printed.contains("Shift 25 %"), "{printed}");
+    // The saved draft's plan names the instances it will create after the campaign.
+    let (_, draft_plan) =
+        call(&app, &token, Method::POST, &format!("/api/v1/campaigns/{id}/plan"), None).await;
+    assert!(draft_plan.to_string().contains(&format!("web-1-v1-5-0-c{id}")), "{draft_plan}");
 
     let (ok, _, err) = cli(&["campaign", "abort", &id.to_string(), "--reason", "not yet"]);
     assert!(!ok && err.contains("cannot abort a campaign that is draft"), "{err}");

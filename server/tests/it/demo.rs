@@ -128,8 +128,13 @@ async fn in_the_demo_a_canary_aborted_at_25_percent_drops_no_request_and_ends_on
     let page = app.get("/environments", Some(&cookie)).await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("body");
-    for want in ["web-4", "✓ healthy", "25.00 %", "read back from its router now", "local-process"]
-    {
+    for want in [
+        "web-4",
+        "✓ healthy",
+        "25.00 %",
+        "The record matches what the router and the provider have now",
+        "local-process",
+    ] {
         assert!(html.contains(want), "the environments page shows {want:?}");
     }
 

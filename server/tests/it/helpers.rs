@@ -211,3 +211,80 @@ pub fn location(res: &reqwest::Response) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// `env` rewritten so campaigns on it really run on this machine: every router becomes one
+/// embedded router with a loopback listener per pool, the provider a local-process provider
+/// running this build's demo service, the health source an http-probe counting the router's
+/// traffic; each target gets its own loopback port. Channels and everything else stay.
+pub fn runnable(mut env: serde_json::Value) -> serde_json::Value {
+    let targets = env["targets"].as_array().map(Vec::len).unwrap_or(0) as u16;
+    let pools: Vec<String> = env["pools"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|p| p["name"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let base = server::testbed::free_port_block(targets + pools.len() as u16 + 40).expect("ports");
+    let mut ports = serde_json::Map::new();
+    for (i, t) in env["targets"].as_array_mut().into_iter().flatten().enumerate() {
+        let port = base + i as u16;
+        let address = format!("127.0.0.1:{port}");
+        t["health_url"] = json!(format!("http://{address}/healthz"));
+        t["address"] = json!(address);
+        ports.insert(t["name"].as_str().unwrap_or_default().to_string(), json!(port));
+    }
+    let listen: serde_json::Map<String, serde_json::Value> = pools
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.clone(), json!(format!("127.0.0.1:{}", base + targets + i as u16))))
+        .collect();
+    for p in env["pools"].as_array_mut().into_iter().flatten() {
+        p["router"] = json!("edge");
+    }
+    let first_free = base + targets + pools.len() as u16;
+    let exe = env!("CARGO_BIN_EXE_switchyard");
+    let mut backends = vec![
+        json!({ "name": "edge", "kind": "router", "driver": "embedded",
+                "settings": { "listen": listen, "state_file": "router.json" } }),
+        json!({ "name": "local", "kind": "provider", "driver": "local-process",
+                "settings": { "command": format!("{exe} demo-service --release {{release}} --port {{port}}"),
+                              "ports": ports, "port_min": first_free, "port_max": first_free + 39,
+                              "state_file": "processes.json" } }),
+        json!({ "name": "probe", "kind": "health_source", "driver": "http-probe", "settings": { "router": "edge" } }),
+    ];
+    backends.extend(
+        env["backends"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|b| b["kind"] == "channel")
+            .cloned(),
+    );
+    env["backends"] = json!(backends);
+    env
+}
+
+impl TestApp {
+    /// Starts the environment's instances and fills its pools, as an operator's machines and
+    /// load balancer would be before a first campaign.
+    pub async fn bring_up(&self, env: &serde_json::Value) {
+        let env: app::domain::environment::Environment =
+            serde_json::from_value(env.clone()).expect("an environment");
+        let registry = self.registry.clone().expect("the server's adapters");
+        server::demo::bring_up(&registry, &env).await.expect("the environment comes up");
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for at most `limit`; panics naming `what`.
+pub async fn eventually<T>(
+    what: &str,
+    limit: std::time::Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -12,25 +12,67 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_navigate;
 
 use self::model::{Checked, FormData, Placed, StepRow, input_id, place, to_spec};
-use crate::api::editor::{CreateDraft, ExportSpec, ImportSpec, editor_environments};
+use crate::api::editor::{ExportSpec, ImportSpec, SaveDraft, editor_environments, editor_start};
 use crate::components::layout::Me;
 use crate::components::status::ErrorBox;
 use crate::domain::audit::encode_component;
 use crate::domain::auth::Role;
+use crate::domain::campaign::CampaignSpec;
 use crate::domain::environment::Environment;
 use crate::domain::ids::Secs;
+
+/// What the editor was opened for: a new campaign (maybe started from another one) or a draft.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Opened {
+    /// The draft being edited (`/campaigns/:id/edit`).
+    draft: Option<i64>,
+    /// `?from=ID&as=clone|rollback_release` on `/campaigns/new`.
+    from: Option<(i64, String)>,
+}
+
+impl Opened {
+    fn title(&self) -> String {
+        match (&self.draft, &self.from) {
+            (Some(id), _) => format!("Edit draft #{id}"),
+            (None, Some((id, m))) if m == "rollback_release" => {
+                format!("Roll back the release of campaign #{id}")
+            }
+            (None, Some((id, _))) => format!("New campaign from #{id}"),
+            (None, None) => "New campaign".into(),
+        }
+    }
+}
 
 #[component]
 pub fn EditorPage() -> impl IntoView {
     let Me(me) = expect_context::<Me>();
+    let params = leptos_router::hooks::use_params_map();
+    let query = leptos_router::hooks::use_query_map();
+    let opened = Memo::new(move |_| {
+        let draft = params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok()));
+        let from = query.with(|q| {
+            let id = q.get("from").and_then(|s| s.parse::<i64>().ok())?;
+            Some((id, q.get("as").unwrap_or_else(|| "clone".into())))
+        });
+        Opened { draft, from }
+    });
     let envs = Resource::new(|| (), |_| editor_environments());
+    let start = Resource::new(
+        move || opened.get(),
+        |o| {
+            let (from, mode) = o.from.unwrap_or((0, String::new()));
+            editor_start(o.draft.unwrap_or(0), from, mode)
+        },
+    );
     view! {
-        <Title text="New campaign" />
-        <h1>"New campaign"</h1>
+        <Title text=move || opened.with(Opened::title) />
+        <h1 data-testid="editor-title">{move || opened.with(Opened::title)}</h1>
         <Transition fallback=|| view! { <p class="muted">"Loading the editor…"</p> }>
             {move || Suspend::new(async move {
                 let me = me.await;
                 let envs = envs.await;
+                let start = start.await;
+                let draft = opened.get_untracked().draft;
                 match (me, envs) {
                     (Some(p), _) if !p.role.allows(Role::Operator) => view! {
                         <div class="notice notice-warn" role="status" data-testid="editor-refusal">
@@ -41,7 +83,10 @@ pub fn EditorPage() -> impl IntoView {
                     }.into_any(),
                     (None, _) => view! { <p><a href="/login">"Sign in"</a>" to create a campaign."</p> }.into_any(),
                     (_, Err(e)) => view! { <ErrorBox message=e.message /> }.into_any(),
-                    (_, Ok(envs)) => view! { <Editor envs /> }.into_any(),
+                    (_, Ok(envs)) => match start {
+                        Err(e) => view! { <ErrorBox message=e.message /> }.into_any(),
+                        Ok(start) => view! { <Editor envs start draft /> }.into_any(),
+                    },
                 }
             })}
         </Transition>
@@ -71,7 +116,11 @@ fn tomorrow() -> String {
 }
 
 #[component]
-fn Editor(envs: Vec<Environment>) -> impl IntoView {
+fn Editor(
+    envs: Vec<Environment>,
+    start: Option<CampaignSpec>,
+    draft: Option<i64>,
+) -> impl IntoView {
     let (env0, pool0) = envs
         .first()
         .map(|e| {
@@ -79,10 +128,13 @@ fn Editor(envs: Vec<Environment>) -> impl IntoView {
         })
         .unwrap_or_default();
     let release0 = pool_release(&envs, &env0, &pool0);
-    let form = RwSignal::new(FormData::new(&env0, &pool0, &release0, &tomorrow()));
+    let form = RwSignal::new(match &start {
+        Some(spec) => FormData::from_spec(spec),
+        None => FormData::new(&env0, &pool0, &release0, &tomorrow()),
+    });
     let envs = StoredValue::new(envs);
 
-    let save = ServerAction::<CreateDraft>::new();
+    let save = ServerAction::<SaveDraft>::new();
     let import = ServerAction::<ImportSpec>::new();
     let export = ServerAction::<ExportSpec>::new();
     // The form as it was sent; the server's field errors are shown while it is unchanged.
@@ -134,7 +186,7 @@ fn Editor(envs: Vec<Environment>) -> impl IntoView {
         match checked.get_untracked() {
             Ok((spec, _)) => {
                 submitted.set(Some(form.get_untracked()));
-                save.dispatch(CreateDraft { spec });
+                save.dispatch(SaveDraft { id: draft.unwrap_or(0), spec });
             }
             #[cfg(feature = "hydrate")]
             Err(_) => focus_first_problem(),
@@ -359,7 +411,7 @@ fn Editor(envs: Vec<Environment>) -> impl IntoView {
 
                 <div class="editor-actions">
                     <button type="submit" class="btn btn-primary" data-testid="save-draft" disabled=move || save.pending().get()>
-                        {move || if save.pending().get() { "Saving…" } else { "Save draft" }}
+                        {move || if save.pending().get() { "Saving…" } else if draft.is_some() { "Save changes" } else { "Save draft" }}
                     </button>
                     {move || (tried.get() && checked.with(Result::is_err)).then(|| view! { <span class="field-error" role="alert">"Not saved: fix the problems shown beside the fields."</span> })}
                     {move || match save.value().get() {
