@@ -104,7 +104,10 @@ test('the environments page shows targets, health and the weights read back from
   const env = page.getByTestId('environment').first();
   await expect(env.getByTestId('targets')).toContainText('web-1');
   await expect(env.getByTestId('targets')).toContainText('healthy');
-  await expect(env.getByTestId('traffic-table')).toContainText('%');
+  // The record beside what the router and the provider have now: the same, and said so.
+  await expect(env.getByTestId('record-vs-live')).toContainText('%');
+  await expect(env.getByTestId('record-vs-live')).toContainText('✓ healthy');
+  await expect(env.getByTestId('pool-matches')).toBeVisible();
   await page.getByTestId('check-backends').click();
   const results = page.getByTestId('check-results');
   await expect(results).toContainText('reachable');

@@ -1,40 +1,11 @@
-import { test, expect, Page } from '@playwright/test';
-import { spawn, ChildProcess } from 'child_process';
+import { test, expect } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ARTIFACTS, signIn } from './support';
+import { ARTIFACTS, ready, signIn, startServer, stop } from './support';
 
 // A server of this test's own (its own database and demo ports), so it can be restarted while
 // a browser watches a running campaign.
 const BASE_PORT = Number(process.env.E2E_PORT || 3100) + 200;
-
-function startServer(port: number, restart: boolean): ChildProcess {
-  const child = spawn('bash', [path.join(__dirname, '..', 'start-server.sh'), String(port)], {
-    env: { ...process.env, E2E_DATA: path.join(__dirname, '..', `.data-live-${port}`), E2E_RESTART: restart ? '1' : '0' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  return child;
-}
-
-async function ready(port: number) {
-  for (let i = 0; i < 300; i++) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
-      if (res.ok) return;
-    } catch { /* not up yet */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`server on ${port} did not become ready`);
-}
-
-async function stop(child: ChildProcess) {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-  if (child.exitCode === null) child.kill('SIGKILL');
-}
-
 
 test('the live view of a running canary recovers after the server restarts, and abort still works', async ({ page, request }, info) => {
   test.setTimeout(150_000);

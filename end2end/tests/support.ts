@@ -1,4 +1,5 @@
 import { expect, Page } from '@playwright/test';
+import { spawn, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -26,4 +27,37 @@ export function watchConsole(page: Page): string[] {
 export async function keep(page: Page, name: string, project: string) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, `${project}-${name}.png`), fullPage: true });
+}
+
+/// A server of a spec's own (its own database and demo ports, in .data-live-PORT), started by
+/// start-server.sh; `restart` keeps its database, as a restarted server would.
+export function startServer(port: number, restart: boolean): ChildProcess {
+  return spawn('bash', [path.join(__dirname, '..', 'start-server.sh'), String(port)], {
+    env: { ...process.env, E2E_DATA: dataDir(port), E2E_RESTART: restart ? '1' : '0' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+/// Where the server on `port` (from startServer) keeps its database and state files.
+export function dataDir(port: number): string {
+  return path.join(__dirname, '..', `.data-live-${port}`);
+}
+
+export async function ready(port: number) {
+  for (let i = 0; i < 300; i++) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+      if (res.ok) return;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`server on ${port} did not become ready`);
+}
+
+export async function stop(child: ChildProcess) {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+  if (child.exitCode === null) child.kill('SIGKILL');
 }

@@ -11,6 +11,7 @@ mod cli;
 mod comms;
 mod crash;
 mod demo;
+mod durability;
 mod editor;
 mod haproxy;
 mod helpers;
