@@ -212,3 +212,41 @@ test('what only the server can know is refused on save and shown beside the fiel
   const total = await page.evaluate(async (n) => (await (await fetch(`/api/v1/campaigns?q=${n}`)).json()).total, name);
   expect(total).toBe(0);
 });
+
+test('an operator edits a saved draft in the form, and clones a campaign into a new draft', async ({ page }, info) => {
+  const consoleErrors = watchConsole(page);
+  const project = info.project.name;
+  await signIn(page, 'olivia');
+  const id = await page.evaluate(async (name) => {
+    const list = await (await fetch('/api/v1/campaigns?q=demo-canary&status=draft')).json();
+    const seeded = list.campaigns.find((c: any) => c.name === 'demo-canary');
+    const detail = await (await fetch(`/api/v1/campaigns/${seeded.id}`)).json();
+    const res = await fetch('/api/v1/campaigns', {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...detail.spec, name }),
+    });
+    return (await res.json()).summary.id;
+  }, `to-edit-${project}`);
+  await page.goto(`/campaigns/${id}`);
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
+  await page.getByTestId('edit-draft').click();
+  await expect(page).toHaveURL(new RegExp(`/campaigns/${id}/edit$`));
+  await expect(page.getByTestId('editor-title')).toHaveText(`Edit draft #${id}`);
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.getByLabel('Campaign name')).toHaveValue(`to-edit-${project}`);
+  await page.getByLabel('Campaign name').fill(`edited-${project}`);
+  await page.getByTestId('save-draft').click();
+  await expect(page).toHaveURL(new RegExp(`/campaigns/${id}$`));
+  await expect(page.getByTestId('campaign-name')).toHaveText(`edited-${project}`);
+
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
+  await page.getByTestId('clone').click();
+  await expect(page.getByTestId('editor-title')).toHaveText(`New campaign from #${id}`);
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.getByLabel('Campaign name')).toHaveValue(`edited-${project}-copy`);
+  await expect(page.locator('#f-from_release')).toHaveValue('v1');
+  await keep(page, 'editor-clone', project);
+  await page.getByTestId('save-draft').click();
+  await expect(page.getByTestId('campaign-name')).toHaveText(`edited-${project}-copy`);
+  expect(consoleErrors, 'no hydration errors').toEqual([]);
+});

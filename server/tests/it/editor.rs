@@ -62,6 +62,26 @@ async fn editor_app() -> (TestApp, String, String, Value) {
     (app, olivia, vera, spec)
 }
 
+/// A server function called as a form post (its default encoding).
+async fn form(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let res = app
+        .client()
+        .post(format!("{}{path}", app.url))
+        .bearer_auth(token)
+        .form(fields)
+        .send()
+        .await
+        .expect("request");
+    let status = res.status();
+    let text = res.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
 async fn campaign_count(app: &TestApp, token: &str) -> i64 {
     let (status, page) = call(app, Some(token), Method::GET, "/api/v1/campaigns", None).await;
     assert_eq!(status, StatusCode::OK, "{page}");
@@ -248,5 +268,110 @@ async fn the_editor_gets_environments_without_backend_settings() {
     let text = envs.to_string();
     assert!(text.contains("web-pool"), "{text}");
     assert!(!text.contains("admin.sock") && !text.contains("demo-service"), "{text}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_draft_opens_in_the_form_and_saving_it_replaces_it_while_viewers_are_refused() {
+    let (app, olivia, vera, spec) = editor_app().await;
+    let (status, id) = call(
+        &app,
+        Some(&olivia),
+        Method::POST,
+        "/api/editor/create_draft",
+        Some(json!({ "spec": spec })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{id}");
+    let id = id.as_i64().expect("id");
+    let draft = id.to_string();
+    let start = [("draft", draft.as_str()), ("from", "0"), ("mode", "")];
+    let (status, opened) = form(&app, &olivia, "/api/editor/start", &start).await;
+    assert_eq!(status, StatusCode::OK, "{opened}");
+    assert_eq!(opened["name"], "web-canary", "the form opens with the draft");
+    let (status, _) = form(&app, &vera, "/api/editor/start", &start).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "viewers cannot edit drafts");
+
+    let mut edited = opened.clone();
+    edited["name"] = json!("web-canary-edited");
+    let (status, saved) = call(
+        &app,
+        Some(&olivia),
+        Method::POST,
+        "/api/editor/save_draft",
+        Some(json!({ "id": id, "spec": edited })),
+    )
+    .await;
+    assert_eq!((status, saved.as_i64()), (StatusCode::OK, Some(id)), "saved in place");
+    let (_, detail) =
+        call(&app, Some(&olivia), Method::GET, &format!("/api/v1/campaigns/{id}"), None).await;
+    assert_eq!(detail["summary"]["name"], "web-canary-edited");
+    let mut broken = edited.clone();
+    broken["to_release"] = broken["from_release"].clone();
+    let (status, body) = call(
+        &app,
+        Some(&olivia),
+        Method::POST,
+        "/api/editor/save_draft",
+        Some(json!({ "id": id, "spec": broken })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (_, detail) =
+        call(&app, Some(&olivia), Method::GET, &format!("/api/v1/campaigns/{id}"), None).await;
+    assert_ne!(
+        detail["spec"]["to_release"], detail["spec"]["from_release"],
+        "a refused save changes nothing"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_campaign_clones_into_a_new_draft_and_only_a_succeeded_one_offers_its_rollback() {
+    let (app, olivia, vera, spec) = editor_app().await;
+    let (_, created) =
+        call(&app, Some(&olivia), Method::POST, "/api/v1/campaigns", Some(spec)).await;
+    let id = created["summary"]["id"].as_i64().expect("id");
+    let (status, body) = call(
+        &app,
+        Some(&olivia),
+        Method::POST,
+        &format!("/api/v1/campaigns/{id}/rollback-release"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("only a succeeded campaign's release can be rolled back"),
+        "{body}"
+    );
+    let (status, _) =
+        call(&app, Some(&vera), Method::POST, &format!("/api/v1/campaigns/{id}/clone"), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, copy) =
+        call(&app, Some(&olivia), Method::POST, &format!("/api/v1/campaigns/{id}/clone"), None)
+            .await;
+    assert_eq!(status, StatusCode::CREATED, "{copy}");
+    assert_eq!(copy["summary"]["name"], "web-canary-copy");
+    assert_eq!(copy["summary"]["status"], "draft");
+    assert_eq!(copy["spec"]["from_release"], "v1.4.2", "it starts from what the pool runs now");
+    let start = chrono::DateTime::parse_from_rfc3339(
+        copy["spec"]["window"]["start"].as_str().unwrap_or_default(),
+    )
+    .expect("a fresh window");
+    assert!(start > chrono::Utc::now(), "the copy's window lies ahead: {start}");
+    let from = id.to_string();
+    let (status, prefill) = form(
+        &app,
+        &olivia,
+        "/api/editor/start",
+        &[("draft", "0"), ("from", from.as_str()), ("mode", "clone")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{prefill}");
+    assert_eq!(prefill["name"], "web-canary-copy", "the form can start from the campaign too");
     app.stop().await;
 }
