@@ -319,6 +319,8 @@ fn Timeline(d: CampaignDetail) -> impl IntoView {
                 {plan.steps.iter().enumerate().map(|(i, step)| {
                     let run = run_of(&runs, "forward", i);
                     let status = run.as_ref().map(|r| r.status.clone()).unwrap_or_else(|| if i < current { "done".into() } else { "pending".into() });
+                    // A step the campaign left mid-way when it stopped (an abort, a rollback).
+                    let status = if status == "running" && !running { "interrupted".to_string() } else { status };
                     let is_current = running && i == current;
                     view! {
                         <li class=format!("step step-{status}{}", if is_current { " step-current" } else { "" }) aria-current=is_current.then_some("step")>

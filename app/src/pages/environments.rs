@@ -31,7 +31,7 @@ pub fn EnvironmentsPage() -> impl IntoView {
                     Ok(list) => view! {
                         {operator.then(|| view! {
                             <ActionForm action=check attr:class="inline">
-                                <button type="submit" data-testid="check-backends">"Check every backend"</button>
+                                <button type="submit" class="btn" data-testid="check-backends">"Check every backend"</button>
                             </ActionForm>
                         })}
                         {move || check.value().get().map(|r| match r {
