@@ -369,8 +369,14 @@ impl CampaignService {
         env_id: i64,
         pool: &str,
     ) -> Result<app::domain::views::PoolOverview, ApiError> {
-        let view = self.get_environment(actor, env_id).await?;
-        let env = view.spec;
+        require(actor, Role::Viewer)?;
+        // The stored record itself: the adapters need its settings (secrets included).
+        let row = self
+            .store
+            .find_environment(env_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("environment {env_id}")))?;
+        let env = env_view(row)?.spec;
         let p = env.pools.iter().find(|p| p.name.as_str() == pool).ok_or_else(|| {
             ApiError::not_found(format!("pool {pool} in environment {}", env.name))
         })?;
