@@ -3,3 +3,6 @@
 DROP INDEX campaigns_one_active_per_pool;
 CREATE UNIQUE INDEX campaigns_one_active_per_pool ON campaigns (environment, pool)
     WHERE status IN ('running', 'paused', 'awaiting_approval', 'aborting', 'rollback_paused');
+
+-- Why a paused campaign is paused (person, error, drift), so resuming knows what to do.
+ALTER TABLE campaigns ADD COLUMN pause_cause TEXT;

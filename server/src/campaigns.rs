@@ -68,7 +68,7 @@ pub fn invalid(errors: &ValidationErrors) -> ApiError {
 }
 
 fn state_of(row: &CampaignRow) -> CampaignState {
-    serde_json::from_value(json!(row.status)).unwrap_or(CampaignState::Failed)
+    row.status
 }
 
 fn transition(row: &CampaignRow, command: Command) -> Result<CampaignState, ApiError> {
@@ -719,7 +719,7 @@ impl CampaignService {
         }
         let plan = plan::compile(&valid.for_campaign(id));
         let patch = CampaignPatch {
-            status: Some("running".into()),
+            status: Some(CampaignState::Running),
             plan: Some(serde_json::to_string(&plan).map_err(|_| ApiError::internal())?),
             env_snapshot: Some(serde_json::to_string(&env).map_err(|_| ApiError::internal())?),
             step_index: Some(0),
@@ -735,7 +735,7 @@ impl CampaignService {
         }
         let audit = record(actor, "campaign.start", format!("campaign:{id}"), "success", details);
         self.store
-            .patch_campaign(id, &["draft", "scheduled"], patch, Some(audit), Some(("started", json!({ "by": actor.username, "steps": plan.steps.len() }))))
+            .patch_campaign(id, &[row.status], patch, Some(audit), Some(("started", json!({ "by": actor.username, "steps": plan.steps.len() }))))
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(m) if m.contains("already active") => {
@@ -753,22 +753,22 @@ impl CampaignService {
     pub async fn schedule(&self, actor: &Principal, id: i64) -> Result<CampaignSummary, ApiError> {
         require(actor, Role::Operator)?;
         let row = self.row(id).await?;
-        if row.status != "draft" {
+        if row.status != CampaignState::Draft {
             return Err(ApiError::conflict(format!(
                 "campaign {id} is {}; only a draft can be scheduled (use reschedule to move a scheduled one)",
-                row.status.replace('_', " ")
+                row.status
             )));
         }
         let spec: CampaignSpec =
             serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
         let window = self.schedulable(actor, &spec).await?;
         let patch = CampaignPatch {
-            status: Some("scheduled".into()),
+            status: Some(CampaignState::Scheduled),
             comms: comms::change(CommsEvent::Scheduled, &spec, &window, chrono::Utc::now()),
             ..Default::default()
         };
         let details = json!({ "start": window.start.to_rfc3339(), "end": window.end.to_rfc3339() });
-        self.command(actor, id, Command::Schedule, &["draft"], patch, details).await
+        self.command(actor, &row, Command::Schedule, patch, details).await
     }
 
     /// Moves a scheduled campaign's window: SEQUENCE goes up, the old reminders are cancelled,
@@ -781,10 +781,10 @@ impl CampaignService {
     ) -> Result<CampaignSummary, ApiError> {
         require(actor, Role::Operator)?;
         let row = self.row(id).await?;
-        if row.status != "scheduled" {
+        if row.status != CampaignState::Scheduled {
             return Err(ApiError::conflict(format!(
                 "campaign {id} is {}; only a scheduled campaign can be rescheduled",
-                row.status.replace('_', " ")
+                row.status
             )));
         }
         let mut spec: CampaignSpec =
@@ -809,7 +809,7 @@ impl CampaignService {
             details.clone(),
         );
         self.store
-            .patch_campaign(id, &["scheduled"], patch, Some(audit), Some(("rescheduled", details)))
+            .patch_campaign(id, &[row.status], patch, Some(audit), Some(("rescheduled", details)))
             .await?;
         self.wake_notifier();
         Ok(summary(&self.row(id).await?))
@@ -936,15 +936,17 @@ impl CampaignService {
         })
     }
 
+    /// A person's command, audited, applied only if the campaign is still in the state it was
+    /// read in (so a command and the engine never overwrite each other).
     async fn command(
         &self,
         actor: &Principal,
-        id: i64,
+        row: &CampaignRow,
         command: Command,
-        expect: &[&str],
         patch: CampaignPatch,
         details: serde_json::Value,
     ) -> Result<CampaignSummary, ApiError> {
+        let id = row.id;
         let action = format!(
             "campaign.{}",
             serde_json::to_value(command)
@@ -958,7 +960,15 @@ impl CampaignService {
         if let Some(obj) = data.as_object_mut() {
             obj.insert("by".into(), json!(actor.username));
         }
-        self.store.patch_campaign(id, expect, patch, Some(audit), Some((&kind, data))).await?;
+        // Applied while the campaign is in any state from which this command leads where it led
+        // from the state it was read in (the engine may have moved it meanwhile, e.g. running →
+        // awaiting approval, where an abort means the same).
+        let next = lifecycle::transition(row.status, command).ok();
+        let expect: Vec<CampaignState> = CampaignState::ALL
+            .into_iter()
+            .filter(|s| *s == row.status || lifecycle::transition(*s, command).ok() == next)
+            .collect();
+        self.store.patch_campaign(id, &expect, patch, Some(audit), Some((&kind, data))).await?;
         self.engine.wake(id);
         self.wake_notifier();
         Ok(summary(&self.row(id).await?))
@@ -975,10 +985,13 @@ impl CampaignService {
         transition(&row, Command::Pause)?;
         self.command(
             actor,
-            id,
+            &row,
             Command::Pause,
-            &["running"],
-            CampaignPatch { status: Some("paused".into()), ..Default::default() },
+            CampaignPatch {
+                status: Some(CampaignState::Paused),
+                pause_cause: Some(Some(lifecycle::PauseCause::Person)),
+                ..Default::default()
+            },
             json!({}),
         )
         .await
@@ -992,23 +1005,17 @@ impl CampaignService {
         let next = transition(&row, Command::Resume)?;
         if next == CampaignState::Aborting {
             let patch = CampaignPatch {
-                status: Some("aborting".into()),
+                status: Some(CampaignState::Aborting),
                 last_error: Some(None),
                 ..Default::default()
             };
             return self
-                .command(
-                    actor,
-                    id,
-                    Command::Resume,
-                    &["rollback_paused"],
-                    patch,
-                    json!({ "rollback": true }),
-                )
+                .command(actor, &row, Command::Resume, patch, json!({ "rollback": true }))
                 .await;
         }
         let mut patch = CampaignPatch {
-            status: Some("running".into()),
+            status: Some(CampaignState::Running),
+            pause_cause: Some(None),
             last_error: Some(None),
             ..Default::default()
         };
@@ -1018,7 +1025,7 @@ impl CampaignService {
         }
         // Paused on drift: resuming accepts the router's state as it is now (audited), so the
         // next step compares against that.
-        let drift = row.last_error.as_deref().is_some_and(|e| e.contains("drift on "));
+        let drift = row.pause_cause == Some(lifecycle::PauseCause::Drift);
         if drift {
             let audit = record(
                 actor,
@@ -1029,15 +1036,7 @@ impl CampaignService {
             );
             self.store.accept_router_state(&row.environment, &row.pool, audit).await?;
         }
-        self.command(
-            actor,
-            id,
-            Command::Resume,
-            &["paused"],
-            patch,
-            json!({ "accepted_drift": drift }),
-        )
-        .await
+        self.command(actor, &row, Command::Resume, patch, json!({ "accepted_drift": drift })).await
     }
 
     pub async fn approve(&self, actor: &Principal, id: i64) -> Result<CampaignSummary, ApiError> {
@@ -1060,16 +1059,15 @@ impl CampaignService {
         let mut patch =
             CampaignPatch { approvals: Some(json!(approvals).to_string()), ..Default::default() };
         if approvals.len() >= required {
-            patch.status = Some("running".into());
+            patch.status = Some(CampaignState::Running);
             patch.step_index = Some(row.step_index + 1);
             patch.step_started_at = Some(None);
             patch.approvals = Some("[]".into());
         }
         self.command(
             actor,
-            id,
+            &row,
             Command::Approve,
-            &["awaiting_approval"],
             patch,
             json!({ "approvals": approvals.len(), "required": required }),
         )
@@ -1087,20 +1085,12 @@ impl CampaignService {
         let row = self.row(id).await?;
         transition(&row, Command::Reject)?;
         let patch = CampaignPatch {
-            status: Some("aborting".into()),
+            status: Some(CampaignState::Aborting),
             abort_reason: Some(format!("rejected by {}: {reason}", actor.username)),
             abort_requested_at: Some(now_ts()),
             ..Default::default()
         };
-        self.command(
-            actor,
-            id,
-            Command::Reject,
-            &["awaiting_approval"],
-            patch,
-            json!({ "reason": reason }),
-        )
-        .await
+        self.command(actor, &row, Command::Reject, patch, json!({ "reason": reason })).await
     }
 
     /// Cuts a bake, a planned pause or a drain wait short. Acting steps and gates cannot be skipped.
@@ -1125,29 +1115,28 @@ impl CampaignService {
             None => return Err(ApiError::conflict("there is no current step to skip")),
         }
         let patch = CampaignPatch {
-            status: Some("running".into()),
+            status: Some(CampaignState::Running),
             step_index: Some(row.step_index + 1),
             step_started_at: Some(None),
             last_error: Some(None),
             ..Default::default()
         };
         self.store
-            .record_step_run(
-                id,
-                "forward",
-                row.step_index,
-                "skipped",
-                0,
-                "[]",
-                None,
-                Some(&format!("skipped by {}: {reason}", actor.username)),
-            )
+            .record_step_run(crate::store::StepRun {
+                campaign_id: id,
+                phase: lifecycle::Phase::Forward,
+                step_index: row.step_index,
+                status: lifecycle::StepStatus::Skipped,
+                attempts: 0,
+                calls: "[]",
+                verdict: None,
+                log_line: Some(&format!("skipped by {}: {reason}", actor.username)),
+            })
             .await?;
         self.command(
             actor,
-            id,
+            &row,
             Command::Skip,
-            &["running", "paused"],
             patch,
             json!({ "step": row.step_index, "reason": reason }),
         )
@@ -1173,31 +1162,23 @@ impl CampaignService {
                 spec.window.resolve().ok().and_then(|w| {
                     comms::change(CommsEvent::Cancelled, &spec, &w, chrono::Utc::now())
                 });
-            CampaignPatch { status: Some("draft".into()), comms, ..Default::default() }
+            CampaignPatch { status: Some(CampaignState::Draft), comms, ..Default::default() }
         } else if matches!(state_of(&row), CampaignState::Failed | CampaignState::RollbackPaused) {
             // The rollback already began: carry on with it; its reason and start time stay.
             CampaignPatch {
-                status: Some("aborting".into()),
+                status: Some(CampaignState::Aborting),
                 last_error: Some(None),
                 ..Default::default()
             }
         } else {
             CampaignPatch {
-                status: Some("aborting".into()),
+                status: Some(CampaignState::Aborting),
                 abort_reason: Some(reason.to_string()),
                 abort_requested_at: Some(now_ts()),
                 ..Default::default()
             }
         };
-        self.command(
-            actor,
-            id,
-            Command::Abort,
-            &["scheduled", "running", "paused", "awaiting_approval", "failed", "rollback_paused"],
-            patch,
-            json!({ "reason": reason }),
-        )
-        .await
+        self.command(actor, &row, Command::Abort, patch, json!({ "reason": reason })).await
     }
 
     pub fn engine(&self) -> &Engine {
@@ -1260,6 +1241,7 @@ impl app::api::ports::CampaignsPort for CampaignService {
         search: Option<String>,
         page: u32,
     ) -> Result<CampaignPage, ApiError> {
+        let status = status_filter(status)?;
         CampaignService::list(self, actor, CampaignQuery { status, environment, search }, page, 50)
             .await
     }
@@ -1360,6 +1342,20 @@ fn start_blocks(
         ));
     }
     blocks
+}
+
+/// A campaign list's status filter: empty for every state, else one state by its stored name.
+pub fn status_filter(raw: Option<String>) -> Result<Option<CampaignState>, ApiError> {
+    match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => CampaignState::parse(s).map(Some).ok_or_else(|| {
+            let known: Vec<&str> = CampaignState::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::field(
+                "status",
+                format!("'{s}' is not a campaign state; use one of {}", known.join(", ")),
+            )
+        }),
+    }
 }
 
 /// How a new draft is made from an existing campaign.

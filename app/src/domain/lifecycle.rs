@@ -40,6 +40,27 @@ impl CampaignState {
         CampaignState::Failed,
     ];
 
+    /// The text a store keeps for this state (also its JSON form): `awaiting_approval`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignState::Draft => "draft",
+            CampaignState::Scheduled => "scheduled",
+            CampaignState::Running => "running",
+            CampaignState::Paused => "paused",
+            CampaignState::AwaitingApproval => "awaiting_approval",
+            CampaignState::Succeeded => "succeeded",
+            CampaignState::Aborting => "aborting",
+            CampaignState::RollbackPaused => "rollback_paused",
+            CampaignState::RolledBack => "rolled_back",
+            CampaignState::Failed => "failed",
+        }
+    }
+
+    /// The state [`CampaignState::as_str`] wrote.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
     /// Nothing more will happen to a campaign in a terminal state.
     pub fn is_terminal(self) -> bool {
         matches!(self, CampaignState::Succeeded | CampaignState::RolledBack)
@@ -74,6 +95,112 @@ impl CampaignState {
             CampaignState::RolledBack => "rolled back",
             CampaignState::Failed => "failed",
         }
+    }
+}
+
+impl TryFrom<String> for CampaignState {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s).ok_or_else(|| format!("unknown campaign state '{s}'"))
+    }
+}
+
+/// What one execution of a plan step is at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Running,
+    Done,
+    Skipped,
+    Failed,
+}
+
+impl StepStatus {
+    pub const ALL: [StepStatus; 4] =
+        [StepStatus::Running, StepStatus::Done, StepStatus::Skipped, StepStatus::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Running => "running",
+            StepStatus::Done => "done",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Failed => "failed",
+        }
+    }
+
+    /// The step is over (its finish time is recorded).
+    pub fn is_finished(self) -> bool {
+        self != StepStatus::Running
+    }
+}
+
+impl TryFrom<String> for StepStatus {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown step status '{s}'"))
+    }
+}
+
+/// Which list of steps a step run belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Forward,
+    Rollback,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Forward => "forward",
+            Phase::Rollback => "rollback",
+        }
+    }
+}
+
+impl TryFrom<String> for Phase {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "forward" => Ok(Phase::Forward),
+            "rollback" => Ok(Phase::Rollback),
+            _ => Err(format!("unknown phase '{s}'")),
+        }
+    }
+}
+
+/// Why a campaign is paused, so resuming knows what to do (drift: accept the router's state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseCause {
+    /// An operator paused it, or the plan did.
+    Person,
+    /// A step failed; resuming retries it.
+    Error,
+    /// The router was changed outside Switchyard; resuming accepts its state.
+    Drift,
+}
+
+impl PauseCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseCause::Person => "person",
+            PauseCause::Error => "error",
+            PauseCause::Drift => "drift",
+        }
+    }
+}
+
+impl TryFrom<String> for PauseCause {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        [PauseCause::Person, PauseCause::Error, PauseCause::Drift]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown pause cause '{s}'"))
     }
 }
 
@@ -162,7 +289,7 @@ pub fn transition(
         (S::Draft | S::Scheduled, C::Start) => S::Running,
         // Nothing has changed yet, so aborting a scheduled campaign just unschedules it.
         (S::Scheduled, C::Abort) => S::Draft,
-        (S::Running, C::Pause) => S::Paused,
+        (S::Running | S::AwaitingApproval, C::Pause) => S::Paused,
         (S::Paused, C::Resume) => S::Running,
         (S::RollbackPaused, C::Resume) => S::Aborting,
         (S::Running, C::RequestApproval) => S::AwaitingApproval,
@@ -253,6 +380,19 @@ mod tests {
         assert_eq!(transition(S::Aborting, C::RollbackDone), Ok(S::RolledBack));
         assert_eq!(transition(S::AwaitingApproval, C::Reject), Ok(S::Aborting));
         assert_eq!(transition(S::Scheduled, C::Abort), Ok(S::Draft));
+    }
+
+    #[test]
+    fn every_state_is_stored_as_the_text_it_serializes_to_and_reads_back() {
+        for state in CampaignState::ALL {
+            let json = serde_json::to_value(state).expect("json");
+            assert_eq!(json.as_str(), Some(state.as_str()));
+            assert_eq!(CampaignState::try_from(state.as_str().to_string()), Ok(state));
+        }
+        assert!(CampaignState::try_from("runing".to_string()).is_err());
+        for s in StepStatus::ALL {
+            assert_eq!(serde_json::to_value(s).expect("json").as_str(), Some(s.as_str()));
+        }
     }
 
     #[test]

@@ -41,9 +41,9 @@ pub struct CampaignSummary {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRunView {
-    pub phase: String,
+    pub phase: super::lifecycle::Phase,
     pub index: i64,
-    pub status: String,
+    pub status: super::lifecycle::StepStatus,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub attempts: i64,
@@ -153,8 +153,8 @@ pub struct PoolOverview {
     pub record: Vec<super::environment::Target>,
     pub live: TrafficView,
     pub differences: Vec<super::reality::Difference>,
-    /// The campaign that holds the pool now, if any: (id, name, status).
-    pub campaign: Option<(i64, String, String)>,
+    /// The campaign that holds the pool now, if any: (id, name, state).
+    pub campaign: Option<(i64, String, CampaignState)>,
 }
 
 /// An environment as it is now: targets and their health, each pool as its router reads it

@@ -11,7 +11,7 @@ use crate::components::layout::Me;
 use crate::components::status::{ErrorBox, StatusBadge};
 use crate::domain::auth::Role;
 use crate::domain::gate::{Outcome, Verdict};
-use crate::domain::lifecycle::{CampaignState, Command};
+use crate::domain::lifecycle::{CampaignState, Command, Phase};
 use crate::domain::plan::StepKind;
 use crate::domain::views::{CampaignDetail, ChartView, StepRunView, TrafficView};
 
@@ -296,7 +296,7 @@ pub(crate) fn Traffic(t: TrafficView, #[prop(optional)] shares_only: bool) -> im
     .into_any()
 }
 
-fn run_of(runs: &[StepRunView], phase: &str, index: usize) -> Option<StepRunView> {
+fn run_of(runs: &[StepRunView], phase: Phase, index: usize) -> Option<StepRunView> {
     runs.iter().find(|r| r.phase == phase && r.index == index as i64).cloned()
 }
 
@@ -317,8 +317,8 @@ fn Timeline(d: CampaignDetail) -> impl IntoView {
             <p class="muted">{plan.summary.headline.clone()}</p>
             <ol class="timeline" data-testid="timeline">
                 {plan.steps.iter().enumerate().map(|(i, step)| {
-                    let run = run_of(&runs, "forward", i);
-                    let status = run.as_ref().map(|r| r.status.clone()).unwrap_or_else(|| if i < current { "done".into() } else { "pending".into() });
+                    let run = run_of(&runs, Phase::Forward, i);
+                    let status = run.as_ref().map(|r| r.status.as_str().to_string()).unwrap_or_else(|| if i < current { "done".into() } else { "pending".into() });
                     // A step the campaign left mid-way when it stopped (an abort, a rollback).
                     let status = if status == "running" && !running { "interrupted".to_string() } else { status };
                     let is_current = running && i == current;
@@ -336,8 +336,8 @@ fn Timeline(d: CampaignDetail) -> impl IntoView {
                 <h2>"Rollback"</h2>
                 <ol class="timeline">
                     {steps.iter().enumerate().map(|(i, step)| {
-                        let run = run_of(&runs, "rollback", i);
-                        let status = run.as_ref().map(|r| r.status.clone()).unwrap_or_else(|| "pending".into());
+                        let run = run_of(&runs, Phase::Rollback, i);
+                        let status = run.as_ref().map(|r| r.status.as_str().to_string()).unwrap_or_else(|| "pending".into());
                         view! {
                             <li class=format!("step step-{status}")>
                                 <span class="step-status">{status.clone()}</span>

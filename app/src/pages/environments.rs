@@ -111,7 +111,7 @@ fn PoolRecord(
         <div class="pool" data-testid="pool" data-pool=p.name.clone()>
             <h3>{format!("Pool {} (router {})", p.name, p.router)}</h3>
             {p.campaign.clone().map(|(id, name, status)| view! {
-                <p class="small">"Held by campaign "<a href=format!("/campaigns/{id}")>{name}</a>{format!(" ({})", status.replace('_', " "))}</p>
+                <p class="small">"Held by campaign "<a href=format!("/campaigns/{id}")>{name}</a>{format!(" ({status})")}</p>
             })}
             {if p.differences.is_empty() {
                 view! { <p class="ok" data-testid="pool-matches">"✓ The record matches what the router and the provider have now."</p> }.into_any()

@@ -39,6 +39,10 @@ pub enum AdapterError {
     /// The backend cannot do this at all (e.g. weights on DNS).
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The router was changed outside Switchyard since it last set it; Switchyard does not
+    /// overwrite that (a person resumes to accept the router's state).
+    #[error("{0}")]
+    Drift(String),
 }
 
 impl AdapterError {

@@ -660,6 +660,7 @@ fn prefix(what: &str, e: AdapterError) -> AdapterError {
         AdapterError::Transient(m) => AdapterError::Transient(format!("{what}: {m}")),
         AdapterError::Permanent(m) => AdapterError::Permanent(format!("{what}: {m}")),
         AdapterError::Unsupported(m) => AdapterError::Unsupported(format!("{what}: {m}")),
+        AdapterError::Drift(m) => AdapterError::Drift(format!("{what}: {m}")),
     }
 }
 

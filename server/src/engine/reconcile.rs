@@ -8,7 +8,7 @@ use app::domain::campaign::{CampaignSpec, RollbackMode, Strategy};
 use app::domain::environment::{BackendKind, Environment};
 use app::domain::gate::{Outcome, Sample, Verdict, judge};
 use app::domain::ids::Name;
-use app::domain::lifecycle::CampaignState;
+use app::domain::lifecycle::{self, CampaignState, Command, PauseCause, Phase, StepStatus};
 use app::domain::plan::{BackendCall, HealthCall, Plan, RouterCall, Step, StepKind};
 use app::domain::reality::{self, AdoptHints};
 use app::domain::views::TrafficView;
@@ -23,7 +23,7 @@ use crate::adapters::AdapterError;
 use crate::environments::Probe;
 use crate::notify::plan::CommsEvent;
 use crate::store::{
-    AuditRecord, CampaignPatch, CampaignRow, EnvironmentUpdate, StoreError, now_ts,
+    AuditRecord, CampaignPatch, CampaignRow, EnvironmentUpdate, StepRun, StoreError, now_ts,
 };
 
 /// What the reconciler does after a pass.
@@ -102,20 +102,22 @@ pub async fn contain(engine: &Engine, id: i64, why: &str) {
         );
         return;
     };
-    let (expect, status, resume) = match row.status.as_str() {
-        "running" | "awaiting_approval" => {
-            (row.status.clone(), "paused", "resume to retry the step")
+    let (command, resume) = match row.status {
+        CampaignState::Running | CampaignState::AwaitingApproval => {
+            (Command::Pause, "resume to retry the step")
         }
-        "aborting" => (row.status.clone(), "rollback_paused", "resume the rollback to retry it"),
+        CampaignState::Aborting => (Command::PauseRollback, "resume the rollback to retry it"),
         _ => return,
     };
+    let Ok(status) = lifecycle::transition(row.status, command) else { return };
     let message = format!("{why}; {resume}");
     let result = store
         .patch_campaign(
             id,
-            &[expect.as_str()],
+            &[row.status],
             CampaignPatch {
-                status: Some(status.into()),
+                status: Some(status),
+                pause_cause: Some((status == CampaignState::Paused).then_some(PauseCause::Error)),
                 last_error: Some(Some(message.clone())),
                 ..Default::default()
             },
@@ -141,9 +143,15 @@ struct Loaded {
     env: Environment,
 }
 
-fn parse_state(s: &str) -> Result<CampaignState, PassError> {
-    serde_json::from_value(json!(s))
-        .map_err(|_| PassError::Unreadable(format!("unknown campaign status '{s}'")))
+impl Loaded {
+    /// The state `command` moves this campaign to, as the lifecycle decides: every transition
+    /// the engine makes goes through here, and is written only while the campaign is still in
+    /// the state it was loaded in (`&[c.state]`).
+    fn to(&self, command: Command) -> Result<CampaignState, PassError> {
+        lifecycle::transition(self.state, command).map_err(|e| {
+            PassError::Unreadable(format!("campaign {}: the engine may not {e}", self.row.id))
+        })
+    }
 }
 
 fn engine_audit(id: i64, action: &str, outcome: &str, details: serde_json::Value) -> AuditRecord {
@@ -173,7 +181,7 @@ fn since(ts: &Option<String>, now: DateTime<Utc>) -> Duration {
 
 async fn load(engine: &Engine, id: i64) -> Result<Option<Loaded>, PassError> {
     let Some(row) = engine.store().find_campaign(id).await? else { return Ok(None) };
-    let state = parse_state(&row.status)?;
+    let state = row.status;
     if !state.is_active() {
         return Ok(None);
     }
@@ -211,7 +219,7 @@ async fn forward(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
         store
             .patch_campaign(
                 id,
-                &["running"],
+                &[c.state],
                 CampaignPatch { step_started_at: Some(Some(now_ts())), ..Default::default() },
                 None,
                 Some((
@@ -221,16 +229,16 @@ async fn forward(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
             )
             .await?;
         store
-            .record_step_run(
-                id,
-                "forward",
-                c.row.step_index,
-                "running",
-                0,
-                "[]",
-                None,
-                Some("started"),
-            )
+            .record_step_run(StepRun {
+                campaign_id: id,
+                phase: Phase::Forward,
+                step_index: c.row.step_index,
+                status: StepStatus::Running,
+                attempts: 0,
+                calls: "[]",
+                verdict: None,
+                log_line: Some("started"),
+            })
             .await?;
         engine.announce(id);
         return Ok(Next::Again);
@@ -244,14 +252,18 @@ async fn forward(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
             if elapsed < want {
                 return Ok(Next::Sleep(want - elapsed));
             }
-            advance(engine, c, idx, "done", &[], Some("bake time over")).await
+            advance(engine, c, idx, StepStatus::Done, &[], Some("bake time over")).await
         }
         StepKind::Pause => {
             store
                 .patch_campaign(
                     id,
-                    &["running"],
-                    CampaignPatch { status: Some("paused".into()), ..Default::default() },
+                    &[c.state],
+                    CampaignPatch {
+                        status: Some(c.to(Command::Pause)?),
+                        pause_cause: Some(Some(PauseCause::Person)),
+                        ..Default::default()
+                    },
                     Some(engine_audit(
                         id,
                         "campaign.pause",
@@ -271,9 +283,9 @@ async fn forward(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
             store
                 .patch_campaign(
                     id,
-                    &["running"],
+                    &[c.state],
                     CampaignPatch {
-                        status: Some("awaiting_approval".into()),
+                        status: Some(c.to(Command::RequestApproval)?),
                         approvals: Some("[]".into()),
                         ..Default::default()
                     },
@@ -316,18 +328,34 @@ async fn forward(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
                 }
             }
             if unhealthy.is_empty() {
-                return advance(engine, c, idx, "done", &records, Some("all targets healthy"))
-                    .await;
+                return advance(
+                    engine,
+                    c,
+                    idx,
+                    StepStatus::Done,
+                    &records,
+                    Some("all targets healthy"),
+                )
+                .await;
             }
             let timeout = Duration::from_secs(step.timeout_secs.unwrap_or(300));
             if elapsed >= timeout {
                 let msg =
                     format!("not healthy after {}s: {}", timeout.as_secs(), unhealthy.join("; "));
-                return pause_with_error(engine, c, idx, &records, &msg).await;
+                return pause_with_error(engine, c, idx, &records, &msg, PauseCause::Error).await;
             }
             let calls = serde_json::to_string(&records).unwrap_or_default();
             store
-                .record_step_run(id, "forward", c.row.step_index, "running", 0, &calls, None, None)
+                .record_step_run(StepRun {
+                    campaign_id: id,
+                    phase: Phase::Forward,
+                    step_index: c.row.step_index,
+                    status: StepStatus::Running,
+                    attempts: 0,
+                    calls: &calls,
+                    verdict: None,
+                    log_line: None,
+                })
                 .await?;
             Ok(Next::Sleep(engine.inner.config.tick))
         }
@@ -354,13 +382,20 @@ async fn forward(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
                         engine,
                         c,
                         idx,
-                        if skipped { "skipped" } else { "done" },
+                        if skipped { StepStatus::Skipped } else { StepStatus::Done },
                         &records,
                         None,
                     )
                     .await
                 }
-                Some(e) => pause_with_error(engine, c, idx, &records, &e.to_string()).await,
+                Some(e) => {
+                    let cause = if matches!(e, AdapterError::Drift(_)) {
+                        PauseCause::Drift
+                    } else {
+                        PauseCause::Error
+                    };
+                    pause_with_error(engine, c, idx, &records, &e.to_string(), cause).await
+                }
             }
         }
     }
@@ -398,7 +433,7 @@ async fn run_calls(
             .await
             {
                 Ok(diffs) if !diffs.is_empty() => {
-                    let e = AdapterError::Permanent(format!(
+                    let e = AdapterError::Drift(format!(
                         "drift on {pool}: {}. Switchyard does not overwrite changes made outside it; \
                          put the router back, or resume to accept its state as it is now",
                         diffs.join("; ")
@@ -466,7 +501,7 @@ async fn advance(
     engine: &Engine,
     c: &Loaded,
     idx: usize,
-    status: &str,
+    status: StepStatus,
     records: &[CallRecord],
     note: Option<&str>,
 ) -> Result<Next, PassError> {
@@ -475,13 +510,22 @@ async fn advance(
     let calls = serde_json::to_string(records).unwrap_or_default();
     engine
         .store()
-        .record_step_run(id, "forward", c.row.step_index, status, attempts, &calls, None, note)
+        .record_step_run(StepRun {
+            campaign_id: id,
+            phase: Phase::Forward,
+            step_index: c.row.step_index,
+            status,
+            attempts,
+            calls: &calls,
+            verdict: None,
+            log_line: note,
+        })
         .await?;
     engine
         .store()
         .patch_campaign(
             id,
-            &["running"],
+            &[c.state],
             CampaignPatch {
                 step_index: Some(c.row.step_index + 1),
                 step_started_at: Some(None),
@@ -502,31 +546,33 @@ async fn pause_with_error(
     idx: usize,
     records: &[CallRecord],
     msg: &str,
+    cause: PauseCause,
 ) -> Result<Next, PassError> {
     let id = c.row.id;
     let calls = serde_json::to_string(records).unwrap_or_default();
     let attempts = records.iter().map(|r| i64::from(r.attempts)).max().unwrap_or(0);
     engine
         .store()
-        .record_step_run(
-            id,
-            "forward",
-            c.row.step_index,
-            "failed",
+        .record_step_run(StepRun {
+            campaign_id: id,
+            phase: Phase::Forward,
+            step_index: c.row.step_index,
+            status: StepStatus::Failed,
             attempts,
-            &calls,
-            None,
-            Some(msg),
-        )
+            calls: &calls,
+            verdict: None,
+            log_line: Some(msg),
+        })
         .await?;
     let message = format!("step {} ({}) failed: {msg}", idx + 1, c.plan.steps[idx].kind.label());
     engine
         .store()
         .patch_campaign(
             id,
-            &["running"],
+            &[c.state],
             CampaignPatch {
-                status: Some("paused".into()),
+                status: Some(c.to(Command::Pause)?),
+                pause_cause: Some(Some(cause)),
                 last_error: Some(Some(message.clone())),
                 ..Default::default()
             },
@@ -565,7 +611,7 @@ async fn gate(
         .step_runs(id)
         .await?
         .into_iter()
-        .find(|r| r.phase == "forward" && r.step_index == c.row.step_index)
+        .find(|r| r.phase == Phase::Forward && r.step_index == c.row.step_index)
         .and_then(|r| serde_json::from_str(&r.calls).ok())
         .unwrap_or_default();
     let targets: Vec<String> = step
@@ -614,16 +660,16 @@ async fn gate(
     match outcome {
         Outcome::Wait => {
             store
-                .record_step_run(
-                    id,
-                    "forward",
-                    c.row.step_index,
-                    "running",
-                    0,
-                    &samples_json,
-                    Some(&verdict_json),
-                    None,
-                )
+                .record_step_run(StepRun {
+                    campaign_id: id,
+                    phase: Phase::Forward,
+                    step_index: c.row.step_index,
+                    status: StepStatus::Running,
+                    attempts: 0,
+                    calls: &samples_json,
+                    verdict: Some(&verdict_json),
+                    log_line: None,
+                })
                 .await?;
             store
                 .append_event(
@@ -637,21 +683,21 @@ async fn gate(
         }
         Outcome::Pass => {
             store
-                .record_step_run(
-                    id,
-                    "forward",
-                    c.row.step_index,
-                    "done",
-                    0,
-                    &samples_json,
-                    Some(&verdict_json),
-                    Some(&format!("gate passed: {reason}")),
-                )
+                .record_step_run(StepRun {
+                    campaign_id: id,
+                    phase: Phase::Forward,
+                    step_index: c.row.step_index,
+                    status: StepStatus::Done,
+                    attempts: 0,
+                    calls: &samples_json,
+                    verdict: Some(&verdict_json),
+                    log_line: Some(&format!("gate passed: {reason}")),
+                })
                 .await?;
             store
                 .patch_campaign(
                     id,
-                    &["running"],
+                    &[c.state],
                     CampaignPatch { step_index: Some(c.row.step_index + 1), step_started_at: Some(None), ..Default::default() },
                     None,
                     Some(("step_done", json!({ "index": idx, "status": "done", "gate": "pass", "verdicts": verdicts }))),
@@ -662,25 +708,25 @@ async fn gate(
         }
         Outcome::Fail => {
             store
-                .record_step_run(
-                    id,
-                    "forward",
-                    c.row.step_index,
-                    "failed",
-                    0,
-                    &samples_json,
-                    Some(&verdict_json),
-                    Some(&format!("gate failed: {reason}")),
-                )
+                .record_step_run(StepRun {
+                    campaign_id: id,
+                    phase: Phase::Forward,
+                    step_index: c.row.step_index,
+                    status: StepStatus::Failed,
+                    attempts: 0,
+                    calls: &samples_json,
+                    verdict: Some(&verdict_json),
+                    log_line: Some(&format!("gate failed: {reason}")),
+                })
                 .await?;
             let message = format!("gate failed at step {}: {reason}", idx + 1);
             if c.spec.rollback.mode == RollbackMode::Automatic {
                 store
                     .patch_campaign(
                         id,
-                        &["running"],
+                        &[c.state],
                         CampaignPatch {
-                            status: Some("aborting".into()),
+                            status: Some(c.to(Command::Abort)?),
                             abort_reason: Some(message.clone()),
                             abort_requested_at: Some(now_ts()),
                             last_error: Some(Some(message.clone())),
@@ -701,7 +747,7 @@ async fn gate(
                 engine.announce(id);
                 Ok(Next::Again)
             } else {
-                pause_with_error(engine, c, idx, &[], &message).await
+                pause_with_error(engine, c, idx, &[], &message, PauseCause::Error).await
             }
         }
     }
@@ -729,7 +775,7 @@ async fn roll_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
             store
                 .patch_campaign(
                     id,
-                    &["aborting"],
+                    &[c.state],
                     CampaignPatch {
                         rollback_plan: Some(serde_json::to_string(&steps).unwrap_or_default()),
                         rollback_index: Some(0),
@@ -802,21 +848,21 @@ async fn roll_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
     match error {
         None => {
             store
-                .record_step_run(
-                    id,
-                    "rollback",
-                    c.row.rollback_index,
-                    "done",
+                .record_step_run(StepRun {
+                    campaign_id: id,
+                    phase: Phase::Rollback,
+                    step_index: c.row.rollback_index,
+                    status: StepStatus::Done,
                     attempts,
-                    &calls,
-                    None,
-                    None,
-                )
+                    calls: &calls,
+                    verdict: None,
+                    log_line: None,
+                })
                 .await?;
             store
                 .patch_campaign(
                     id,
-                    &["aborting"],
+                    &[c.state],
                     CampaignPatch {
                         rollback_index: Some(c.row.rollback_index + 1),
                         ..Default::default()
@@ -834,16 +880,16 @@ async fn roll_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
         Some(e) if e.is_transient() => {
             // Rolling back must finish: keep trying, and say so.
             store
-                .record_step_run(
-                    id,
-                    "rollback",
-                    c.row.rollback_index,
-                    "running",
+                .record_step_run(StepRun {
+                    campaign_id: id,
+                    phase: Phase::Rollback,
+                    step_index: c.row.rollback_index,
+                    status: StepStatus::Running,
                     attempts,
-                    &calls,
-                    None,
-                    Some(&e.to_string()),
-                )
+                    calls: &calls,
+                    verdict: None,
+                    log_line: Some(&e.to_string()),
+                })
                 .await?;
             store
                 .append_event(
@@ -861,23 +907,23 @@ async fn roll_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
                 idx + 1
             );
             store
-                .record_step_run(
-                    id,
-                    "rollback",
-                    c.row.rollback_index,
-                    "failed",
+                .record_step_run(StepRun {
+                    campaign_id: id,
+                    phase: Phase::Rollback,
+                    step_index: c.row.rollback_index,
+                    status: StepStatus::Failed,
                     attempts,
-                    &calls,
-                    None,
-                    Some(&e.to_string()),
-                )
+                    calls: &calls,
+                    verdict: None,
+                    log_line: Some(&e.to_string()),
+                })
                 .await?;
             store
                 .patch_campaign(
                     id,
-                    &["aborting"],
+                    &[c.state],
                     CampaignPatch {
-                        status: Some("failed".into()),
+                        status: Some(c.to(Command::Fail)?),
                         last_error: Some(Some(message.clone())),
                         ..Default::default()
                     },
@@ -981,9 +1027,9 @@ async fn finish(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
         .store()
         .patch_campaign(
             id,
-            &["running"],
+            &[c.state],
             CampaignPatch {
-                status: Some("succeeded".into()),
+                status: Some(c.to(Command::Complete)?),
                 finished_at: Some(now_ts()),
                 comms: comms_change(CommsEvent::Completed, &c.spec),
                 environment,
@@ -1008,9 +1054,10 @@ async fn pause_at_end(engine: &Engine, c: &Loaded, msg: &str) -> Result<Next, Pa
         .store()
         .patch_campaign(
             id,
-            &["running"],
+            &[c.state],
             CampaignPatch {
-                status: Some("paused".into()),
+                status: Some(c.to(Command::Pause)?),
+                pause_cause: Some(Some(PauseCause::Error)),
                 last_error: Some(Some(msg.to_string())),
                 ..Default::default()
             },
@@ -1169,9 +1216,9 @@ async fn pause_rollback(engine: &Engine, c: &Loaded, message: String) -> Result<
         .store()
         .patch_campaign(
             id,
-            &["aborting"],
+            &[c.state],
             CampaignPatch {
-                status: Some("rollback_paused".into()),
+                status: Some(c.to(Command::PauseRollback)?),
                 last_error: Some(Some(message.clone())),
                 ..Default::default()
             },
@@ -1234,9 +1281,9 @@ async fn rolled_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
         .store()
         .patch_campaign(
             id,
-            &["aborting"],
+            &[c.state],
             CampaignPatch {
-                status: Some("rolled_back".into()),
+                status: Some(c.to(Command::RollbackDone)?),
                 rollback_secs: Some(secs),
                 finished_at: Some(now_ts()),
                 last_error: Some(None),

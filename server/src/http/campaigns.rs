@@ -180,8 +180,11 @@ async fn list_campaigns(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<CampaignPage>, AppError> {
     let opt = |v: String| (!v.trim().is_empty()).then(|| v.trim().to_string());
-    let query =
-        CampaignQuery { status: opt(q.status), environment: opt(q.environment), search: opt(q.q) };
+    let query = CampaignQuery {
+        status: crate::campaigns::status_filter(Some(q.status))?,
+        environment: opt(q.environment),
+        search: opt(q.q),
+    };
     Ok(Json(
         s.campaigns.list(&p, query, q.page, if q.per_page == 0 { 50 } else { q.per_page }).await?,
     ))

@@ -1,9 +1,23 @@
 //! Environments, campaigns, step runs and campaign events. Every state change of a campaign is
 //! one transaction with its audit event (when a person caused it) and its stream event.
 
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
+use app::domain::lifecycle::{CampaignState, PauseCause, Phase, StepStatus};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{FromRow, QueryBuilder, Row as _, Sqlite, SqliteConnection};
 
 use super::{AuditRecord, Store, StoreError, StoreResult, now_ts};
+
+/// A text column read into one of the domain's enums; an unknown value is a decode error.
+fn enum_col<T: TryFrom<String, Error = String>>(row: &SqliteRow, col: &str) -> sqlx::Result<T> {
+    let s: String = row.try_get(col)?;
+    T::try_from(s).map_err(|e| sqlx::Error::ColumnDecode { index: col.into(), source: e.into() })
+}
+
+/// `'running', 'paused'`: the stored text of `states`, for an `IN (…)` (from the enum, never
+/// from input).
+fn in_list(states: impl IntoIterator<Item = CampaignState>) -> String {
+    states.into_iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
+}
 
 #[derive(Debug, Clone, FromRow)]
 pub struct EnvironmentRow {
@@ -14,14 +28,16 @@ pub struct EnvironmentRow {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct CampaignRow {
     pub id: i64,
     pub name: String,
     pub environment: String,
     pub pool: String,
     pub strategy: String,
-    pub status: String,
+    pub status: CampaignState,
+    /// Why it is paused, while it is.
+    pub pause_cause: Option<PauseCause>,
     pub spec: String,
     pub plan: Option<String>,
     pub env_snapshot: Option<String>,
@@ -43,10 +59,44 @@ pub struct CampaignRow {
 
 const ENV_COLUMNS: &str = "id, name, spec, created_at, updated_at";
 
-const CAMPAIGN_COLUMNS: &str = "id, name, environment, pool, strategy, status, spec, plan, \
-    env_snapshot, step_index, step_started_at, rollback_plan, rollback_index, approvals, \
+const CAMPAIGN_COLUMNS: &str = "id, name, environment, pool, strategy, status, pause_cause, spec, \
+    plan, env_snapshot, step_index, step_started_at, rollback_plan, rollback_index, approvals, \
     last_error, abort_reason, abort_requested_at, rollback_secs, created_by, created_at, \
     updated_at, started_at, finished_at";
+
+impl FromRow<'_, SqliteRow> for CampaignRow {
+    fn from_row(row: &SqliteRow) -> sqlx::Result<Self> {
+        let pause_cause: Option<String> = row.try_get("pause_cause")?;
+        Ok(Self {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            environment: row.try_get("environment")?,
+            pool: row.try_get("pool")?,
+            strategy: row.try_get("strategy")?,
+            status: enum_col(row, "status")?,
+            pause_cause: pause_cause.map(PauseCause::try_from).transpose().map_err(|e| {
+                sqlx::Error::ColumnDecode { index: "pause_cause".into(), source: e.into() }
+            })?,
+            spec: row.try_get("spec")?,
+            plan: row.try_get("plan")?,
+            env_snapshot: row.try_get("env_snapshot")?,
+            step_index: row.try_get("step_index")?,
+            step_started_at: row.try_get("step_started_at")?,
+            rollback_plan: row.try_get("rollback_plan")?,
+            rollback_index: row.try_get("rollback_index")?,
+            approvals: row.try_get("approvals")?,
+            last_error: row.try_get("last_error")?,
+            abort_reason: row.try_get("abort_reason")?,
+            abort_requested_at: row.try_get("abort_requested_at")?,
+            rollback_secs: row.try_get("rollback_secs")?,
+            created_by: row.try_get("created_by")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
+    }
+}
 
 /// The identifying columns of a new or edited draft.
 pub struct DraftFields<'a> {
@@ -60,7 +110,9 @@ pub struct DraftFields<'a> {
 /// A change to a campaign's progress. `None` leaves a column alone; `Some(None)` clears it.
 #[derive(Debug, Default, Clone)]
 pub struct CampaignPatch {
-    pub status: Option<String>,
+    pub status: Option<CampaignState>,
+    /// Set with a pause (why), cleared otherwise.
+    pub pause_cause: Option<Option<PauseCause>>,
     pub plan: Option<String>,
     pub env_snapshot: Option<String>,
     pub step_index: Option<i64>,
@@ -101,12 +153,12 @@ pub struct CampaignEventRow {
     pub data: String,
 }
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct StepRunRow {
     pub campaign_id: i64,
-    pub phase: String,
+    pub phase: Phase,
     pub step_index: i64,
-    pub status: String,
+    pub status: StepStatus,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub attempts: i64,
@@ -115,9 +167,42 @@ pub struct StepRunRow {
     pub log: String,
 }
 
+impl FromRow<'_, SqliteRow> for StepRunRow {
+    fn from_row(row: &SqliteRow) -> sqlx::Result<Self> {
+        Ok(Self {
+            campaign_id: row.try_get("campaign_id")?,
+            phase: enum_col(row, "phase")?,
+            step_index: row.try_get("step_index")?,
+            status: enum_col(row, "status")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+            attempts: row.try_get("attempts")?,
+            calls: row.try_get("calls")?,
+            verdict: row.try_get("verdict")?,
+            log: row.try_get("log")?,
+        })
+    }
+}
+
+/// One step's execution as it stands: written (or updated) by [`Store::record_step_run`].
+#[derive(Debug, Clone, Copy)]
+pub struct StepRun<'a> {
+    pub campaign_id: i64,
+    pub phase: Phase,
+    pub step_index: i64,
+    pub status: StepStatus,
+    pub attempts: i64,
+    /// JSON: the calls and their read-back, or a gate's samples.
+    pub calls: &'a str,
+    /// JSON: a gate's verdicts (kept when `None`).
+    pub verdict: Option<&'a str>,
+    /// A line appended to the step's log.
+    pub log_line: Option<&'a str>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct CampaignQuery {
-    pub status: Option<String>,
+    pub status: Option<CampaignState>,
     pub environment: Option<String>,
     pub search: Option<String>,
 }
@@ -247,8 +332,8 @@ impl Store {
     ) -> StoreResult<(Vec<CampaignRow>, i64)> {
         fn push_where(qb: &mut QueryBuilder<'_, Sqlite>, q: &CampaignQuery) {
             qb.push(" WHERE 1 = 1");
-            if let Some(s) = &q.status {
-                qb.push(" AND status = ").push_bind(s.clone());
+            if let Some(s) = q.status {
+                qb.push(" AND status = ").push_bind(s.as_str());
             }
             if let Some(e) = &q.environment {
                 qb.push(" AND environment = ").push_bind(e.clone());
@@ -279,9 +364,10 @@ impl Store {
 
     /// Ids of campaigns the engine must be working on (after a restart, all of them resume).
     pub async fn active_campaign_ids(&self) -> StoreResult<Vec<i64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM campaigns WHERE status IN ('running', 'paused', 'awaiting_approval', 'aborting') ORDER BY id",
-        )
+        let active = in_list(CampaignState::ALL.into_iter().filter(|s| s.is_active()));
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT id FROM campaigns WHERE status IN ({active}) ORDER BY id"
+        ))
         .fetch_all(&self.pool)
         .await?)
     }
@@ -292,9 +378,10 @@ impl Store {
         environment: &str,
         pool: &str,
     ) -> StoreResult<Option<CampaignRow>> {
+        let holding = in_list(CampaignState::ALL.into_iter().filter(|s| s.holds_pool()));
         let sql = format!(
             "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE environment = ? AND pool = ? AND status IN \
-             ('running', 'paused', 'awaiting_approval', 'aborting', 'rollback_paused') LIMIT 1"
+             ({holding}) LIMIT 1"
         );
         Ok(sqlx::query_as(&sql).bind(environment).bind(pool).fetch_optional(&self.pool).await?)
     }
@@ -389,7 +476,8 @@ impl Store {
             .await
         {
             Ok(Some(status)) => StoreError::Conflict(format!(
-                "campaign {id} is {status}; only drafts can be changed"
+                "campaign {id} is {}; only drafts can be changed",
+                CampaignState::parse(&status).map_or(status.clone(), |s| s.label().to_string())
             )),
             Ok(None) => StoreError::NotFound(format!("campaign {id}")),
             Err(e) => StoreError::Other(e),
@@ -401,7 +489,7 @@ impl Store {
     pub async fn patch_campaign(
         &self,
         id: i64,
-        expect: &[&str],
+        expect: &[CampaignState],
         patch: CampaignPatch,
         audit: Option<AuditRecord>,
         event: Option<(&str, serde_json::Value)>,
@@ -416,7 +504,8 @@ impl Store {
                 }
             };
         }
-        set!("status", patch.status.clone());
+        set!("status", patch.status.map(CampaignState::as_str));
+        set!("pause_cause", patch.pause_cause.map(|c| c.map(PauseCause::as_str)));
         set!("plan", patch.plan);
         set!("env_snapshot", patch.env_snapshot);
         set!("step_index", patch.step_index);
@@ -436,7 +525,7 @@ impl Store {
             qb.push(" AND status IN (");
             let mut sep = qb.separated(", ");
             for s in expect {
-                sep.push_bind(s.to_string());
+                sep.push_bind(s.as_str());
             }
             qb.push(")");
         }
@@ -458,9 +547,10 @@ impl Store {
                     .await?;
             return Err(match status {
                 None => StoreError::NotFound(format!("campaign {id}")),
-                Some(s) => {
-                    StoreError::Conflict(format!("campaign {id} is {}", s.replace('_', " ")))
-                }
+                Some(s) => StoreError::Conflict(format!(
+                    "campaign {id} is {}",
+                    CampaignState::parse(&s).map_or(s.clone(), |s| s.label().to_string())
+                )),
             });
         }
         if let Some(audit) = audit {
@@ -492,21 +582,10 @@ impl Store {
     // ---- step runs and events -----------------------------------------------------------
 
     /// Creates or updates the record of one step's execution.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn record_step_run(
-        &self,
-        campaign_id: i64,
-        phase: &str,
-        step_index: i64,
-        status: &str,
-        attempts: i64,
-        calls: &str,
-        verdict: Option<&str>,
-        log_line: Option<&str>,
-    ) -> StoreResult<()> {
+    pub async fn record_step_run(&self, run: StepRun<'_>) -> StoreResult<()> {
         let now = now_ts();
-        let finished = matches!(status, "done" | "skipped" | "failed").then(|| now.clone());
-        let line = log_line.map(|l| format!("{now} {l}\n")).unwrap_or_default();
+        let finished = run.status.is_finished().then(|| now.clone());
+        let line = run.log_line.map(|l| format!("{now} {l}\n")).unwrap_or_default();
         sqlx::query(
             "INSERT INTO step_runs (campaign_id, phase, step_index, status, started_at, finished_at, attempts, calls, verdict, log) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -514,15 +593,15 @@ impl Store {
              finished_at = excluded.finished_at, attempts = excluded.attempts, calls = excluded.calls, \
              verdict = COALESCE(excluded.verdict, step_runs.verdict), log = step_runs.log || excluded.log",
         )
-        .bind(campaign_id)
-        .bind(phase)
-        .bind(step_index)
-        .bind(status)
+        .bind(run.campaign_id)
+        .bind(run.phase.as_str())
+        .bind(run.step_index)
+        .bind(run.status.as_str())
         .bind(&now)
         .bind(finished)
-        .bind(attempts)
-        .bind(calls)
-        .bind(verdict)
+        .bind(run.attempts)
+        .bind(run.calls)
+        .bind(run.verdict)
         .bind(line)
         .execute(&self.pool)
         .await?;

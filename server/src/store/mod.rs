@@ -23,7 +23,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 pub use audit::{AuditQuery, AuditRecord, AuditRow, ChainHead};
 pub use campaigns::{
     CampaignEventRow, CampaignPatch, CampaignQuery, CampaignRow, DraftFields, EnvironmentRow,
-    EnvironmentUpdate, StepRunRow,
+    EnvironmentUpdate, StepRun, StepRunRow,
 };
 pub use comms::{
     CommsChange, DeliveryJob, DeliveryOutcome, DeliveryRow, FeedEntryRow, NewNotice, NoticeRow,

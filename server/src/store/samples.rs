@@ -115,10 +115,15 @@ impl Store {
     /// ago (so the chart shows traffic settling after a rollback or a completion).
     pub async fn campaigns_to_sample(&self, grace_secs: i64) -> StoreResult<Vec<i64>> {
         let cutoff = format_ts(chrono::Utc::now() - chrono::Duration::seconds(grace_secs));
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM campaigns WHERE status IN ('running', 'paused', 'awaiting_approval', \
-             'aborting') OR (finished_at IS NOT NULL AND finished_at >= ?) ORDER BY id",
-        )
+        let active: Vec<String> = app::domain::lifecycle::CampaignState::ALL
+            .into_iter()
+            .filter(|s| s.is_active())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT id FROM campaigns WHERE status IN ({}) OR (finished_at IS NOT NULL AND finished_at >= ?) ORDER BY id",
+            active.join(", ")
+        ))
         .bind(cutoff)
         .fetch_all(&self.pool)
         .await?)

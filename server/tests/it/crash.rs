@@ -187,9 +187,9 @@ async fn the_engine_survives_kill_9_at_nine_points_of_three_campaigns_without_a_
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let db = format!("sqlite://{}", d.join("s.db").display());
-    for args in [&["user", "add", "ada", "--role", "admin", "--password-stdin"][..]] {
+    {
         let mut child = Command::new(EXE)
-            .args(args)
+            .args(["user", "add", "ada", "--role", "admin", "--password-stdin"])
             .env_remove("SWITCHYARD_CONFIG")
             .env("SWITCHYARD_DATABASE_URL", &db)
             .stdin(Stdio::piped())
