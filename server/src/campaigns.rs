@@ -75,6 +75,21 @@ fn transition(row: &CampaignRow, command: Command) -> Result<CampaignState, ApiE
     lifecycle::transition(state_of(row), command).map_err(|e| ApiError::conflict(e.to_string()))
 }
 
+/// What every reader of an environment gets: its secret settings shown as `<set>`.
+fn redacted(mut view: EnvironmentView) -> EnvironmentView {
+    view.spec = crate::adapters::settings::redacted(view.spec);
+    view
+}
+
+fn secret_errors(fields: BTreeMap<String, String>) -> ApiError {
+    let mut err = ApiError::new(
+        app::api::ErrorCode::Invalid,
+        "a secret setting says <set>, but no value is stored for it; give the value",
+    );
+    err.fields = fields;
+    err
+}
+
 fn env_view(row: EnvironmentRow) -> Result<EnvironmentView, ApiError> {
     let spec = serde_json::from_str(&row.spec).map_err(|e| {
         tracing::error!(error = %e, environment = %row.name, "stored environment unreadable");
@@ -176,7 +191,12 @@ impl CampaignService {
         actor: &Principal,
     ) -> Result<Vec<EnvironmentView>, ApiError> {
         require(actor, Role::Viewer)?;
-        self.store.list_environments().await?.into_iter().map(env_view).collect()
+        self.store
+            .list_environments()
+            .await?
+            .into_iter()
+            .map(|r| env_view(r).map(redacted))
+            .collect()
     }
 
     pub async fn get_environment(
@@ -191,6 +211,7 @@ impl CampaignService {
                 .await?
                 .ok_or_else(|| ApiError::not_found(format!("environment {id}")))?,
         )
+        .map(redacted)
     }
 
     fn check_environment(env: &Environment) -> Result<String, ApiError> {
@@ -200,6 +221,7 @@ impl CampaignService {
         for (field, message) in app::domain::window::check_freezes(&env.freezes) {
             fields.insert(field, message);
         }
+        fields.extend(crate::adapters::settings::environment_errors(env));
         for (i, p) in env.pools.iter().enumerate() {
             if !backends.contains(&p.router.as_str()) {
                 fields.insert(
@@ -221,9 +243,10 @@ impl CampaignService {
             }
         }
         if !fields.is_empty() {
+            let first = fields.iter().next().map(|(f, m)| format!("{f}: {m}")).unwrap_or_default();
             let mut err = ApiError::new(
                 app::api::ErrorCode::Invalid,
-                "the environment refers to things it does not define",
+                format!("the environment has {} problem(s); first, {first}", fields.len()),
             );
             err.fields = fields;
             return Err(err);
@@ -234,9 +257,10 @@ impl CampaignService {
     pub async fn create_environment(
         &self,
         actor: &Principal,
-        env: Environment,
+        mut env: Environment,
     ) -> Result<EnvironmentView, ApiError> {
         require(actor, Role::Admin)?;
+        crate::adapters::settings::keep_blank_secrets(&mut env, None).map_err(secret_errors)?;
         let spec = Self::check_environment(&env)?;
         let audit = record(
             actor,
@@ -252,14 +276,16 @@ impl CampaignService {
                     other => other.into(),
                 }
             })?;
-        env_view(row)
+        env_view(row).map(redacted)
     }
 
+    /// Replaces an environment; a blank secret setting keeps its stored value (secrets are
+    /// write-only: reads show them as `<set>`).
     pub async fn update_environment(
         &self,
         actor: &Principal,
         id: i64,
-        env: Environment,
+        mut env: Environment,
     ) -> Result<EnvironmentView, ApiError> {
         require(actor, Role::Admin)?;
         let current = self
@@ -273,6 +299,9 @@ impl CampaignService {
                 format!("an environment cannot be renamed (it is '{}')", current.name),
             ));
         }
+        let stored = env_view(current)?.spec;
+        crate::adapters::settings::keep_blank_secrets(&mut env, Some(&stored))
+            .map_err(secret_errors)?;
         let spec = Self::check_environment(&env)?;
         let audit = record(
             actor,

@@ -23,6 +23,12 @@ pub enum ParseError {
     #[error("{what} contains whitespace; use a single token such as v2.1.0 or an image id")]
     Whitespace { what: String },
     #[error(
+        "{what} contains {found:?}; a release is letters, digits and . _ : + @ - (and / between parts), starting with a letter or digit, e.g. v2.1.0 or registry.local/web@sha256:ab12"
+    )]
+    BadReleaseChar { what: String, found: char },
+    #[error("{what} {why}; write it like v2.1.0 or registry.local/web:v2")]
+    BadReleaseShape { what: String, why: String },
+    #[error(
         "{input:?} is not a percentage; write a number from 0 to 100 with at most two decimals, e.g. 12.34"
     )]
     NotAPercent { input: String },
@@ -98,7 +104,12 @@ impl fmt::Display for Name {
 }
 
 /// A version a provider can deploy: `v2.1.0`, `2024-06-01.3`, `registry/app@sha256:…`.
-/// Non-empty, at most 128 characters, no whitespace; otherwise opaque.
+///
+/// The grammar is strict because a release reaches command lines, file names and HTTP bodies:
+/// `[A-Za-z0-9][A-Za-z0-9._:+@/-]{0,127}`, where `/` only separates non-empty parts that are
+/// not `.` or `..` (so a release can never climb out of a directory). No whitespace, quotes,
+/// `$`, `;`, `|`, `&`, backticks, brackets or braces: nothing a shell, an HAProxy command or an
+/// nginx file would read as syntax.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Release(String);
@@ -117,6 +128,17 @@ impl Release {
         }
         if raw.chars().any(char::is_whitespace) {
             return Err(ParseError::Whitespace { what: what() });
+        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "._:+@/-".contains(c);
+        if let Some(found) = raw.chars().find(|c| !allowed(*c)) {
+            return Err(ParseError::BadReleaseChar { what: what(), found });
+        }
+        let shape = |why: &str| ParseError::BadReleaseShape { what: what(), why: why.into() };
+        if !raw.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Err(shape("must start with a letter or digit"));
+        }
+        if raw.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+            return Err(shape("has an empty, '.' or '..' part between slashes"));
         }
         Ok(Self(raw.to_string()))
     }
@@ -456,6 +478,50 @@ mod tests {
         assert!(Release::parse("").is_err());
         assert!(Release::parse("v2 1").is_err());
         assert!(Release::parse(&"x".repeat(129)).is_err());
+        assert!(Release::parse(&"x".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn releases_refuse_every_shell_and_config_metacharacter() {
+        for ok in ["v2", "1.4.2+build.7", "ghcr.io/acme/web@sha256:0af1", "2024-06-01_3", "A:b"] {
+            assert!(Release::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "v2$(touch${IFS}/tmp/x)",
+            "v2;id",
+            "v2|id",
+            "v2&&id",
+            "v2`id`",
+            "v2'",
+            "v2\"",
+            "v2>x",
+            "v2<x",
+            "v2{a}",
+            "v2\\x",
+            "v2\u{0}",
+            "v2%0a",
+            "v2#x",
+            "v2*",
+            "v2?",
+            "v2!",
+            "v2~",
+            "v2=x",
+            "v2,x",
+            "-rf",
+            ".hidden",
+            "/abs",
+            "a/../../etc",
+            "a//b",
+            "a/",
+            "v2\nid",
+            "v2\tx",
+            "v2\r",
+        ] {
+            let err = Release::parse(bad).expect_err(bad);
+            assert!(err.to_string().contains("release"), "{bad}: {err}");
+        }
+        let msg = Release::parse("v2$(x)").expect_err("refused").to_string();
+        assert!(msg.contains("'$'") && msg.contains("letters, digits"), "{msg}");
     }
 
     #[test]
@@ -463,7 +529,7 @@ mod tests {
         let slug = |r: &str| Release::parse(r).map(|r| r.slug()).unwrap_or_default();
         assert_eq!(slug("v2.1.0"), "v2-1-0");
         assert_eq!(slug("Registry/App@sha256:AB"), "registry-app-sha256-ab");
-        assert_eq!(slug("..."), "new");
+        assert_eq!(slug("7.+_"), "7");
     }
 
     #[test]

@@ -376,10 +376,11 @@ impl Router for EmbeddedRouter {
         address: &str,
         weight: Weight,
     ) -> AdapterResult<()> {
+        let address = super::member_address(target, address)?.to_string();
         self.update(pool, |c| {
             c.members.insert(
                 target.to_string(),
-                MemberConf { address: address.to_string(), weight, state: MemberState::Ready },
+                MemberConf { address, weight, state: MemberState::Ready },
             );
             Ok(())
         })

@@ -77,6 +77,13 @@ impl Haproxy {
         if cfg.runtime_api.trim().is_empty() {
             return Err(AdapterError::Permanent("haproxy: runtime_api is empty".into()));
         }
+        for (pool, backend) in &cfg.backends {
+            if !is_word(backend) {
+                return Err(AdapterError::Permanent(format!(
+                    "haproxy: backends.{pool} = {backend:?} is not an HAProxy backend name (letters, digits, '-', '_', '.', ':')"
+                )));
+            }
+        }
         Ok(Self { cfg })
     }
 
@@ -86,6 +93,12 @@ impl Haproxy {
 
     /// Sends one command and returns HAProxy's answer.
     pub async fn command(&self, cmd: &str) -> AdapterResult<String> {
+        // The Runtime API runs every `;`-separated command of a line: one line, one command.
+        if cmd.contains(';') || cmd.chars().any(char::is_control) {
+            return Err(AdapterError::Permanent(format!(
+                "refused to send {cmd:?} to HAProxy: it contains ';' or a control character"
+            )));
+        }
         let timeout = Duration::from_millis(self.cfg.timeout_ms);
         let api = self.cfg.runtime_api.as_str();
         let run = async {
@@ -295,11 +308,13 @@ impl Router for Haproxy {
     }
 
     async fn set_weight(&self, pool: &str, target: &str, weight: Weight) -> AdapterResult<()> {
+        server_name(target)?;
         let b = self.backend(pool);
         self.quiet(&format!("set server {b}/{target} weight {}", to_haproxy_weight(weight))).await
     }
 
     async fn set_state(&self, pool: &str, target: &str, state: MemberState) -> AdapterResult<()> {
+        server_name(target)?;
         let b = self.backend(pool);
         self.quiet(&format!("set server {b}/{target} state {}", state_word(state))).await
     }
@@ -312,9 +327,9 @@ impl Router for Haproxy {
         weight: Weight,
     ) -> AdapterResult<()> {
         let b = self.backend(pool).to_string();
-        let (host, port) = address.rsplit_once(':').ok_or_else(|| {
-            AdapterError::Permanent(format!("address '{address}' of {target} has no port"))
-        })?;
+        let parsed = super::member_address(target, address)?;
+        let (address, host, port) = (parsed.to_string(), parsed.host(), parsed.port());
+        let address = address.as_str();
         match self.has(pool, target).await? {
             Some(m) if m.address == address => {}
             Some(_) => {
@@ -342,6 +357,7 @@ impl Router for Haproxy {
     }
 
     async fn remove_member(&self, pool: &str, target: &str) -> AdapterResult<()> {
+        server_name(target)?;
         let b = self.backend(pool).to_string();
         if self.has(pool, target).await?.is_none() {
             return Ok(());
@@ -387,6 +403,20 @@ impl Router for Haproxy {
         // One HAProxy weight step is 10000 / 256 ≈ 39 basis points.
         40
     }
+}
+
+/// A target becomes an HAProxy server name: it must be a valid target name (one word).
+fn server_name(target: &str) -> AdapterResult<()> {
+    app::domain::ids::Name::parse(target).map(drop).map_err(|_| {
+        AdapterError::Permanent(format!(
+            "refused {target:?} as an HAProxy server name: not a valid target name"
+        ))
+    })
+}
+
+/// A backend or server name HAProxy reads as one word.
+fn is_word(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
 }
 
 #[cfg(test)]

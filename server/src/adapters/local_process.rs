@@ -1,5 +1,7 @@
 //! Local process provider: runs each instance of a release as a process on this machine, from
 //! a command template (`{exe}`, `{release}`, `{port}`, `{target}`), on its own loopback port.
+//! The template is split into words when the settings are read and run without a shell
+//! ([`super::argv`]): a release is always exactly one argument.
 //! Which target runs on which port is kept in a state file, and the read-back asks the
 //! instance itself (its `x-release` header), so after a restart the provider sees what really
 //! runs, including instances that outlived the server.
@@ -13,15 +15,20 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use super::argv::Template;
 use super::{AdapterError, AdapterResult, BackendCheck, Instance, Provider};
 
 pub const KIND: &str = "local-process";
 
+/// What a command template may use.
+pub const PLACEHOLDERS: &[&str] = &["exe", "release", "port", "target"];
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// `{exe}` is this program, `{release}`, `{port}` and `{target}` the instance's.
-    pub command: String,
+    /// `{exe}` is this program, `{release}`, `{port}` and `{target}` the instance's; a list of
+    /// words or one line split into words (never given to a shell).
+    pub command: Template,
     pub host: String,
     pub port_min: u16,
     pub port_max: u16,
@@ -36,7 +43,14 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            command: "{exe} demo-service --release {release} --port {port}".into(),
+            command: Template::literal(&[
+                "{exe}",
+                "demo-service",
+                "--release",
+                "{release}",
+                "--port",
+                "{port}",
+            ]),
             host: "127.0.0.1".into(),
             port_min: 9200,
             port_max: 9299,
@@ -76,6 +90,9 @@ const LOG_LINES: usize = 50;
 
 impl LocalProcess {
     pub fn new(cfg: Config) -> AdapterResult<Self> {
+        cfg.command
+            .check(PLACEHOLDERS)
+            .map_err(|why| AdapterError::Permanent(format!("command: {why}")))?;
         if cfg.port_min > cfg.port_max {
             return Err(AdapterError::Permanent(format!(
                 "port_min {} is above port_max {}",
@@ -195,16 +212,17 @@ impl LocalProcess {
         }
         let exe = std::env::current_exe()
             .map_err(|e| AdapterError::Permanent(format!("cannot find this program: {e}")))?;
-        let command = self
-            .cfg
-            .command
-            .replace("{exe}", &exe.display().to_string())
-            .replace("{release}", release)
-            .replace("{port}", &port.to_string())
-            .replace("{target}", target);
-        let mut child = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("exec {command}"))
+        let (exe, port_text) = (exe.display().to_string(), port.to_string());
+        let argv = self.cfg.command.render(&[
+            ("exe", &exe),
+            ("release", release),
+            ("port", &port_text),
+            ("target", target),
+        ]);
+        let command = argv.join(" ");
+        let mut child = tokio::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             // Dropped handles (a server that exits, a test that panics) take their process
@@ -318,9 +336,8 @@ impl LocalProcess {
 #[async_trait]
 impl Provider for LocalProcess {
     async fn check(&self) -> AdapterResult<BackendCheck> {
-        let program = self.cfg.command.split_whitespace().next().unwrap_or_default().to_string();
         let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
-        let program = program.replace("{exe}", &exe);
+        let program = self.cfg.command.render(&[("exe", &exe)]).swap_remove(0);
         let path = std::path::Path::new(&program);
         let found = if path.is_absolute() {
             path.is_file()

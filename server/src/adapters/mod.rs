@@ -7,6 +7,7 @@
 //! The [`registry`] maps an environment's backend `driver` to an implementation; tests swap in
 //! the in-memory fakes of [`fake`].
 
+pub mod argv;
 pub mod embedded;
 #[cfg(test)]
 pub mod fake;
@@ -19,6 +20,7 @@ pub mod powerdns;
 pub mod prometheus;
 pub mod registry;
 pub mod script;
+pub mod settings;
 pub mod webhook;
 
 use app::domain::campaign::PreviewRoute;
@@ -69,6 +71,22 @@ pub fn dns_host(address: &str) -> String {
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.parse::<std::net::IpAddr>().map_or_else(|_| host.to_string(), |ip| ip.to_string())
+}
+
+/// A pool member's address checked before it reaches a router: `host:port` and nothing else
+/// (a provider's answer is not trusted to be well-formed), and the target a valid name.
+pub(crate) fn member_address(
+    target: &str,
+    address: &str,
+) -> AdapterResult<app::domain::address::HostPort> {
+    if app::domain::ids::Name::parse(target).is_err() {
+        return Err(AdapterError::Permanent(format!(
+            "refused to add {target:?} to a router: it is not a valid target name"
+        )));
+    }
+    app::domain::address::HostPort::parse(address).map_err(|why| {
+        AdapterError::Permanent(format!("refused to add {target} to a router: {why}"))
+    })
 }
 
 /// The innermost cause of an error, e.g. "Connection refused (os error 111)" rather than

@@ -356,11 +356,11 @@ impl Router for Nginx {
         address: &str,
         weight: Weight,
     ) -> AdapterResult<()> {
+        let address = super::member_address(target, address)?.to_string();
         self.change(|p| {
-            p.entry(pool.to_string()).or_default().insert(
-                target.to_string(),
-                Member { address: address.to_string(), weight, state: MemberState::Ready },
-            );
+            p.entry(pool.to_string())
+                .or_default()
+                .insert(target.to_string(), Member { address, weight, state: MemberState::Ready });
             Ok(())
         })
         .await

@@ -1,9 +1,13 @@
-//! Script provider: the operator's own shell commands create, replace, destroy and describe
+//! Script provider: the operator's own commands create, replace, destroy and describe
 //! instances, for platforms Switchyard has no driver for. The scripts are the source of truth;
 //! this provider keeps no state of its own beyond the last lines each target's commands printed.
 //!
-//! Each command runs as `sh -c '<command>'` (in `workdir` when set) with the server's
-//! environment, the configured `env`, and these variables (empty when they do not apply):
+//! Each command is a program and its arguments, run **without a shell** (in `workdir` when
+//! set): a list of words, or one line split into words when the settings are read
+//! ([`super::argv`]). The placeholders `{action}`, `{target}`, `{release}` and `{group}` may
+//! appear inside words and are filled in as whole arguments, never parsed again. Each command
+//! gets the server's environment, the configured `env` (write-only: its values are secrets),
+//! and these variables (empty when they do not apply):
 //!
 //! | variable | value |
 //! |---|---|
@@ -38,6 +42,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
+use super::argv::Template;
 use super::{AdapterError, AdapterResult, BackendCheck, Instance, Provider};
 
 pub const KIND: &str = "script";
@@ -53,13 +58,13 @@ const MAX_OUTPUT: usize = 1 << 20;
 /// How long to keep reading after the shell exited (a background process may hold its pipes).
 const DRAIN: Duration = Duration::from_millis(500);
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    pub create: String,
-    pub replace: String,
-    pub destroy: String,
-    pub describe: String,
+    pub create: Template,
+    pub replace: Template,
+    pub destroy: Template,
+    pub describe: Template,
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
     /// Where commands run; the server's working directory when unset.
@@ -72,6 +77,25 @@ pub struct Config {
 
 fn default_timeout_secs() -> u64 {
     60
+}
+
+/// What a command may use; the same values are in the `SWITCHYARD_*` variables.
+pub const PLACEHOLDERS: &[&str] = &["action", "target", "release", "group"];
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: BTreeMap<&str, &str> =
+            self.env.keys().map(|k| (k.as_str(), "<redacted>")).collect();
+        f.debug_struct("Config")
+            .field("create", &self.create)
+            .field("replace", &self.replace)
+            .field("destroy", &self.destroy)
+            .field("describe", &self.describe)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("workdir", &self.workdir)
+            .field("env", &env)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,12 +164,9 @@ pub struct Script {
 impl Script {
     pub fn new(cfg: Config) -> AdapterResult<Self> {
         for action in Action::ALL {
-            if command_of(&cfg, action).trim().is_empty() {
-                return Err(AdapterError::Permanent(format!(
-                    "the '{}' command is empty",
-                    action.as_str()
-                )));
-            }
+            command_of(&cfg, action).check(PLACEHOLDERS).map_err(|why| {
+                AdapterError::Permanent(format!("the '{}' command: {why}", action.as_str()))
+            })?;
         }
         if cfg.timeout_secs == 0 || cfg.timeout_secs > 24 * 3600 {
             return Err(AdapterError::Permanent(format!(
@@ -254,9 +275,14 @@ impl Script {
         release: &str,
         group: &str,
     ) -> AdapterResult<Finished> {
-        let mut cmd = tokio::process::Command::new("sh");
-        cmd.arg("-c")
-            .arg(command_of(&self.cfg, action))
+        let argv = command_of(&self.cfg, action).render(&[
+            ("action", action.as_str()),
+            ("target", target),
+            ("release", release),
+            ("group", group),
+        ]);
+        let mut cmd = tokio::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..])
             .envs(&self.cfg.env)
             .env("SWITCHYARD_ACTION", action.as_str())
             .env("SWITCHYARD_TARGET", target)
@@ -273,7 +299,11 @@ impl Script {
         }
         let started = tokio::time::Instant::now();
         let mut child = cmd.spawn().map_err(|e| {
-            AdapterError::Permanent(format!("{} {target}: cannot start sh: {e}", action.as_str()))
+            AdapterError::Permanent(format!(
+                "{} {target}: cannot start {}: {e}",
+                action.as_str(),
+                argv[0]
+            ))
         })?;
         let lines: Arc<Mutex<Captured>> = Arc::default();
         let mut readers = Vec::new();
@@ -333,7 +363,7 @@ impl Script {
     }
 }
 
-fn command_of(cfg: &Config, action: Action) -> &str {
+fn command_of(cfg: &Config, action: Action) -> &Template {
     match action {
         Action::Create => &cfg.create,
         Action::Replace => &cfg.replace,
@@ -432,21 +462,6 @@ fn parse_instance(target: &str, stdout: &str) -> Result<Option<Instance>, String
     }))
 }
 
-/// The program a command starts, when it can be told without running a shell: the first
-/// word after variable assignments and `exec`. `None` for shell builtins and quoted words.
-fn program_of(command: &str) -> Option<&str> {
-    const BUILTINS: [&str; 22] = [
-        ".", ":", "[", "{", "(", "!", "cd", "case", "command", "echo", "eval", "exit", "export",
-        "false", "for", "if", "printf", "set", "test", "true", "until", "while",
-    ];
-    let assignment = |w: &str| w.contains('=') && !w.starts_with(['=', '/', '.']);
-    let word = command.split_whitespace().find(|w| *w != "exec" && !assignment(w))?;
-    if word.starts_with(['\'', '"', '$', '`']) || BUILTINS.contains(&word) {
-        return None;
-    }
-    Some(word)
-}
-
 /// Whether `program` resolves to an executable file, relative to `workdir` or on `PATH`.
 fn executable(program: &str, workdir: Option<&Path>) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
@@ -481,7 +496,10 @@ impl Provider for Script {
         }
         let mut programs = Vec::new();
         for action in Action::ALL {
-            let Some(program) = program_of(command_of(&self.cfg, action)) else { continue };
+            let program = command_of(&self.cfg, action).program();
+            if program.contains('{') {
+                continue;
+            }
             if !executable(program, workdir) {
                 return Err(AdapterError::Permanent(format!(
                     "{} command: '{program}' is not an executable file{}",
@@ -499,13 +517,9 @@ impl Provider for Script {
                 .map(String::from)
                 .to_vec(),
             detail: format!(
-                "runs shell commands (timeout {}s); found {}",
+                "runs commands without a shell (timeout {}s); found {}",
                 self.cfg.timeout_secs,
-                if programs.is_empty() {
-                    "only shell builtins".into()
-                } else {
-                    programs.join(", ")
-                }
+                programs.join(", ")
             ),
         })
     }
@@ -547,7 +561,8 @@ mod tests {
     #[test]
     fn settings_need_all_four_commands_and_refuse_unknown_fields() {
         let missing = config(serde_json::json!({ "create": "a", "replace": "b", "destroy": "c" }));
-        assert!(missing.is_err_and(|e| e.to_string().contains("describe")));
+        let missing = missing.expect_err("describe is missing").to_string();
+        assert!(missing.contains("describe"), "{missing}");
         let mut extra = commands();
         extra["timeout"] = 5.into();
         assert!(config(extra).is_err_and(|e| e.to_string().contains("unknown field `timeout`")));
@@ -559,8 +574,15 @@ mod tests {
     fn an_empty_command_a_zero_timeout_and_switchyard_variables_are_refused() {
         let mut empty = commands();
         empty["destroy"] = " ".into();
-        let err = Script::new(config(empty).expect("parses")).err().expect("refused");
-        assert!(err.to_string().contains("'destroy' command is empty"), "{err}");
+        let err = config(empty).expect_err("refused");
+        assert!(err.to_string().contains("command is empty"), "{err}");
+        let mut typo = commands();
+        typo["create"] = "./deploy.sh {relaese}".into();
+        let err = Script::new(config(typo).expect("parses")).err().expect("refused");
+        assert!(
+            err.to_string().contains("'create' command: unknown placeholder {relaese}"),
+            "{err}"
+        );
 
         let mut zero = commands();
         zero["timeout_secs"] = 0.into();
@@ -592,11 +614,10 @@ mod tests {
     }
 
     #[test]
-    fn the_program_of_a_command_skips_assignments_and_exec_but_not_paths() {
-        assert_eq!(program_of("./deploy.sh up"), Some("./deploy.sh"));
-        assert_eq!(program_of("FOO=1 exec kubectl apply"), Some("kubectl"));
-        assert_eq!(program_of("/opt/bin/x --a=b"), Some("/opt/bin/x"));
-        assert_eq!(program_of("cd /srv && ./go"), None);
-        assert_eq!(program_of("'quoted prog' x"), None);
+    fn debug_output_shows_the_env_names_but_never_their_values() {
+        let mut c = commands();
+        c["env"] = serde_json::json!({ "DEPLOY_TOKEN": "tok-very-secret" });
+        let shown = format!("{:?}", config(c).expect("parses"));
+        assert!(shown.contains("DEPLOY_TOKEN") && !shown.contains("tok-very-secret"), "{shown}");
     }
 }

@@ -122,7 +122,8 @@ async fn a_script_that_prints_the_instance_is_not_asked_to_describe_it() {
 
 fn one_command(dir: &Path, create: &str, timeout_secs: u64) -> Script {
     let mut settings = script_settings(dir);
-    settings["create"] = create.into();
+    // Commands run without a shell; these tests ask for one explicitly.
+    settings["create"] = json!(["sh", "-c", create]);
     settings["timeout_secs"] = timeout_secs.into();
     script(settings)
 }
@@ -211,11 +212,14 @@ async fn check_finds_the_scripts_and_refuses_a_missing_program() {
     assert!(report.detail.contains("./provider.sh"), "{report:?}");
     assert!(calls(dir.path()).is_empty(), "check runs nothing");
 
-    let missing = one_command(dir.path(), "/nonexistent/deploy.sh up", 10);
-    let err = missing.check().await.expect_err("missing program");
+    let with_create = |create: &str| {
+        let mut settings = script_settings(dir.path());
+        settings["create"] = create.into();
+        script(settings)
+    };
+    let err = with_create("/nonexistent/deploy.sh up").check().await.expect_err("missing");
     assert!(err.to_string().contains("/nonexistent/deploy.sh"), "{err}");
-    let not_on_path = one_command(dir.path(), "surely-no-such-program-here --now", 10);
-    assert!(not_on_path.check().await.is_err());
+    assert!(with_create("surely-no-such-program-here --now").check().await.is_err());
 }
 
 fn backend(name: &str, driver: &str, settings: Value) -> BackendConfig {
