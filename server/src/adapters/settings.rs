@@ -125,7 +125,8 @@ fn whole(e: super::AdapterError) -> (String, String) {
     let message = match e {
         super::AdapterError::Permanent(m)
         | super::AdapterError::Transient(m)
-        | super::AdapterError::Unsupported(m) => m,
+        | super::AdapterError::Unsupported(m)
+        | super::AdapterError::Drift(m) => m,
     };
     (String::new(), message)
 }
