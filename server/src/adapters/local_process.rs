@@ -21,7 +21,7 @@ use super::{AdapterError, AdapterResult, BackendCheck, Instance, Provider};
 pub const KIND: &str = "local-process";
 
 /// What a command template may use.
-pub const PLACEHOLDERS: &[&str] = &["exe", "release", "port", "target"];
+pub const PLACEHOLDERS: &[&str] = &["exe", "release", "port", "target", "host"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -38,6 +38,9 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     /// Fixed ports for targets that must keep their address (the environment's own targets).
     pub ports: BTreeMap<String, u16>,
+    /// Targets whose instances listen on another host (IP) than `host` (`{host}` in the
+    /// command), e.g. the old set of a DNS pool on other addresses than the new one.
+    pub hosts: BTreeMap<String, String>,
 }
 
 impl Default for Config {
@@ -58,6 +61,7 @@ impl Default for Config {
             start_timeout_secs: 15,
             state_file: None,
             ports: BTreeMap::new(),
+            hosts: BTreeMap::new(),
         }
     }
 }
@@ -164,8 +168,13 @@ impl LocalProcess {
         }
     }
 
+    /// The host `target`'s instance listens on.
+    fn host_of(&self, target: &str) -> &str {
+        self.cfg.hosts.get(target).map_or(self.cfg.host.as_str(), String::as_str)
+    }
+
     fn instance(&self, target: &str, port: u16, release: String) -> Instance {
-        let address = format!("{}:{port}", self.cfg.host);
+        let address = format!("{}:{port}", self.host_of(target));
         Instance {
             target: target.into(),
             health_url: format!("http://{address}{}", self.cfg.health_path),
@@ -174,9 +183,9 @@ impl LocalProcess {
         }
     }
 
-    /// The release answering on `port`, if any.
-    async fn answering(&self, port: u16) -> Option<String> {
-        let url = format!("http://{}:{port}{}", self.cfg.host, self.cfg.health_path);
+    /// The release answering on `target`'s host at `port`, if any.
+    async fn answering(&self, target: &str, port: u16) -> Option<String> {
+        let url = format!("http://{}:{port}{}", self.host_of(target), self.cfg.health_path);
         let res = self.http.get(url).send().await.ok()?;
         res.headers().get("x-release").and_then(|v| v.to_str().ok()).map(str::to_string)
     }
@@ -195,7 +204,7 @@ impl LocalProcess {
             let _ = tokio::process::Command::new("kill").arg(pid.to_string()).status().await;
         }
         for _ in 0..50 {
-            if self.answering(port).await.is_none() {
+            if self.answering(target, port).await.is_none() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -205,7 +214,7 @@ impl LocalProcess {
     /// Ensures `target` runs `release`; idempotent.
     pub async fn ensure(&self, target: &str, release: &str) -> AdapterResult<Instance> {
         let port = self.assign(target)?;
-        match self.answering(port).await {
+        match self.answering(target, port).await {
             Some(r) if r == release => return Ok(self.instance(target, port, r)),
             Some(_) => self.stop(target, port).await,
             None => {}
@@ -218,6 +227,7 @@ impl LocalProcess {
             ("release", release),
             ("port", &port_text),
             ("target", target),
+            ("host", self.host_of(target)),
         ]);
         let command = argv.join(" ");
         let mut child = tokio::process::Command::new(&argv[0])
@@ -266,7 +276,7 @@ impl LocalProcess {
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(self.cfg.start_timeout_secs);
         loop {
-            if self.answering(port).await.as_deref() == Some(release) {
+            if self.answering(target, port).await.as_deref() == Some(release) {
                 return Ok(self.instance(target, port, release.to_string()));
             }
             let exited = match self.running.lock().await.get_mut(target) {
@@ -313,7 +323,7 @@ impl LocalProcess {
         let mut started = 0;
         for (target, release) in wanted {
             let Some(port) = self.port_of(&target) else { continue };
-            if self.answering(port).await.is_none() {
+            if self.answering(&target, port).await.is_none() {
                 self.ensure(&target, &release).await?;
                 started += 1;
             }
@@ -387,6 +397,6 @@ impl Provider for LocalProcess {
 
     async fn describe(&self, target: &str) -> AdapterResult<Option<Instance>> {
         let Some(port) = self.port_of(target) else { return Ok(None) };
-        Ok(self.answering(port).await.map(|release| self.instance(target, port, release)))
+        Ok(self.answering(target, port).await.map(|release| self.instance(target, port, release)))
     }
 }

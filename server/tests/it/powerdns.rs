@@ -177,7 +177,8 @@ async fn a_dns_blue_green_campaign_points_the_record_at_green_and_waits_out_the_
     let token = app.token_for("ada").await;
 
     // Blue answers on 127.0.0.1; the provider starts green on 127.0.0.2, so the record must move.
-    let blue = ["127.0.0.1:18001", "127.0.0.1:18002"];
+    let (b1, b2) = (free_port(), free_port());
+    let blue = [format!("127.0.0.1:{b1}"), format!("127.0.0.1:{b2}")];
     let ports = free_port();
     let exe = env!("CARGO_BIN_EXE_switchyard");
     let mut dns = pdns.settings(1);
@@ -191,18 +192,31 @@ async fn a_dns_blue_green_campaign_points_the_record_at_green_and_waits_out_the_
         "pools": [{ "name": "web", "router": "dns", "targets": ["web-1", "web-2"] }],
         "backends": [
             { "name": "dns", "kind": "router", "driver": "powerdns", "settings": dns },
+            // Blue runs on 127.0.0.1 (fixed ports), new instances on 127.0.0.2.
             { "name": "local", "kind": "provider", "driver": "local-process", "settings": {
-                "command": format!("{exe} demo-service --release {{release}} --port {{port}} --host 127.0.0.2"),
+                "command": format!("{exe} demo-service --release {{release}} --port {{port}} --host {{host}}"),
                 "host": "127.0.0.2", "port_min": ports, "port_max": ports + 20,
+                "ports": { "web-1": b1, "web-2": b2 },
+                "hosts": { "web-1": "127.0.0.1", "web-2": "127.0.0.1" },
             } },
             { "name": "probe", "kind": "health_source", "driver": "http-probe", "settings": {} },
         ],
     });
-    api(&app, &token, Method::POST, "/api/v1/environments", Some(env)).await;
-    router(pdns.settings(1))
-        .switch_dns("web", &blue.map(String::from))
-        .await
-        .expect("the record starts on blue");
+    api(&app, &token, Method::POST, "/api/v1/environments", Some(env.clone())).await;
+    // Blue really runs before the campaign (the start checks the record against it).
+    let environment: app::domain::environment::Environment =
+        serde_json::from_value(env).expect("env");
+    let registry = app.registry.clone().expect("the server's adapters");
+    {
+        use server::adapters::registry::AdapterFactory as _;
+        let provider = registry
+            .provider(environment.backend(&"local".parse().expect("name")).expect("provider"))
+            .expect("provider");
+        for t in &environment.targets {
+            provider.create(t.name.as_str(), "v1", "zone-a").await.expect("blue starts");
+        }
+    }
+    router(pdns.settings(1)).switch_dns("web", &blue).await.expect("the record starts on blue");
 
     let now = chrono::Utc::now();
     let spec = json!({
