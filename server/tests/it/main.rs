@@ -15,6 +15,7 @@ mod helpers;
 mod injection;
 mod nginx;
 mod operations;
+mod outbound;
 mod powerdns;
 mod prometheus;
 mod providers;
