@@ -11,6 +11,7 @@ mod comms;
 mod demo;
 mod editor;
 mod haproxy;
+mod hardening;
 mod helpers;
 mod injection;
 mod nginx;
