@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod components;
+pub mod csp;
 pub mod domain;
 pub mod pages;
 
@@ -22,6 +23,8 @@ use crate::pages::{
 
 /// The HTML document around the app; rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    csp::set_for_page();
     view! {
         <!DOCTYPE html>
         <html lang="en">

@@ -15,6 +15,30 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// A PEM file of extra CA certificates for the server's HTTPS certificate (as the server's
+/// own `outbound.ca_file`).
+pub const CA_FILE_ENV: &str = "SWITCHYARD_OUTBOUND_CA_FILE";
+/// Set to send the token over plain http to a host that is not this machine anyway.
+pub const INSECURE_HTTP_ENV: &str = "SWITCHYARD_INSECURE_HTTP";
+
+/// The token is a password: it goes over https, or over http only to this machine.
+fn check_transport(base: &str, insecure_ok: bool) -> anyhow::Result<()> {
+    let url = reqwest::Url::parse(base).with_context(|| {
+        format!("SWITCHYARD_URL {base:?} is not a URL, e.g. https://switchyard.example.com")
+    })?;
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback || insecure_ok => Ok(()),
+        "http" => bail!(
+            "refusing to send the API token in clear text to {base}: use https:// (set {INSECURE_HTTP_ENV}=1 to send it anyway)"
+        ),
+        other => bail!("SWITCHYARD_URL: {other}:// is not http(s)"),
+    }
+}
+
 /// Reads a campaign spec or an environment from TOML (`.toml`) or YAML (`.yaml`, `.yml`).
 pub fn read_spec_file(path: &Path) -> anyhow::Result<Value> {
     let text =
@@ -41,11 +65,15 @@ impl Client {
         let token = token
             .filter(|t| !t.trim().is_empty())
             .context("no API token: pass --token or set SWITCHYARD_TOKEN (create one with `switchyard token create NAME`)")?;
-        Ok(Self {
-            base: base.trim_end_matches('/').to_string(),
-            token: token.trim().to_string(),
-            http: reqwest::Client::new(),
-        })
+        let base = base.trim_end_matches('/').to_string();
+        check_transport(&base, std::env::var_os(INSECURE_HTTP_ENV).is_some())?;
+        if let Some(ca) = std::env::var_os(CA_FILE_ENV).filter(|v| !v.is_empty()) {
+            crate::outbound::trust_ca_file(Path::new(&ca))
+                .map_err(|why| anyhow::anyhow!("{CA_FILE_ENV}: {why}"))?;
+        }
+        let http = crate::outbound::client(std::time::Duration::from_secs(120))
+            .map_err(anyhow::Error::msg)?;
+        Ok(Self { base, token: token.trim().to_string(), http })
     }
 
     async fn call(
@@ -59,10 +87,13 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let res = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach Switchyard at {}", self.base))?;
+        let res = req.send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach Switchyard at {}: {}",
+                self.base,
+                crate::adapters::root_cause(&e.without_url())
+            )
+        })?;
         let status = res.status();
         let text = res.text().await.unwrap_or_default();
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -241,4 +272,21 @@ pub fn render_plan(plan: &Plan) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_transport;
+
+    #[test]
+    fn the_token_goes_in_clear_text_only_to_this_machine() {
+        assert!(check_transport("https://switchyard.example.com", false).is_ok());
+        assert!(check_transport("http://127.0.0.1:3000", false).is_ok());
+        assert!(check_transport("http://[::1]:3000", false).is_ok());
+        assert!(check_transport("http://localhost:3000", false).is_ok());
+        let err = check_transport("http://switchyard.example.com", false).expect_err("clear text");
+        assert!(err.to_string().contains("https://"), "{err}");
+        assert!(check_transport("http://switchyard.example.com", true).is_ok());
+        assert!(check_transport("ftp://x", true).is_err());
+    }
 }

@@ -29,12 +29,6 @@ pub const SETTINGS: &[(&str, &str, &str, &str)] = &[
         "tracing filter, e.g. info or switchyard=debug",
     ),
     (
-        "trust_forwarded_for",
-        "SWITCHYARD_TRUST_FORWARDED_FOR",
-        "false",
-        "take the client address from X-Forwarded-For (only behind a trusted proxy)",
-    ),
-    (
         "session.cookie_name",
         "SWITCHYARD_COOKIE_NAME",
         "switchyard_session",
@@ -63,7 +57,7 @@ pub const SETTINGS: &[(&str, &str, &str, &str)] = &[
         "auth.max_failures_per_user",
         "SWITCHYARD_MAX_FAILURES_PER_USER",
         "5",
-        "failed sign-ins per user name before throttling",
+        "failed sign-ins per user name from one client address before that address is throttled for that name",
     ),
     (
         "auth.max_failures_per_ip",
@@ -189,6 +183,55 @@ pub const SETTINGS: &[(&str, &str, &str, &str)] = &[
         "30",
         "first retry delay of a failed delivery; doubles per attempt, up to 8 attempts",
     ),
+    // ---- security: outbound TLS, webhooks, proxies, request limits, tokens, sign-in ----
+    (
+        "outbound.ca_file",
+        "SWITCHYARD_OUTBOUND_CA_FILE",
+        "",
+        "PEM file of CA certificates trusted for outbound HTTPS (backends, webhooks, the CLI) besides the platform's",
+    ),
+    (
+        "webhooks.allow_hosts",
+        "SWITCHYARD_WEBHOOK_ALLOW_HOSTS",
+        "",
+        "hosts, IPs or CIDR ranges public subscriber webhooks may reach although they are internal (comma-separated)",
+    ),
+    (
+        "webhooks.allow_http",
+        "SWITCHYARD_WEBHOOK_ALLOW_HTTP",
+        "",
+        "hosts, IPs or CIDR ranges subscriber webhooks may reach over plain http (comma-separated)",
+    ),
+    (
+        "trusted_proxies",
+        "SWITCHYARD_TRUSTED_PROXIES",
+        "",
+        "IPs or CIDR ranges of reverse proxies whose X-Forwarded-For is believed (comma-separated; empty: none)",
+    ),
+    (
+        "trust_forwarded_for",
+        "SWITCHYARD_TRUST_FORWARDED_FOR",
+        "false",
+        "replaced by trusted_proxies (true is refused: name the proxies instead)",
+    ),
+    (
+        "http.max_body_bytes",
+        "SWITCHYARD_MAX_BODY_BYTES",
+        "1048576",
+        "largest request body any route accepts (larger: 413)",
+    ),
+    (
+        "tokens.default_expiry_days",
+        "SWITCHYARD_TOKEN_EXPIRY_DAYS",
+        "90",
+        "days a new API token lasts unless its creator picks less (0: tokens never expire)",
+    ),
+    (
+        "auth.hash_concurrency",
+        "SWITCHYARD_HASH_CONCURRENCY",
+        "2",
+        "password hashes computed at once; more sign-ins wait in a short queue, then get 503",
+    ),
 ];
 
 pub const CONFIG_FILE_ENV: &str = "SWITCHYARD_CONFIG";
@@ -262,6 +305,21 @@ pub struct NotifyConfig {
     pub smtp: Option<SmtpConfig>,
     pub max_per_second: u32,
     pub retry_base_secs: u64,
+    /// Which internal hosts subscriber webhooks may reach, and which over http.
+    pub webhooks: std::sync::Arc<crate::outbound::WebhookPolicy>,
+}
+
+/// The security settings (`outbound.*`, `webhooks.*`, `trusted_proxies`, `http.*`,
+/// `tokens.*`, `auth.hash_concurrency`).
+#[derive(Debug, Clone)]
+pub struct SecurityConfig {
+    pub outbound_ca_file: Option<PathBuf>,
+    /// Peers whose `X-Forwarded-For` is believed; the client is the rightmost other hop.
+    pub trusted_proxies: Vec<crate::outbound::IpNet>,
+    pub max_body_bytes: usize,
+    /// `None`: new tokens never expire unless their creator says when.
+    pub token_expiry_days: Option<u32>,
+    pub hash_concurrency: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -272,7 +330,7 @@ pub struct Config {
     pub site_root: PathBuf,
     pub log_format: LogFormat,
     pub log_filter: String,
-    pub trust_forwarded_for: bool,
+    pub security: SecurityConfig,
     /// Seconds between drift checks of every router pool Switchyard has set.
     pub drift_interval_secs: u64,
     /// Milliseconds between health samples of a running campaign's targets (charts).
@@ -509,6 +567,73 @@ impl Config {
                 .unwrap_or(u32::MAX),
             retry_base_secs: u64::try_from(positive("notify.retry_base_secs", "seconds")?)
                 .unwrap_or(30),
+            webhooks: std::sync::Arc::new(crate::outbound::WebhookPolicy {
+                allow_hosts: crate::outbound::parse_host_rules(&get("webhooks.allow_hosts").value)
+                    .map_err(|why| bad("webhooks.allow_hosts", &why))?,
+                allow_http: crate::outbound::parse_host_rules(&get("webhooks.allow_http").value)
+                    .map_err(|why| bad("webhooks.allow_http", &why))?,
+            }),
+        };
+        if boolean("trust_forwarded_for")? {
+            return Err(bad(
+                "trust_forwarded_for",
+                "this setting is gone: list the addresses of your reverse proxies in trusted_proxies (SWITCHYARD_TRUSTED_PROXIES), e.g. 127.0.0.1 or 10.0.0.0/8",
+            ));
+        }
+        let security = SecurityConfig {
+            outbound_ca_file: match get("outbound.ca_file").value.trim() {
+                "" => None,
+                path => {
+                    let pem = std::fs::read_to_string(path).map_err(|e| {
+                        bad("outbound.ca_file", &format!("cannot read {path}: {e}"))
+                    })?;
+                    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                        return Err(bad(
+                            "outbound.ca_file",
+                            "expected PEM certificates (-----BEGIN CERTIFICATE-----)",
+                        ));
+                    }
+                    Some(path.into())
+                }
+            },
+            trusted_proxies: get("trusted_proxies")
+                .value
+                .split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(crate::outbound::IpNet::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|why| {
+                    bad(
+                        "trusted_proxies",
+                        &format!("{why}; expected IPs or CIDR ranges, e.g. 127.0.0.1,10.0.0.0/8"),
+                    )
+                })?,
+            max_body_bytes: get("http.max_body_bytes")
+                .value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1024..=1 << 30).contains(n))
+                .ok_or_else(|| {
+                    bad("http.max_body_bytes", "expected a number of bytes from 1024 to 1073741824")
+                })?,
+            token_expiry_days: match get("tokens.default_expiry_days").value.trim().parse::<u32>() {
+                Ok(0) => None,
+                Ok(d) if d <= 3650 => Some(d),
+                _ => {
+                    return Err(bad(
+                        "tokens.default_expiry_days",
+                        "expected 0 (never) to 3650 days",
+                    ));
+                }
+            },
+            hash_concurrency: get("auth.hash_concurrency")
+                .value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .ok_or_else(|| bad("auth.hash_concurrency", "expected 1 to 64"))?,
         };
         let alert_webhook = match get("alerts.webhook_url").value.trim() {
             "" => None,
@@ -541,7 +666,7 @@ impl Config {
             site_root: PathBuf::from(get("site_root").value.trim()),
             log_format,
             log_filter: get("log_filter").value.trim().to_string(),
-            trust_forwarded_for: boolean("trust_forwarded_for")?,
+            security,
             drift_interval_secs: positive("drift.interval_secs", "seconds")?.unsigned_abs(),
             sample_interval_ms: positive("charts.sample_interval_ms", "milliseconds")?
                 .unsigned_abs(),
@@ -659,6 +784,35 @@ mod tests {
         )
         .expect_err("invalid");
         assert!(err.to_string().contains("smtp.ca_file"), "{err}");
+    }
+
+    #[test]
+    fn security_settings_parse_and_name_their_key_when_bad() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("SWITCHYARD_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8"),
+                ("SWITCHYARD_WEBHOOK_ALLOW_HOSTS", "hooks.internal,192.168.0.0/16"),
+                ("SWITCHYARD_TOKEN_EXPIRY_DAYS", "0"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.security.trusted_proxies.len(), 2);
+        assert_eq!(c.notify.webhooks.allow_hosts.len(), 2);
+        assert_eq!(c.security.token_expiry_days, None);
+        assert_eq!(c.security.max_body_bytes, 1 << 20);
+        for (var, key) in [
+            ("SWITCHYARD_TRUSTED_PROXIES", "trusted_proxies"),
+            ("SWITCHYARD_WEBHOOK_ALLOW_HOSTS", "webhooks.allow_hosts"),
+            ("SWITCHYARD_MAX_BODY_BYTES", "http.max_body_bytes"),
+            ("SWITCHYARD_OUTBOUND_CA_FILE", "outbound.ca_file"),
+        ] {
+            let err = Config::load_from(None, &env(&[(var, "not valid/99 x")])).expect_err(var);
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let err = Config::load_from(None, &env(&[("SWITCHYARD_TRUST_FORWARDED_FOR", "true")]))
+            .expect_err("gone");
+        assert!(err.to_string().contains("trusted_proxies"), "{err}");
     }
 
     #[test]

@@ -178,7 +178,7 @@ pub async fn bring_up(registry: &Registry, env: &Environment) -> anyhow::Result<
 
 /// Sends `rps` requests a second through the router, on loopback only, until the server stops.
 async fn generate_traffic(target: SocketAddr, rps: u32) {
-    let Ok(http) = reqwest::Client::builder().timeout(Duration::from_secs(5)).build() else {
+    let Ok(http) = crate::outbound::client(Duration::from_secs(5)) else {
         return;
     };
     let http = Arc::new(http);

@@ -19,6 +19,7 @@ pub mod environments;
 pub mod flights;
 pub mod http;
 pub mod notify;
+pub mod outbound;
 pub mod startup;
 pub mod state;
 pub mod store;

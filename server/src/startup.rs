@@ -61,6 +61,11 @@ impl Application {
         engine_config: EngineConfig,
     ) -> anyhow::Result<Self> {
         let lock = crate::store::EngineLock::acquire(&config.database_url)?;
+        if let Some(ca) = &config.security.outbound_ca_file {
+            let n = crate::outbound::trust_ca_file(ca)
+                .map_err(|why| anyhow::anyhow!("outbound.ca_file: {why}"))?;
+            tracing::info!(certificates = n, file = %ca.display(), "trusting extra CA certificates for outbound HTTPS");
+        }
         let store = Store::connect(&config.database_url).await?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| {
             format!("cannot listen on {} (is another server running there?)", config.listen)

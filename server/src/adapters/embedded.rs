@@ -80,10 +80,8 @@ impl EmbeddedRouter {
             .and_then(|p| std::fs::read_to_string(p).ok())
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or_default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(cfg.upstream_timeout_secs))
+        let http = crate::outbound::builder(Duration::from_secs(cfg.upstream_timeout_secs))
             .pool_idle_timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| AdapterError::Permanent(format!("HTTP client: {e}")))?;
         let shared = Arc::new(Shared {

@@ -37,8 +37,7 @@ pub struct HttpProbe {
 
 impl HttpProbe {
     pub fn new(cfg: Config, traffic: Option<Arc<EmbeddedRouter>>) -> AdapterResult<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(cfg.timeout_ms.unwrap_or(2000)))
+        let http = crate::outbound::builder(Duration::from_millis(cfg.timeout_ms.unwrap_or(2000)))
             .build()
             .map_err(|e| AdapterError::Permanent(format!("HTTP client: {e}")))?;
         Ok(Self { cfg, http, traffic, last_sample: Mutex::default() })

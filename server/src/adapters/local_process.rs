@@ -109,8 +109,7 @@ impl LocalProcess {
             .and_then(|p| std::fs::read_to_string(p).ok())
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or_default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
+        let http = crate::outbound::builder(Duration::from_secs(2))
             .build()
             .map_err(|e| AdapterError::Permanent(format!("HTTP client: {e}")))?;
         Ok(Self {

@@ -132,9 +132,7 @@ impl PowerDns {
             return Err(permanent("PowerDNS: timeout_secs must be at least 1"));
         }
         let timeout = Duration::from_secs(cfg.timeout_secs);
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
+        let http = crate::outbound::builder(timeout)
             .build()
             .map_err(|e| permanent(format!("HTTP client: {e}")))?;
         Ok(Self {

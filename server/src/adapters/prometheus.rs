@@ -157,9 +157,7 @@ impl Prometheus {
             ));
         }
         let timeout = Duration::from_secs(cfg.timeout_secs);
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
+        let http = crate::outbound::builder(timeout)
             .build()
             .map_err(|e| permanent(format!("HTTP client: {e}")))?;
         let probe = HttpProbe::new(

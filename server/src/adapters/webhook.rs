@@ -323,13 +323,8 @@ fn http_url(name: &str, raw: &str) -> AdapterResult<Url> {
     let url =
         Url::parse(raw).map_err(|e| AdapterError::Permanent(format!("{name} '{raw}': {e}")))?;
     match url.scheme() {
-        "http" => Ok(url),
-        // The server's HTTP client is built without TLS (see the workspace's reqwest features).
-        "https" => Err(AdapterError::Permanent(format!(
-            "{name}: this build of Switchyard has no TLS client; use an http:// address \
-             (e.g. a TLS-terminating proxy on loopback)"
-        ))),
-        other => Err(AdapterError::Permanent(format!("{name}: '{other}' is not http"))),
+        "http" | "https" => Ok(url),
+        other => Err(AdapterError::Permanent(format!("{name}: '{other}' is not http(s)"))),
     }
 }
 
@@ -422,9 +417,7 @@ impl Webhook {
             },
             None => None,
         };
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
+        let http = crate::outbound::builder(timeout)
             .build()
             .map_err(|e| AdapterError::Permanent(format!("HTTP client: {}", chain(e))))?;
         Ok(Self {
@@ -824,8 +817,8 @@ mod tests {
         assert!(unset.contains("is not set"), "{unset}");
         let bad_url = refused(serde_json::json!({ "url": "not a url", "secret": SECRET }));
         assert!(bad_url.contains("url 'not a url'"), "{bad_url}");
-        let tls = refused(serde_json::json!({ "url": "https://x", "secret": SECRET }));
-        assert!(tls.contains("no TLS client"), "{tls}");
+        let ftp = refused(serde_json::json!({ "url": "ftp://x", "secret": SECRET }));
+        assert!(ftp.contains("not http(s)"), "{ftp}");
         let slow =
             refused(serde_json::json!({ "url": "http://x", "secret": SECRET, "timeout_secs": 0 }));
         assert!(slow.contains("timeout_secs"), "{slow}");

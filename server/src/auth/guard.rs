@@ -1,7 +1,7 @@
 //! Request guards, in the order they run: find the caller (session or bearer token), refuse
 //! cross-site mutations, and send anonymous visitors to sign in (pages) or a 401 (API).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use app::domain::auth::{AuthVia, Principal, Role};
 use axum::extract::{ConnectInfo, Request, State};
@@ -14,26 +14,56 @@ use super::{SESSION_EPOCH, SESSION_LOGIN_AT, SESSION_USER, tokens};
 use crate::http::error::json_error;
 use crate::state::AppState;
 
-/// The address a request came from: the peer, or the first `X-Forwarded-For` hop when the
-/// operator said a trusted proxy sits in front.
+/// The address a request came from: the peer itself, unless the peer is one of the configured
+/// trusted proxies; then the rightmost `X-Forwarded-For` hop that is not a trusted proxy (each
+/// proxy appends the address it saw, so everything left of the last untrusted hop is whatever
+/// the client chose to write).
 #[derive(Clone, Debug)]
 pub struct ClientIp(pub String);
 
 pub fn client_ip(
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
-    trust_forwarded_for: bool,
+    trusted: &[crate::outbound::IpNet],
 ) -> String {
-    let forwarded = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(str::trim)
-        .filter(|first| !first.is_empty());
-    if trust_forwarded_for && let Some(first) = forwarded {
-        return first.to_string();
+    let Some(peer) = peer.map(|p| canonical(p.ip())) else { return "unknown".into() };
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer) {
+        return peer.to_string();
     }
-    peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "unknown".into())
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        // A hop that is not an address was written by someone we cannot vouch for: the client
+        // is the proxy that passed it on.
+        let Some(ip) = parse_hop(hop) else { break };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client.to_string()
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// `203.0.113.9`, `2001:db8::1`, and the `ip:port` / `[v6]:port` forms some proxies write.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .map(canonical)
 }
 
 /// Resolves the caller and stores `ClientIp` and, when signed in, `Principal` in the request.
@@ -44,7 +74,7 @@ pub async fn resolve_principal(
     next: Next,
 ) -> Response {
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    let ip = client_ip(req.headers(), peer, state.config.trust_forwarded_for);
+    let ip = client_ip(req.headers(), peer, &state.config.security.trusted_proxies);
     req.extensions_mut().insert(ClientIp(ip.clone()));
 
     if let Some(auth) = req.headers().get(header::AUTHORIZATION) {
@@ -234,11 +264,27 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_is_used_only_when_trusted() {
-        let h = headers(&[("x-forwarded-for", "203.0.113.9, 10.0.0.1")]);
-        let peer = Some(SocketAddr::from(([127, 0, 0, 1], 5000)));
-        assert_eq!(client_ip(&h, peer, true), "203.0.113.9");
-        assert_eq!(client_ip(&h, peer, false), "127.0.0.1");
+    fn the_client_is_the_rightmost_hop_that_is_not_a_trusted_proxy() {
+        let nets = |list: &[&str]| -> Vec<crate::outbound::IpNet> {
+            list.iter().map(|n| crate::outbound::IpNet::parse(n).expect("net")).collect()
+        };
+        let peer = |ip: &str| Some(SocketAddr::new(ip.parse().expect("ip"), 5000));
+        let spoofed = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.0.0.2")]);
+        // No trusted proxies: the header is ignored.
+        assert_eq!(client_ip(&spoofed, peer("127.0.0.1"), &[]), "127.0.0.1");
+        // The peer is a trusted proxy, and so is 10.0.0.2: the client is 203.0.113.9, not the
+        // leftmost hop the client wrote itself.
+        let trusted = nets(&["127.0.0.1", "10.0.0.0/8"]);
+        assert_eq!(client_ip(&spoofed, peer("127.0.0.1"), &trusted), "203.0.113.9");
+        // An untrusted peer's header is never read.
+        assert_eq!(client_ip(&spoofed, peer("198.51.100.7"), &trusted), "198.51.100.7");
+        // Junk in a hop stops the walk at the proxy that passed it on.
+        let junk = headers(&[("x-forwarded-for", "203.0.113.9, not-an-ip")]);
+        assert_eq!(client_ip(&junk, peer("127.0.0.1"), &trusted), "127.0.0.1");
+        // Every hop trusted: the leftmost is the client; ports and mapped addresses are read.
+        let inner = headers(&[("x-forwarded-for", "10.1.1.1:443, [::ffff:10.0.0.3]:80")]);
+        assert_eq!(client_ip(&inner, peer("::ffff:127.0.0.1"), &trusted), "10.1.1.1");
+        assert_eq!(client_ip(&spoofed, None, &trusted), "unknown");
     }
 
     #[test]

@@ -147,13 +147,7 @@ impl Engine {
             "at": crate::store::now_ts(),
         });
         tokio::spawn(async move {
-            let Ok(http) = reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-            else {
-                return;
-            };
+            let Ok(http) = crate::outbound::client(Duration::from_secs(5)) else { return };
             for attempt in 1..=3_u32 {
                 match http.post(&url).json(&body).send().await {
                     Ok(r) if r.status().is_success() => return,

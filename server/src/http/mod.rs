@@ -6,6 +6,7 @@ pub mod backends;
 pub mod campaigns;
 pub mod editor;
 pub mod error;
+pub mod hardening;
 pub mod metrics;
 pub mod openapi;
 pub mod provider_callbacks;
@@ -63,14 +64,18 @@ pub fn app(state: AppState) -> Router {
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
-        // Layers run bottom-up on the way in: metrics → sessions → caller → cross-site check
-        // → sign-in gate, so refused requests are counted too.
+        // Layers run bottom-up on the way in: security headers (on every answer, panics too) →
+        // body limit → metrics → sessions → caller → cross-site check → sign-in gate, so
+        // refused requests are counted too.
         .layer(from_fn(guard::require_login))
         .layer(from_fn(guard::same_origin_mutations))
         .layer(from_fn_with_state(state.clone(), guard::resolve_principal))
         .layer(sessions)
         .layer(from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(from_fn_with_state(state.config.security.max_body_bytes, hardening::limit_body))
+        .layer(axum::extract::DefaultBodyLimit::max(state.config.security.max_body_bytes))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
+        .layer(from_fn_with_state(state.config.session.cookie_secure, hardening::security_headers))
         .with_state(state)
 }
 

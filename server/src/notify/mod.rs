@@ -79,6 +79,16 @@ impl Notifier {
                 None
             }
         };
+        let hooks = match crate::outbound::subscriber_client(
+            self.config.webhooks.clone(),
+            Duration::from_secs(10),
+        ) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(error = %e, "no HTTP client for webhook notices; they will wait");
+                None
+            }
+        };
         let gap = Duration::from_secs_f64(1.0 / f64::from(self.config.max_per_second.max(1)));
         let mut last_overrun_check = std::time::Instant::now() - Duration::from_secs(60);
         loop {
@@ -90,7 +100,7 @@ impl Notifier {
             }
             match self.store.claim_delivery(LEASE_SECS).await {
                 Ok(Some(job)) => {
-                    let outcome = self.send(mailer.as_ref(), &job).await;
+                    let outcome = self.send(mailer.as_ref(), hooks.as_ref(), &job).await;
                     if let Err(e) = self.store.finish_delivery(&job, outcome).await {
                         tracing::error!(error = %e, delivery = job.id, "could not record a delivery's result");
                     }
@@ -111,7 +121,12 @@ impl Notifier {
     }
 
     #[tracing::instrument(skip_all, fields(delivery = job.id, channel = %job.channel, kind = %job.kind))]
-    async fn send(&self, mailer: Option<&email::Mailer>, job: &DeliveryJob) -> DeliveryOutcome {
+    async fn send(
+        &self,
+        mailer: Option<&email::Mailer>,
+        hooks: Option<&reqwest::Client>,
+        job: &DeliveryJob,
+    ) -> DeliveryOutcome {
         let result = match job.channel.as_str() {
             "email" => match mailer {
                 Some(m) => m.send(job, &self.config.public_url).await,
@@ -119,7 +134,12 @@ impl Notifier {
                     "no SMTP server is configured (SWITCHYARD_SMTP_HOST); the notice waits".into(),
                 )),
             },
-            "webhook" => webhook::send(job, &self.config.public_url).await,
+            "webhook" => match hooks {
+                Some(c) => {
+                    webhook::send(c, &self.config.webhooks, job, &self.config.public_url).await
+                }
+                None => Err(SendError::Transient("no HTTP client for webhooks".into())),
+            },
             other => Err(SendError::Permanent(format!("unknown channel {other}"))),
         };
         match result {

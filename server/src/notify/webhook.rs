@@ -4,14 +4,22 @@
 //! The body has a `text` field, so a Slack-compatible incoming webhook accepts it as is; a
 //! subscriber who chose the `slack` format gets a body with `text` only (still signed).
 
-use std::time::Duration;
-
 use super::render::Notice;
 use super::{SendError, status_url};
 use crate::adapters::webhook::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Signer, TIMESTAMP_HEADER};
+use crate::outbound::{WebhookPolicy, check_webhook_url};
 use crate::store::DeliveryJob;
 
-pub async fn send(job: &DeliveryJob, base: &str) -> Result<String, SendError> {
+/// Sends one notice with `client` (from [`crate::outbound::subscriber_client`]: no redirects,
+/// only public addresses unless an admin allowed the host). Errors never repeat the URL: the
+/// delivery log shows it to operators, and some webhook URLs are secrets themselves.
+pub async fn send(
+    client: &reqwest::Client,
+    policy: &WebhookPolicy,
+    job: &DeliveryJob,
+    base: &str,
+) -> Result<String, SendError> {
+    let url = check_webhook_url(&job.recipient, policy).map_err(SendError::Permanent)?;
     let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap_or_default();
     let notice = Notice { kind: &job.kind, sequence: job.sequence, payload: &payload };
     let body = if job.webhook_format.as_deref() == Some("slack") {
@@ -25,12 +33,8 @@ pub async fn send(job: &DeliveryJob, base: &str) -> Result<String, SendError> {
     let signer = Signer::new(secret.as_bytes())
         .map_err(|e| SendError::Permanent(format!("signing key: {e}")))?;
     let ts = chrono::Utc::now().timestamp();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| SendError::Transient(e.to_string()))?;
     let res = client
-        .post(&job.recipient)
+        .post(url)
         .header("content-type", "application/json")
         .header(IDEMPOTENCY_HEADER, &job.idempotency_key)
         .header(TIMESTAMP_HEADER, ts.to_string())
@@ -38,10 +42,22 @@ pub async fn send(job: &DeliveryJob, base: &str) -> Result<String, SendError> {
         .body(body)
         .send()
         .await
-        .map_err(|e| SendError::Transient(format!("POST {}: {e}", job.recipient)))?;
+        .map_err(|e| {
+            let cause = crate::adapters::root_cause(&e.without_url());
+            // The resolver refusing an internal address will refuse it next time too.
+            if cause.starts_with("refused:") {
+                SendError::Permanent(cause)
+            } else {
+                SendError::Transient(format!("POST failed: {cause}"))
+            }
+        })?;
     let status = res.status();
     if status.is_success() {
         Ok(format!("HTTP {status}"))
+    } else if status.is_redirection() {
+        Err(SendError::Permanent(format!(
+            "HTTP {status}: webhooks are not redirected; register the final URL"
+        )))
     } else if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
         Err(SendError::Transient(format!("HTTP {status}")))
     } else {

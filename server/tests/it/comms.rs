@@ -179,6 +179,9 @@ async fn comms_app(freezes: Value) -> Comms {
             ("SWITCHYARD_SMTP_FROM", "Status <status@example.test>"),
             ("SWITCHYARD_NOTIFY_MAX_PER_SECOND", "100"),
             ("SWITCHYARD_NOTIFY_RETRY_BASE_SECS", "1"),
+            // The test's webhook receivers listen on plain http on loopback.
+            ("SWITCHYARD_WEBHOOK_ALLOW_HOSTS", "127.0.0.1"),
+            ("SWITCHYARD_WEBHOOK_ALLOW_HTTP", "127.0.0.1"),
         ],
     )
     .await;
