@@ -35,7 +35,7 @@ pub struct CampaignService {
     pub(crate) chart_cache: crate::charts::Cache,
     /// The newest router read-back per campaign: viewers share it for [`TRAFFIC_FRESH`], so a
     /// thousand open pages do not read the router a thousand times a second.
-    traffic_cache: Arc<Mutex<HashMap<i64, (std::time::Instant, TrafficView)>>>,
+    traffic_cache: Arc<Mutex<HashMap<i64, (std::time::Instant, String, TrafficView)>>>,
     /// One chart drawing and one router read at a time per campaign (see [`crate::flights`]).
     pub(crate) flights: crate::flights::Flights,
 }
@@ -1217,9 +1217,14 @@ impl CampaignService {
     /// What the pool's router really has now, read back, with each member's release.
     pub async fn traffic(&self, actor: &Principal, id: i64) -> Result<TrafficView, ApiError> {
         require(actor, Role::Viewer)?;
+        // A read-back is shared for a moment, but never across a change of the campaign (its
+        // row's update time): a change can come with a router change the page must show.
+        let row = self.row(id).await?;
         let fresh = || {
             self.traffic_cache.lock().ok().and_then(|c| {
-                c.get(&id).filter(|(at, _)| at.elapsed() < TRAFFIC_FRESH).map(|(_, t)| t.clone())
+                c.get(&id)
+                    .filter(|(at, seen, _)| at.elapsed() < TRAFFIC_FRESH && *seen == row.updated_at)
+                    .map(|(_, _, t)| t.clone())
             })
         };
         if let Some(t) = fresh() {
@@ -1229,7 +1234,6 @@ impl CampaignService {
         if let Some(t) = fresh() {
             return Ok(t);
         }
-        let row = self.row(id).await?;
         let env: Environment = match &row.env_snapshot {
             Some(e) => serde_json::from_str(e).map_err(|_| ApiError::internal())?,
             None => self.environment_named(&row.environment).await?,
@@ -1243,8 +1247,8 @@ impl CampaignService {
         )
         .await;
         if let Ok(mut c) = self.traffic_cache.lock() {
-            c.retain(|_, (at, _)| at.elapsed() < TRAFFIC_FRESH);
-            c.insert(id, (std::time::Instant::now(), view.clone()));
+            c.retain(|_, (at, _, _)| at.elapsed() < TRAFFIC_FRESH);
+            c.insert(id, (std::time::Instant::now(), row.updated_at.clone(), view.clone()));
         }
         Ok(view)
     }
