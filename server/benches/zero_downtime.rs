@@ -94,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
             if all_v1 { "yes" } else { "**no**" }
         );
         let bed = Bed::start(kind, dir.path(), exe, &api, &registry).await?;
-        let g = scenarios::gate_trip(&api, &bed, "gate-trip", &registry).await?;
+        let g = scenarios::gate_trip(&api, &bed, "gate-trip", &registry, 120).await?;
         eprintln!("   gate trip: {g:?}");
         let _ = writeln!(
             gate_rows,

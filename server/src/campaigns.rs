@@ -509,6 +509,28 @@ impl CampaignService {
             Some(p) => (serde_json::from_str(p).ok(), true),
             None => (self.preview_for(actor, &spec, Some(id)).await.ok(), false),
         };
+        let watch = match (state_of(&row), row.finished_at.as_deref()) {
+            (CampaignState::Succeeded, Some(f)) if spec.rollback.watch_secs > 0 => {
+                let until = chrono::DateTime::parse_from_rfc3339(f).ok().map(|f| {
+                    f.with_timezone(&chrono::Utc)
+                        + chrono::Duration::seconds(
+                            i64::try_from(spec.rollback.watch_secs).unwrap_or(0),
+                        )
+                });
+                let breach = self
+                    .store
+                    .latest_event(id, "watch_breach")
+                    .await?
+                    .and_then(|e| serde_json::from_str::<serde_json::Value>(&e.data).ok())
+                    .and_then(|d| d["message"].as_str().map(str::to_string));
+                until.map(|u| app::domain::views::WatchView {
+                    until: u.to_rfc3339(),
+                    active: u > chrono::Utc::now() && breach.is_none(),
+                    breach,
+                })
+            }
+            _ => None,
+        };
         // Before a start, the plan is only right if the pool is what its record says.
         let live_differences = match state_of(&row) {
             CampaignState::Draft | CampaignState::Scheduled => {
@@ -557,6 +579,7 @@ impl CampaignService {
             plan_frozen,
             step_runs,
             live_differences,
+            watch,
         })
     }
 

@@ -278,11 +278,19 @@ pub struct RollbackPlan {
     pub mode: RollbackMode,
     /// How long the old set is kept, out of traffic, for an instant rollback before it is destroyed.
     pub hold_secs: u64,
+    /// After success, how long the gates keep watching the new release (a breach alerts the
+    /// operators and offers "roll back this release"); 0: not at all.
+    #[serde(default = "default_watch_secs")]
+    pub watch_secs: u64,
+}
+
+fn default_watch_secs() -> u64 {
+    600
 }
 
 impl Default for RollbackPlan {
     fn default() -> Self {
-        Self { mode: RollbackMode::Automatic, hold_secs: 600 }
+        Self { mode: RollbackMode::Automatic, hold_secs: 600, watch_secs: default_watch_secs() }
     }
 }
 

@@ -178,6 +178,66 @@ pub fn judge(
     verdict(Outcome::Pass, format!("{} over {} samples", ok.join(", "), current.samples))
 }
 
+/// Continuous analysis between gate steps (bakes, pauses, approval waits, the hold before the
+/// old set goes, the watch after success): a `Fail` verdict only when a breach has held for
+/// `consecutive_failures` evaluations in a row with enough data. Too little data is never a
+/// failure here (the gate step itself waits for data and has the deadline).
+pub fn watch(
+    gate: &GateSpec,
+    samples: &[Sample],
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<Verdict> {
+    let mut seen: Vec<&Sample> =
+        samples.iter().filter(|s| s.at >= since && s.at <= now && s.has_data()).collect();
+    seen.sort_by_key(|s| s.at);
+    let min_samples = gate.min_samples.max(1);
+    let needed = usize::try_from(gate.consecutive_failures.max(1)).unwrap_or(usize::MAX);
+    let streak = seen
+        .iter()
+        .rev()
+        .map(|s| metrics(gate, &seen, since, s.at))
+        .take_while(|m| m.samples >= min_samples && !breaches(gate, m).is_empty())
+        .take(needed)
+        .count();
+    let current = metrics(gate, &seen, since, now);
+    let now_breaching = breaches(gate, &current);
+    (streak >= needed && !now_breaching.is_empty()).then(|| Verdict {
+        outcome: Outcome::Fail,
+        reason: format!(
+            "{} for {needed} evaluation{} in a row",
+            now_breaching.join(", "),
+            if needed == 1 { "" } else { "s" }
+        ),
+        metrics: current,
+    })
+}
+
+/// One moment of a replay: the verdict the gate would have given then.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayPoint {
+    pub at: DateTime<Utc>,
+    pub verdict: Verdict,
+}
+
+/// What `gate` would have said over recorded `samples`, judged at every sample's arrival as if
+/// the gate had opened at `opened`: every point where the outcome changed (the first point
+/// always), so a person sees when it would have passed, waited or failed, and why.
+pub fn replay(gate: &GateSpec, samples: &[Sample], opened: DateTime<Utc>) -> Vec<ReplayPoint> {
+    let mut times: Vec<DateTime<Utc>> =
+        samples.iter().filter(|s| s.at >= opened).map(|s| s.at).collect();
+    times.sort();
+    times.dedup();
+    let mut out: Vec<ReplayPoint> = Vec::new();
+    for at in times {
+        let verdict = judge(gate, samples, opened, at);
+        if out.last().is_none_or(|p| p.verdict.outcome != verdict.outcome) {
+            out.push(ReplayPoint { at, verdict });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +349,43 @@ mod tests {
         let v = judge(&GateSpec::default(), &samples, t0(), secs(120));
         assert_eq!(v.outcome, Outcome::Pass, "{}", v.reason);
         assert_eq!(v.metrics.samples, 12, "only the last 60 s count");
+    }
+
+    #[test]
+    fn continuous_analysis_fails_only_a_sustained_breach_never_on_thin_data() {
+        let gate = GateSpec { consecutive_failures: 2, min_samples: 3, ..GateSpec::default() };
+        assert_eq!(watch(&gate, &[], t0(), secs(600)), None, "no data is no failure here");
+        let mut samples: Vec<Sample> = (1..=10).map(healthy).collect();
+        assert_eq!(watch(&gate, &samples, t0(), secs(10)), None);
+        samples.push(Sample { errors: 100, ..healthy(11) });
+        assert_eq!(watch(&gate, &samples, t0(), secs(11)), None, "one bad round is not two");
+        samples.push(Sample { errors: 100, ..healthy(12) });
+        let v = watch(&gate, &samples, t0(), secs(12)).expect("two bad rounds in a row");
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(
+            v.reason.starts_with("error rate") && v.reason.ends_with("for 2 evaluations in a row"),
+            "{}",
+            v.reason
+        );
+    }
+
+    #[test]
+    fn a_replay_shows_when_the_gate_would_have_waited_passed_and_failed() {
+        let gate = GateSpec {
+            min_samples: 3,
+            window_secs: 10,
+            consecutive_failures: 2,
+            ..GateSpec::default()
+        };
+        let mut samples: Vec<Sample> = (1..=20).map(healthy).collect();
+        samples.extend((21..=25).map(erroring));
+        let points = replay(&gate, &samples, t0());
+        let outcomes: Vec<(i64, Outcome)> =
+            points.iter().map(|p| ((p.at - t0()).num_seconds(), p.verdict.outcome)).collect();
+        assert_eq!(outcomes[0], (1, Outcome::Wait));
+        assert_eq!(outcomes[1], (3, Outcome::Pass));
+        assert_eq!(outcomes.last().map(|o| o.1), Some(Outcome::Fail));
+        assert!(outcomes.iter().any(|o| o.0 > 20 && o.1 == Outcome::Fail), "{outcomes:?}");
     }
 
     #[test]

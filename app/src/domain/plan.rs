@@ -60,6 +60,36 @@ pub struct Step {
 }
 
 impl Plan {
+    /// The targets running the new release once steps `0..upto` are done: the instances
+    /// created and the targets replaced in place so far, in plan order.
+    pub fn new_release_targets(&self, upto: usize) -> Vec<Name> {
+        let mut out: Vec<Name> = Vec::new();
+        for step in self.steps.iter().take(upto) {
+            for call in &step.calls {
+                if let BackendCall::Provider {
+                    call: ProviderCall::Create { target, .. } | ProviderCall::Replace { target, .. },
+                    ..
+                } = call
+                    && !out.contains(target)
+                {
+                    out.push(target.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Steps that change who takes traffic (after them, a new stage of analysis begins).
+    pub fn moves_traffic(kind: StepKind) -> bool {
+        matches!(
+            kind,
+            StepKind::SetWeight
+                | StepKind::AddToPool
+                | StepKind::ReplaceRelease
+                | StepKind::SwitchDns
+        )
+    }
+
     /// Every instance the plan creates: (target, group, release), in plan order.
     pub fn created_instances(&self) -> Vec<(Name, String, Release)> {
         let mut out: Vec<(Name, String, Release)> = Vec::new();

@@ -101,7 +101,7 @@ pub fn spec(strategy: Strategy) -> CampaignSpec {
             start_only_inside: false,
         },
         communications: CommunicationsPlan::default(),
-        rollback: RollbackPlan { mode: RollbackMode::Automatic, hold_secs: 600 },
+        rollback: RollbackPlan { mode: RollbackMode::Automatic, hold_secs: 600, watch_secs: 600 },
         approvals: ApprovalPolicy { required: 1, role: Role::Approver },
         preview_route: None,
     }

@@ -448,6 +448,12 @@ fn check_durations(
         }
     }
     check("rollback.hold_secs".into(), spec.rollback.hold_secs, MAX_WAIT_SECS, "the hold");
+    check(
+        "rollback.watch_secs".into(),
+        spec.rollback.watch_secs,
+        MAX_SHORT_SECS,
+        "watching after success",
+    );
     for (i, g) in spec.gates.iter().enumerate() {
         check(format!("gates[{i}].window_secs"), g.window_secs, MAX_SHORT_SECS, "a gate window");
         check(

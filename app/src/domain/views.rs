@@ -68,6 +68,19 @@ pub struct CampaignDetail {
     /// this is empty); `None` once started or when it could not be checked.
     #[serde(default)]
     pub live_differences: Option<Vec<super::reality::Difference>>,
+    /// After success: how long the gates keep watching, and what they found.
+    #[serde(default)]
+    pub watch: Option<WatchView>,
+}
+
+/// The gates watching a succeeded campaign's new release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchView {
+    /// RFC 3339: when the watch ends (or ended).
+    pub until: String,
+    pub active: bool,
+    /// What a breach said, if one was found.
+    pub breach: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -113,6 +113,21 @@ fn Header(d: CampaignDetail) -> impl IntoView {
                 {elapsed(s.started_at.as_deref(), s.finished_at.as_deref()).map(|e| view! { <span class="muted" data-testid="elapsed">{e}</span> })}
             </div>
             {s.last_error.clone().map(|e| view! { <div class="notice notice-error" role="alert" data-testid="last-error"><strong>"Stopped: "</strong>{e}</div> })}
+            {d.watch.clone().map(|w| match w.breach {
+                Some(b) => view! {
+                    <div class="notice notice-error" role="alert" data-testid="watch-breach">
+                        <strong>"After success: "</strong>{b}
+                        " "<a class="btn btn-danger" href=format!("/campaigns/new?from={}&as=rollback_release", s.id)>"Roll back this release"</a>
+                    </div>
+                }.into_any(),
+                None => view! {
+                    <p class="muted" data-testid="watch">{if w.active {
+                        format!("The gates keep watching the new release until {} UTC.", w.until.get(11..19).unwrap_or_default())
+                    } else {
+                        format!("The gates watched the new release until {} UTC and found nothing wrong.", w.until.get(11..19).unwrap_or_default())
+                    }}</p>
+                }.into_any(),
+            })}
             {s.abort_reason.clone().map(|r| view! { <div class="notice notice-warn" role="status"><strong>"Abort: "</strong>{r}</div> })}
             {s.rollback_secs.map(|secs| view! {
                 <div class="notice notice-ok" role="status" data-testid="rollback-time">

@@ -6,6 +6,7 @@
 //! Abort is a change of desired state written by the campaign service; the reconciler sees it
 //! at its next pass boundary (waits are interrupted by a wake-up, calls are never cut off).
 
+mod analysis;
 mod calls;
 pub use calls::Adapters;
 pub mod drift;
@@ -67,6 +68,8 @@ struct Inner {
     samples: broadcast::Sender<(i64, i64, i64)>,
     /// Watchers (drift, samples) to stop with the engine.
     watchers: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Succeeded campaigns whose watch already found a breach (alerted once).
+    watch_alerted: Mutex<std::collections::HashSet<i64>>,
     /// Router drift found by the last look, by (environment, backend, pool).
     drift: Mutex<std::collections::BTreeMap<(String, String, String), drift::DriftFinding>>,
 }
@@ -84,6 +87,7 @@ impl Engine {
                 events,
                 samples,
                 watchers: Mutex::default(),
+                watch_alerted: Mutex::default(),
                 drift: Mutex::default(),
             }),
         }

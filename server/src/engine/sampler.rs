@@ -19,6 +19,8 @@ use crate::store::{NewSample, StoreError};
 
 /// Campaigns that ended this recently are still sampled, so the chart shows traffic settle.
 const AFTER_END_SECS: i64 = 30;
+/// The longest a succeeded campaign is watched (its `rollback.watch_secs` is at most this).
+const WATCH_MAX_SECS: i64 = 24 * 3600;
 
 impl Engine {
     /// Samples every `every` until the server stops.
@@ -30,7 +32,11 @@ impl Engine {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let ids = match engine.store().campaigns_to_sample(AFTER_END_SECS).await {
+                let ids = match engine
+                    .store()
+                    .campaigns_to_sample(AFTER_END_SECS, WATCH_MAX_SECS)
+                    .await
+                {
                     Ok(ids) => ids,
                     Err(e) => {
                         tracing::warn!(error = %e, "could not list campaigns to sample");
@@ -46,8 +52,14 @@ impl Engine {
                             last.lock().ok().and_then(|mut l| l.insert(id, now)).unwrap_or(
                                 now - chrono::Duration::from_std(every).unwrap_or_default(),
                             );
-                        if let Err(e) = engine.sample_campaign(id, since, now).await {
-                            tracing::warn!(campaign_id = id, error = %e, "health sample failed");
+                        match engine.sample_campaign(id, since, now).await {
+                            Ok(Some(_)) => {
+                                if let Err(e) = engine.analyse(id).await {
+                                    tracing::warn!(campaign_id = id, error = %e, "continuous analysis failed");
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(e) => tracing::warn!(campaign_id = id, error = %e, "health sample failed"),
                         }
                     }
                 });
@@ -60,6 +72,31 @@ impl Engine {
         self.keep_watcher(handle);
     }
 
+    /// Active campaigns are sampled; ended ones for a short while (the chart shows traffic
+    /// settle), succeeded ones for as long as their watch lasts.
+    fn still_sampled(&self, row: &crate::store::CampaignRow, now: DateTime<Utc>) -> bool {
+        if row.status.is_active() {
+            return true;
+        }
+        let Some(finished) = row
+            .finished_at
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+        else {
+            return false;
+        };
+        let watch = match row.status {
+            app::domain::lifecycle::CampaignState::Succeeded => {
+                serde_json::from_str::<app::domain::campaign::CampaignSpec>(&row.spec)
+                    .map(|s| i64::try_from(s.rollback.watch_secs).unwrap_or(0))
+                    .unwrap_or(0)
+            }
+            _ => 0,
+        };
+        now < finished + chrono::Duration::seconds(watch.max(AFTER_END_SECS))
+    }
+
     /// Takes and stores one round of samples for a campaign covering `since..now`; returns the
     /// id of the round's last row (`None` when there was nothing to sample).
     pub async fn sample_campaign(
@@ -70,6 +107,9 @@ impl Engine {
     ) -> Result<Option<i64>, StoreError> {
         let store = self.store();
         let Some(row) = store.find_campaign(id).await? else { return Ok(None) };
+        if !self.still_sampled(&row, now) {
+            return Ok(None);
+        }
         let env: Environment = match &row.env_snapshot {
             Some(e) => match serde_json::from_str(e) {
                 Ok(env) => env,

@@ -645,6 +645,21 @@ impl Store {
             .await?)
     }
 
+    /// The newest event of `kind` of a campaign, if any.
+    pub async fn latest_event(
+        &self,
+        campaign_id: i64,
+        kind: &str,
+    ) -> StoreResult<Option<CampaignEventRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, campaign_id, ts, kind, data FROM campaign_events WHERE campaign_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(campaign_id)
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// Events of a campaign after `after_id`, oldest first (SSE catch-up with Last-Event-ID).
     pub async fn campaign_events_since(
         &self,

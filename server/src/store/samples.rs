@@ -111,20 +111,29 @@ impl Store {
         .await?)
     }
 
-    /// Campaigns to sample now: the active ones, and those that ended less than `grace_secs`
-    /// ago (so the chart shows traffic settling after a rollback or a completion).
-    pub async fn campaigns_to_sample(&self, grace_secs: i64) -> StoreResult<Vec<i64>> {
-        let cutoff = format_ts(chrono::Utc::now() - chrono::Duration::seconds(grace_secs));
+    /// Campaigns to sample now: the active ones, those that ended less than `grace_secs` ago
+    /// (so the chart shows traffic settling), and succeeded ones of the last `watch_secs` (the
+    /// caller keeps those whose own watch still lasts).
+    pub async fn campaigns_to_sample(
+        &self,
+        grace_secs: i64,
+        watch_secs: i64,
+    ) -> StoreResult<Vec<i64>> {
+        let now = chrono::Utc::now();
+        let grace = format_ts(now - chrono::Duration::seconds(grace_secs));
+        let watch = format_ts(now - chrono::Duration::seconds(watch_secs));
         let active: Vec<String> = app::domain::lifecycle::CampaignState::ALL
             .into_iter()
             .filter(|s| s.is_active())
             .map(|s| format!("'{}'", s.as_str()))
             .collect();
         Ok(sqlx::query_scalar(&format!(
-            "SELECT id FROM campaigns WHERE status IN ({}) OR (finished_at IS NOT NULL AND finished_at >= ?) ORDER BY id",
+            "SELECT id FROM campaigns WHERE status IN ({}) OR (finished_at IS NOT NULL AND finished_at >= ?) \
+             OR (status = 'succeeded' AND finished_at >= ?) ORDER BY id",
             active.join(", ")
         ))
-        .bind(cutoff)
+        .bind(grace)
+        .bind(watch)
         .fetch_all(&self.pool)
         .await?)
     }

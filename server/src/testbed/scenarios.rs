@@ -339,21 +339,25 @@ pub async fn canary_abort(api: &Api, bed: &Bed, label: &str) -> anyhow::Result<A
 pub struct GateTripResult {
     /// From v2 starting to fail to its last answer to a user.
     pub secs_to_zero: f64,
+    /// Why the campaign rolled back, as it says.
+    pub abort_reason: String,
     /// User requests that failed meanwhile.
     pub failed: usize,
     pub sent: usize,
     pub after_ok: bool,
 }
 
-/// A canary whose v2 starts failing every request at 25 %: the gate trips, traffic leaves v2.
+/// A canary whose v2 starts failing every request at 25 %, during a bake of `bake_secs`: the
+/// gates (watching continuously) trip and traffic leaves v2.
 pub async fn gate_trip(
     api: &Api,
     bed: &Bed,
     label: &str,
     registry: &Registry,
+    bake_secs: u64,
 ) -> anyhow::Result<GateTripResult> {
     let load = load(bed);
-    let id = api.create_and_start(bed.spec(label, canary(&[(25, 2), (100, 1)]), 1)).await?;
+    let id = api.create_and_start(bed.spec(label, canary(&[(25, bake_secs), (100, 1)]), 1)).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !load.snapshot().iter().any(|o| o.release == "v2") {
         if Instant::now() > deadline {
@@ -381,14 +385,16 @@ pub async fn gate_trip(
     for m in canaries {
         http.post(format!("http://{}/admin/behaviour?fail_rate=1", m.address)).send().await?;
     }
-    api.wait_status(id, &["rolled_back"], Duration::from_secs(90)).await?;
+    let done = api.wait_status(id, &["rolled_back"], Duration::from_secs(90)).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let outcomes = load.finish().await;
     let after: Vec<&Outcome> = outcomes.iter().filter(|o| o.at >= failing_from).collect();
+    let abort_reason = done["summary"]["abort_reason"].as_str().unwrap_or_default().to_string();
     let last_v2 =
         after.iter().filter(|o| o.release == "v2").map(|o| o.at).max().unwrap_or(failing_from);
     Ok(GateTripResult {
         secs_to_zero: (last_v2 - failing_from).as_secs_f64(),
+        abort_reason,
         failed: after.iter().filter(|o| !o.ok()).count(),
         sent: after.len(),
         after_ok: all_from(bed, "v1", 50).await?,

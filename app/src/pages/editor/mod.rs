@@ -402,6 +402,7 @@ fn Editor(
                     <div class="pair">
                         {select(ctx, "rollback.mode", "Rollback on a failed gate", &[("automatic", "automatic"), ("manual", "manual — pause and let an operator decide")], |f| f.rollback_mode.clone(), |f, v| f.rollback_mode = v)}
                         {text(ctx, "rollback.hold_secs", "Keep the old set for", "e.g. 10m", |f| f.hold.clone(), |f, v| f.hold = v)}
+                        {text(ctx, "rollback.watch_secs", "Keep watching after success for", "e.g. 10m (0: not at all)", |f| f.watch.clone(), |f, v| f.watch = v)}
                     </div>
                     <div class="pair">
                         {text(ctx, "approvals.required", "Approvals needed (0–5)", "", |f| f.approvals_required.clone(), |f, v| f.approvals_required = v)}

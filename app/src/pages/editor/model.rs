@@ -120,6 +120,7 @@ pub struct FormData {
     /// `automatic` or `manual`.
     pub rollback_mode: String,
     pub hold: String,
+    pub watch: String,
     pub approvals_required: String,
     /// `approver` or `admin`.
     pub approvals_role: String,
@@ -172,6 +173,7 @@ impl FormData {
             templates: BTreeMap::new(),
             rollback_mode: "automatic".into(),
             hold: Secs(RollbackPlan::default().hold_secs).to_string(),
+            watch: Secs(RollbackPlan::default().watch_secs).to_string(),
             approvals_required: "1".into(),
             approvals_role: "approver".into(),
         }
@@ -273,6 +275,7 @@ impl FormData {
         f.templates = spec.communications.templates.clone();
         f.rollback_mode = word(&spec.rollback.mode);
         f.hold = Secs(spec.rollback.hold_secs).to_string();
+        f.watch = Secs(spec.rollback.watch_secs).to_string();
         f.approvals_required = spec.approvals.required.to_string();
         f.approvals_role = spec.approvals.role.as_str().into();
         f
@@ -517,6 +520,7 @@ pub fn to_spec(f: &FormData) -> (CampaignSpec, Vec<FieldError>) {
         rollback: RollbackPlan {
             mode: rollback_mode,
             hold_secs: p.secs("rollback.hold_secs", &f.hold),
+            watch_secs: p.secs("rollback.watch_secs", &f.watch),
         },
         approvals: ApprovalPolicy {
             required: p.whole("approvals.required", &f.approvals_required, "1"),
@@ -591,6 +595,7 @@ pub fn slots(f: &FormData) -> Vec<String> {
         "communications.reminders",
         "rollback.mode",
         "rollback.hold_secs",
+        "rollback.watch_secs",
         "approvals.required",
         "approvals.role",
     ]
