@@ -35,10 +35,13 @@ pub struct CampaignService {
     pub(crate) chart_cache: crate::charts::Cache,
     /// The newest router read-back per campaign: viewers share it for [`TRAFFIC_FRESH`], so a
     /// thousand open pages do not read the router a thousand times a second.
-    traffic_cache: Arc<Mutex<HashMap<i64, (std::time::Instant, String, TrafficView)>>>,
+    traffic_cache: Arc<Mutex<HashMap<i64, SharedReadBack>>>,
     /// One chart drawing and one router read at a time per campaign (see [`crate::flights`]).
     pub(crate) flights: crate::flights::Flights,
 }
+
+/// A router read-back shared by viewers: when it was read, the campaign's update time then.
+type SharedReadBack = (std::time::Instant, String, TrafficView);
 
 /// How long one router read-back serves every viewer of a campaign.
 const TRAFFIC_FRESH: std::time::Duration = std::time::Duration::from_millis(250);
