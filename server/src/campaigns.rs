@@ -1074,7 +1074,10 @@ impl CampaignService {
             last_error: Some(None),
             ..Default::default()
         };
-        if row.last_error.is_none() && Self::current_step_kind(&row) == Some(StepKind::Pause) {
+        let accepted = row.pause_cause == Some(lifecycle::PauseCause::Judgement);
+        if (row.last_error.is_none() && Self::current_step_kind(&row) == Some(StepKind::Pause))
+            || accepted
+        {
             patch.step_index = Some(row.step_index + 1);
             patch.step_started_at = Some(None);
         }
@@ -1364,6 +1367,15 @@ impl app::api::ports::CampaignsPort for CampaignService {
         pool: &str,
     ) -> Result<app::domain::views::PoolOverview, ApiError> {
         CampaignService::accept_live_state(self, actor, environment, pool).await
+    }
+
+    async fn replay_gate(
+        &self,
+        actor: &Principal,
+        id: i64,
+        gate: app::domain::campaign::GateSpec,
+    ) -> Result<app::domain::views::GateReplay, ApiError> {
+        CampaignService::replay_gate(self, actor, id, Some(gate)).await
     }
 }
 

@@ -63,6 +63,9 @@ pub enum Command {
     /// Check the backends the environments use
     #[command(subcommand)]
     Backends(BackendsCommand),
+    /// Try gate definitions against what past campaigns recorded
+    #[command(subcommand)]
+    Gate(GateCommand),
     /// Write a consistent copy of the database to FILE (safe while the server runs)
     Backup {
         /// The new file (it must not exist yet)
@@ -134,6 +137,20 @@ pub enum CampaignCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum GateCommand {
+    /// Replay a gate against campaign ID's stored samples: when would it have passed, waited or
+    /// failed, and why (default: the campaign's own first gate)
+    Replay {
+        id: i64,
+        /// A gate as TOML, YAML or JSON (max_error_rate, max_p99_ms, …)
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum BackendsCommand {
     /// Connect to every environment's backends and print what each answers; exit 1 if any
     /// could not be reached (nothing is changed)
@@ -195,6 +212,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<i32> {
         c @ (Command::Apply { .. }
         | Command::Plan { .. }
         | Command::Campaign(_)
+        | Command::Gate(_)
         | Command::Backends(_)) => client_command(c).await,
         Command::User(UserCommand::Add { name, role, password_stdin: _ }) => {
             let store = Store::connect(&config.database_url).await?;
@@ -330,6 +348,13 @@ async fn client_command(command: Command) -> anyhow::Result<i32> {
                 .command(id, "abort", Some(&reason))
                 .await?;
             println!("campaign #{id} is {}", s["status"].as_str().unwrap_or("?"));
+        }
+        Command::Gate(GateCommand::Replay { id, file, remote }) => {
+            let gate = file.as_deref().map(crate::client::read_spec_file).transpose()?;
+            let r = Client::new(&remote.url, remote.token.as_deref())?
+                .replay_gate(id, gate.as_ref())
+                .await?;
+            print!("{}", crate::client::render_replay(&r));
         }
         Command::Backends(BackendsCommand::Check { remote }) => {
             let report =

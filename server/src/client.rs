@@ -188,6 +188,11 @@ impl Client {
 }
 
 impl Client {
+    /// A gate (`None`: the campaign's own) replayed against campaign `id`'s stored samples.
+    pub async fn replay_gate(&self, id: i64, gate: Option<&Value>) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::POST, &format!("/api/v1/campaigns/{id}/gate-replay"), gate).await
+    }
+
     /// What every environment's backends answer, checked by the server.
     pub async fn check_backends(&self) -> anyhow::Result<CheckReport> {
         let v = self.call(reqwest::Method::GET, "/api/v1/backends/check", None).await?;
@@ -269,6 +274,40 @@ pub fn render_plan(plan: &Plan) -> String {
         ));
         for call in &step.calls {
             out.push_str(&format!("       {call}\n"));
+        }
+    }
+    out
+}
+
+/// A gate replay as text: the summary, then each gate step's changes of outcome.
+pub fn render_replay(r: &Value) -> String {
+    let mut out = format!("{}\n", r["summary"].as_str().unwrap_or_default());
+    for s in r["steps"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\nstep {}: {} ({} samples of {})\n",
+            s["step"].as_u64().unwrap_or(0) + 1,
+            s["description"].as_str().unwrap_or_default(),
+            s["samples"],
+            s["targets"]
+                .as_array()
+                .map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
+        ));
+        let opened =
+            s["opened"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        for p in s["points"].as_array().into_iter().flatten() {
+            let at = p["at"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            let after = match (at, opened) {
+                (Some(a), Some(o)) => {
+                    format!("+{:.0}s", (a - o).num_milliseconds() as f64 / 1000.0)
+                }
+                _ => "?".into(),
+            };
+            out.push_str(&format!(
+                "  {after:>6}  {:<4}  {}\n",
+                p["verdict"]["outcome"].as_str().unwrap_or_default(),
+                p["verdict"]["reason"].as_str().unwrap_or_default()
+            ));
         }
     }
     out

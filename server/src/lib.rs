@@ -17,6 +17,7 @@ pub mod editor;
 pub mod engine;
 pub mod environments;
 pub mod flights;
+pub mod gates;
 pub mod http;
 pub mod notify;
 pub mod outbound;

@@ -62,3 +62,13 @@ pub async fn export_spec(spec: CampaignSpec, format: String) -> Result<String, A
     super::ctx::principal()?;
     super::ctx::ports()?.editor.write_spec(&spec, &format).map_err(super::ctx::fail)
 }
+
+/// The form's first gate replayed against campaign `id`'s stored samples.
+#[server(endpoint = "editor/replay_gate", input = Json)]
+pub async fn replay_gate(
+    id: i64,
+    gate: crate::domain::campaign::GateSpec,
+) -> Result<crate::domain::views::GateReplay, ApiError> {
+    let me = super::ctx::principal()?;
+    super::ctx::ports()?.campaigns.replay_gate(&me, id, gate).await.map_err(super::ctx::fail)
+}

@@ -86,6 +86,13 @@ pub trait CampaignsPort: Send + Sync {
     async fn check_backends(&self, actor: &Principal) -> Result<Vec<BackendCheckView>, ApiError>;
     /// The campaign's notice schedule, delivery log and notice previews (viewer and above).
     async fn comms(&self, actor: &Principal, id: i64) -> Result<super::comms::CommsView, ApiError>;
+    /// A gate replayed against a past campaign's stored samples (viewer and above).
+    async fn replay_gate(
+        &self,
+        actor: &Principal,
+        id: i64,
+        gate: crate::domain::campaign::GateSpec,
+    ) -> Result<crate::domain::views::GateReplay, ApiError>;
     /// Rewrites a pool's record from its router and provider (operator and above; audited).
     async fn accept_live_state(
         &self,

@@ -135,6 +135,9 @@ pub struct GateSpec {
     pub deadline_secs: u64,
     /// How many evaluations in a row must breach before the gate fails.
     pub consecutive_failures: u32,
+    /// Also judge the new release against the stable one over the same window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<super::compare::CompareSpec>,
 }
 
 impl Default for GateSpec {
@@ -147,6 +150,7 @@ impl Default for GateSpec {
             min_samples: 10,
             deadline_secs: 300,
             consecutive_failures: 3,
+            compare: None,
         }
     }
 }

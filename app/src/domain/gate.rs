@@ -50,6 +50,9 @@ pub struct Verdict {
     /// For people: which limit was crossed or what is still missing.
     pub reason: String,
     pub metrics: GateMetrics,
+    /// The canary-versus-baseline comparison, when the gate asks for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<super::compare::Comparison>,
 }
 
 fn metrics(
@@ -116,7 +119,12 @@ pub fn judge(
     let current = metrics(gate, &seen, started_at, now);
     let past_deadline = now - started_at
         >= Duration::seconds(i64::try_from(gate.deadline_secs).unwrap_or(i64::MAX / 1000));
-    let verdict = |outcome, reason: String| Verdict { outcome, reason, metrics: current.clone() };
+    let verdict = |outcome, reason: String| Verdict {
+        outcome,
+        reason,
+        metrics: current.clone(),
+        comparison: None,
+    };
 
     // A breach counts once per evaluation point (each sample's arrival) that had enough data.
     let needed = usize::try_from(gate.consecutive_failures.max(1)).unwrap_or(usize::MAX);
@@ -210,6 +218,7 @@ pub fn watch(
             if needed == 1 { "" } else { "s" }
         ),
         metrics: current,
+        comparison: None,
     })
 }
 

@@ -182,6 +182,9 @@ pub enum PauseCause {
     Error,
     /// The router was changed outside Switchyard; resuming accepts its state.
     Drift,
+    /// A gate could not decide (a marginal comparison, too little data): resuming accepts the
+    /// new release at this step and goes on; aborting rolls back.
+    Judgement,
 }
 
 impl PauseCause {
@@ -190,6 +193,7 @@ impl PauseCause {
             PauseCause::Person => "person",
             PauseCause::Error => "error",
             PauseCause::Drift => "drift",
+            PauseCause::Judgement => "judgement",
         }
     }
 }
@@ -197,7 +201,7 @@ impl PauseCause {
 impl TryFrom<String> for PauseCause {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        [PauseCause::Person, PauseCause::Error, PauseCause::Drift]
+        [PauseCause::Person, PauseCause::Error, PauseCause::Drift, PauseCause::Judgement]
             .into_iter()
             .find(|c| c.as_str() == s)
             .ok_or_else(|| format!("unknown pause cause '{s}'"))

@@ -5,6 +5,7 @@ pub mod address;
 pub mod audit;
 pub mod auth;
 pub mod campaign;
+pub mod compare;
 pub mod environment;
 pub mod gate;
 pub mod ids;

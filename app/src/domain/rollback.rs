@@ -18,6 +18,10 @@ use super::plan::{
 use super::traffic::{TrafficState, apply, initial_traffic};
 use super::validate::ValidSpec;
 
+/// The longest a rollback waits for requests in flight on the new release's members before
+/// destroying them (canary and blue-green; rolling uses its own drain timeout).
+pub const ROLLBACK_DRAIN_SECS: u64 = 30;
+
 /// Steps to undo `plan` after steps `0..=reached` ran (a `reached` past the end means all of them).
 /// Pass the step in progress when aborting mid-step: over-counting is safe because every rollback
 /// call states the desired end, while under-counting could leave a half-made change behind.
@@ -101,6 +105,16 @@ pub fn rollback_from(state: &TrafficState, v: &ValidSpec) -> Vec<Step> {
     }
 
     let extra_members: Vec<Name> = state.members.keys().filter(|n| !is_old(n)).cloned().collect();
+    if !b.is_dns() && !extra_members.is_empty() {
+        // They take no new requests since the restore; let the ones in flight finish before
+        // the instances go (a slow request would otherwise be cut off).
+        let timeout = match v.strategy() {
+            Strategy::Rolling { drain_timeout_secs, .. } => (*drain_timeout_secs).max(1),
+            _ => ROLLBACK_DRAIN_SECS,
+        };
+        super::plan::rolling_drain(&mut b, &extra_members, "before it is removed");
+        super::plan::rolling_await_drained(&mut b, &extra_members, timeout);
+    }
     if !b.is_dns() && (!extra_members.is_empty() || !state.preview.is_empty()) {
         b.remove_members(
             &extra_members,
@@ -270,13 +284,28 @@ mod tests {
         let (v, plan) = plan_for(&spec(canary(&["25", "100"])), &env(4));
         let reached = index_of(&plan, K::SetWeight, 0);
         let steps = rollback_plan(&plan, &v, reached);
-        assert_eq!(kinds(&steps), [K::SetWeight, K::RemoveFromPool, K::Decommission, K::SetWeight]);
+        assert_eq!(
+            kinds(&steps),
+            [
+                K::SetWeight,
+                K::Drain,
+                K::WaitDrained,
+                K::RemoveFromPool,
+                K::Decommission,
+                K::SetWeight
+            ],
+            "the canary's requests in flight finish before it is destroyed"
+        );
         assert_eq!(
             steps[0].description,
             "Put all web-pool traffic back on v1.0.0: web-1, web-2, web-3 and web-4 ready at 100 % between them; web-1-v2-1-0 to 0 %"
         );
         assert_eq!(
             steps[2].calls.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["router(haproxy-main).await_drained(web-pool, web-1-v2-1-0, 30s)"]
+        );
+        assert_eq!(
+            steps[4].calls.iter().map(ToString::to_string).collect::<Vec<_>>(),
             ["provider(local).destroy(web-1-v2-1-0)"]
         );
         let end = run(&v, &plan, reached, &steps);
@@ -340,6 +369,8 @@ mod tests {
                 K::Provision,
                 K::WaitHealthy,
                 K::SetWeight,
+                K::Drain,
+                K::WaitDrained,
                 K::RemoveFromPool,
                 K::Decommission,
                 K::SetWeight

@@ -57,7 +57,8 @@ pub fn env(n: usize) -> Environment {
         }],
         targets,
         backends: vec![
-            backend("haproxy-main", BackendKind::Router, "haproxy"),
+            // Named like HAProxy, driven like the embedded router (no 1/256 weight rounding).
+            backend("haproxy-main", BackendKind::Router, "embedded"),
             backend("local", BackendKind::Provider, "local-process"),
             backend("probe", BackendKind::HealthSource, "http-probe"),
             backend("mail", BackendKind::Channel, "email"),

@@ -236,6 +236,9 @@ pub fn validate(spec: &CampaignSpec, env: &Environment) -> Result<ValidSpec, Val
     check_approvals(&mut errs, spec);
     check_preview(&mut errs, spec);
     let flag = check_strategy(&mut errs, spec, targets.len(), router.as_ref());
+    if let Some(r) = router.as_ref().filter(|r| r.driver == "haproxy") {
+        check_haproxy_resolution(&mut errs, spec, targets.len(), r);
+    }
 
     if !errs.is_empty() {
         return Err(errs);
@@ -477,7 +480,45 @@ fn check_fraction(errs: &mut ValidationErrors, field: String, value: f64) {
     }
 }
 
+/// The problems of one gate on its own (a replay checks a gate outside any campaign), each
+/// field named under `at`.
+pub fn check_gate_spec(at: &str, g: &GateSpec) -> ValidationErrors {
+    let mut errs = ValidationErrors::default();
+    check_gate(&mut errs, at, g);
+    errs
+}
+
 fn check_gate(errs: &mut ValidationErrors, at: &str, g: &GateSpec) {
+    if let Some(c) = &g.compare {
+        if !(0.5..=0.999).contains(&c.confidence) {
+            errs.push(
+                format!("{at}.compare.confidence"),
+                "use a confidence from 0.5 to 0.999, e.g. 0.95",
+            );
+        }
+        if c.min_points == 0 || c.min_points > 10_000 {
+            errs.push(
+                format!("{at}.compare.min_points"),
+                "use 1 to 10000 data points per side; a comparison never passes on none",
+            );
+        }
+        for (field, v) in
+            [("latency_tolerance", c.latency_tolerance), ("error_tolerance", c.error_tolerance)]
+        {
+            if !(0.0..=10.0).contains(&v) {
+                errs.push(format!("{at}.compare.{field}"), "use a fraction from 0 (none) up to 10");
+            }
+        }
+        if !(0.0..=100.0).contains(&c.pass_score) {
+            errs.push(format!("{at}.compare.pass_score"), "a score is 0 to 100");
+        }
+        if !(0.0..=100.0).contains(&c.marginal_score) || c.marginal_score > c.pass_score {
+            errs.push(
+                format!("{at}.compare.marginal_score"),
+                "a score from 0 up to pass_score: below it the comparison fails",
+            );
+        }
+    }
     check_fraction(errs, format!("{at}.max_error_rate"), g.max_error_rate);
     check_fraction(errs, format!("{at}.min_probe_success"), g.min_probe_success);
     if g.max_p99_ms == 0 {
@@ -634,6 +675,68 @@ fn check_steps(
     }
 }
 
+/// HAProxy weighs members 0–256, so a member's share is kept to the nearest 1/256 of the pool.
+/// A step whose weights that cannot represent (a member that should take traffic rounds to 0,
+/// or the new release's share lands more than a point off) is refused, naming the step.
+fn check_haproxy_resolution(
+    errs: &mut ValidationErrors,
+    spec: &CampaignSpec,
+    pool_size: usize,
+    router: &BackendConfig,
+) {
+    use super::ids::Weight;
+    let to_hw = |bp: u32| (u64::from(bp) * 256 + 5_000) / 10_000;
+    let steps: Vec<(String, u32, usize)> = match &spec.strategy {
+        Strategy::Canary { steps, canary_count } => steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let bp = s.weight.basis_points();
+                let n = if bp == 10_000 { pool_size } else { *canary_count as usize };
+                (format!("strategy.steps[{i}].weight"), bp, n.max(1))
+            })
+            .collect(),
+        Strategy::BlueGreen { switch: Switch::Steps(ws), .. } => ws
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                (format!("strategy.switch.steps[{i}]"), w.basis_points(), pool_size.max(1))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (field, bp, n_new) in steps {
+        let (Ok(new_total), Ok(old_total)) = (
+            Weight::from_basis_points(bp),
+            Weight::from_basis_points(10_000_u32.saturating_sub(bp)),
+        ) else {
+            continue;
+        };
+        let new = new_total.split_even(n_new);
+        let old = old_total.split_even(pool_size.max(1));
+        let rounds_to_zero = new
+            .iter()
+            .chain(old.iter())
+            .any(|w| w.basis_points() > 0 && to_hw(w.basis_points()) == 0);
+        let hw_new: u64 = new.iter().map(|w| to_hw(w.basis_points())).sum();
+        let hw_all: u64 = hw_new + old.iter().map(|w| to_hw(w.basis_points())).sum::<u64>();
+        let realized = if hw_all == 0 { 0.0 } else { hw_new as f64 * 10_000.0 / hw_all as f64 };
+        if rounds_to_zero || (realized - f64::from(bp)).abs() > 100.0 {
+            errs.push(
+                field,
+                format!(
+                    "router {} is HAProxy, whose weights (0–256 a member) would give the new release \
+                     {:.2} % instead of {}; use a share HAProxy can represent (steps of about 0.4 % \
+                     a member)",
+                    router.name,
+                    realized / 100.0,
+                    new_total
+                ),
+            );
+        }
+    }
+}
+
 fn check_strategy(
     errs: &mut ValidationErrors,
     spec: &CampaignSpec,
@@ -743,6 +846,19 @@ mod tests {
     use crate::domain::testkit::{
         at, blue_green, canary, dns_env, env, flag, name, rolling, spec, w,
     };
+
+    #[test]
+    fn a_canary_share_haproxy_cannot_weigh_is_refused_naming_its_step() {
+        let mut s = spec(canary(&["0.05", "1", "100"]));
+        let mut e = env(4);
+        e.backends[0].driver = "haproxy".into();
+        let errs = validate(&s, &e).expect_err("0.05 % rounds to no HAProxy weight");
+        let m = errs.errors_for("strategy.steps[0].weight");
+        assert!(m.iter().any(|m| m.contains("HAProxy")), "{errs}");
+        assert!(errs.errors_for("strategy.steps[1].weight").is_empty(), "1 % is representable");
+        s.strategy = canary(&["1", "100"]);
+        assert!(validate(&s, &e).is_ok());
+    }
 
     #[test]
     fn every_duration_is_bounded_and_a_huge_one_names_its_field() {

@@ -220,3 +220,26 @@ pub struct ChartView {
     /// The newest figures in words, e.g. "48.0 req/s · errors 0.00 % · p99 12 ms · …".
     pub summary: String,
 }
+
+/// What a gate would have said at one of a past campaign's gate steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateReplayStep {
+    /// The plan step (0-based) whose recorded samples were replayed.
+    pub step: usize,
+    pub description: String,
+    /// RFC 3339: when that step opened.
+    pub opened: String,
+    pub targets: Vec<String>,
+    pub samples: usize,
+    /// Every change of outcome, the first point included.
+    pub points: Vec<super::gate::ReplayPoint>,
+}
+
+/// A gate definition replayed against a past campaign's stored samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateReplay {
+    pub campaign: i64,
+    pub steps: Vec<GateReplayStep>,
+    /// One line: when it would have passed, waited or failed.
+    pub summary: String,
+}

@@ -459,6 +459,27 @@ fn Verdicts(verdicts: Vec<Verdict>) -> impl IntoView {
                     Outcome::Wait => ("… wait", "muted"),
                 };
                 let m = v.metrics;
+                let comparison = v.comparison.map(|c| {
+                    let rows: Vec<String> = c.metrics.iter().map(|m| {
+                        let show = |x: Option<f64>| match (m.metric.as_str(), x) {
+                            ("latency", Some(x)) => format!("{x:.1} ms"),
+                            (_, Some(x)) => format!("{:.2} %", x * 100.0),
+                            (_, None) => "no data".into(),
+                        };
+                        format!(
+                            "{}: canary {} ({} points) vs baseline {} ({}), p = {} → {}",
+                            m.metric, show(m.canary), m.canary_points, show(m.baseline), m.baseline_points,
+                            m.p_value.map(|p| format!("{p:.4}")).unwrap_or_else(|| "–".into()),
+                            match m.result {
+                                crate::domain::compare::MetricResult::Pass => "pass",
+                                crate::domain::compare::MetricResult::Worse => "worse",
+                                crate::domain::compare::MetricResult::NotEnoughData => "not enough data",
+                            }
+                        )
+                    }).collect();
+                    let score = c.score.map(|s| format!("score {s:.0}")).unwrap_or_else(|| "no score yet".into());
+                    (score, rows)
+                });
                 view! {
                     <tr>
                         <td class=class>{label}</td>
@@ -468,6 +489,11 @@ fn Verdicts(verdicts: Vec<Verdict>) -> impl IntoView {
                         <td>{pct(m.probe_success)}</td>
                         <td>{v.reason}</td>
                     </tr>
+                    {comparison.map(|(score, rows)| view! {
+                        <tr class="comparison" data-testid="comparison">
+                            <td colspan="6"><strong>{format!("Canary vs baseline ({score}): ")}</strong>{rows.join("; ")}</td>
+                        </tr>
+                    })}
                 }
             }).collect_view()}
             </tbody>

@@ -57,6 +57,42 @@ pub fn gate_samples(rows: &[SampleRow], targets: &[String]) -> Vec<Sample> {
     by_round.into_values().collect()
 }
 
+/// The two sides of a canary-versus-baseline comparison from the sampler's rows: the canary
+/// (`canary` targets) and the baseline (targets serving `from_release` that are not part of the
+/// new release), each target's median latency per round and the requests and errors.
+pub fn sides(
+    rows: &[SampleRow],
+    canary: &[String],
+    new_release: &[String],
+    from_release: &str,
+) -> (app::domain::compare::Side, app::domain::compare::Side) {
+    let mut c = app::domain::compare::Side::default();
+    let mut b = app::domain::compare::Side::default();
+    for r in rows {
+        let side = if canary.contains(&r.target) {
+            &mut c
+        } else if !new_release.contains(&r.target)
+            && r.release.as_deref() == Some(from_release)
+            && r.weight_bp.unwrap_or(0) > 0
+            && r.state.as_deref().is_none_or(|s| s == "ready")
+        {
+            &mut b
+        } else {
+            continue;
+        };
+        let requests = u64::try_from(r.requests.unwrap_or(0)).unwrap_or(0);
+        if requests > 0 {
+            side.requests += requests;
+            side.errors += u64::try_from(r.errors.unwrap_or(0)).unwrap_or(0);
+            side.rounds_with_requests += 1;
+            if let Some(p) = r.p50_ms {
+                side.latency_ms.push(p);
+            }
+        }
+    }
+    (c, b)
+}
+
 impl Engine {
     /// Judges campaign `id`'s gates on what was sampled since its current stage began, and acts
     /// on a sustained breach. Called after each stored sampling round.

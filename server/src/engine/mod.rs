@@ -8,6 +8,7 @@
 
 mod analysis;
 mod calls;
+pub use analysis::gate_samples;
 pub use calls::Adapters;
 pub mod drift;
 mod failpoint;
@@ -36,6 +37,8 @@ pub struct EngineConfig {
     /// Where operator alerts are POSTed as JSON (a paused rollback, a reconciler that failed);
     /// `None`: alerts go to the log, the audit trail and the campaign page only.
     pub alert_webhook: Option<String>,
+    /// How long a drain or removal waits for enough healthy members to remain before pausing.
+    pub safety_wait: Duration,
 }
 
 impl Default for EngineConfig {
@@ -46,6 +49,7 @@ impl Default for EngineConfig {
             retry_base: Duration::from_millis(200),
             retry_max: Duration::from_secs(5),
             alert_webhook: None,
+            safety_wait: Duration::from_secs(60),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::domain::campaign::{CampaignSpec, RollbackMode, Strategy};
+use app::domain::compare::{self, CompareOutcome, LowData};
 use app::domain::environment::{BackendKind, Environment};
 use app::domain::gate::{Outcome, Sample, Verdict, judge};
 use app::domain::ids::Name;
@@ -359,6 +360,14 @@ async fn forward(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
                 .await?;
             Ok(Next::Sleep(engine.inner.config.tick))
         }
+        StepKind::Drain | StepKind::RemoveFromPool
+            if let Some(wait) = too_few_would_remain(engine, c, step, elapsed).await? =>
+        {
+            match wait {
+                Err(msg) => pause_with_error(engine, c, idx, &[], &msg, PauseCause::Error).await,
+                Ok(()) => Ok(Next::Sleep(engine.inner.config.tick)),
+            }
+        }
         _ => {
             // An acting step: every call, in order, retried when transient, within the step's timeout.
             let timeout = Duration::from_secs(step.timeout_secs.unwrap_or(600));
@@ -646,7 +655,69 @@ async fn gate(
     }
     let gates =
         if c.spec.gates.is_empty() { vec![Default::default()] } else { c.spec.gates.clone() };
-    let verdicts: Vec<Verdict> = gates.iter().map(|g| judge(g, &samples, started, now)).collect();
+    let mut verdicts: Vec<Verdict> =
+        gates.iter().map(|g| judge(g, &samples, started, now)).collect();
+    // Canary versus baseline, where a gate asks for it: a verdict a person must give (marginal,
+    // or still too little data where the spec says pause) pauses the campaign.
+    let mut for_a_person: Vec<String> = Vec::new();
+    for (g, v) in gates.iter().zip(verdicts.iter_mut()) {
+        let Some(spec) = &g.compare else { continue };
+        let since =
+            started.max(now - chrono::Duration::seconds(i64::try_from(g.window_secs).unwrap_or(0)));
+        let rows = store.samples_since(id, since, 50_000).await?;
+        let new_release: Vec<String> =
+            c.plan.new_release_targets(idx).into_iter().map(|t| t.to_string()).collect();
+        let (canary, baseline) =
+            super::analysis::sides(&rows, &targets, &new_release, c.spec.from_release.as_str());
+        let cmp = compare::compare(spec, &canary, &baseline);
+        let past_deadline =
+            now - started >= chrono::Duration::seconds(i64::try_from(g.deadline_secs).unwrap_or(0));
+        match cmp.outcome {
+            CompareOutcome::Fail => {
+                v.outcome = Outcome::Fail;
+                v.reason = format!("{}; canary vs baseline: {}", v.reason, cmp.reason);
+            }
+            CompareOutcome::Pass => {}
+            CompareOutcome::Marginal | CompareOutcome::NotEnoughData if !past_deadline => {
+                if v.outcome == Outcome::Pass {
+                    v.outcome = Outcome::Wait;
+                }
+                v.reason = format!("{}; canary vs baseline: {}", v.reason, cmp.reason);
+            }
+            CompareOutcome::NotEnoughData if spec.on_low_data == LowData::Fail => {
+                v.outcome = Outcome::Fail;
+                v.reason =
+                    format!("{}; canary vs baseline at the deadline: {}", v.reason, cmp.reason);
+            }
+            CompareOutcome::Marginal | CompareOutcome::NotEnoughData => {
+                if v.outcome != Outcome::Fail {
+                    for_a_person.push(cmp.reason.clone());
+                }
+            }
+        }
+        v.comparison = Some(cmp);
+    }
+    if !for_a_person.is_empty() && verdicts.iter().all(|v| v.outcome != Outcome::Fail) {
+        let verdict_json = serde_json::to_string(&verdicts).unwrap_or_default();
+        store
+            .record_step_run(StepRun {
+                campaign_id: id,
+                phase: Phase::Forward,
+                step_index: c.row.step_index,
+                status: StepStatus::Running,
+                attempts: 0,
+                calls: &serde_json::to_string(&samples).unwrap_or_default(),
+                verdict: Some(&verdict_json),
+                log_line: None,
+            })
+            .await?;
+        let msg = format!(
+            "the canary-versus-baseline comparison needs a person: {}. Resume to accept the new \
+             release at this step and go on; abort to roll back",
+            for_a_person.join("; ")
+        );
+        return pause_with_error(engine, c, idx, &[], &msg, PauseCause::Judgement).await;
+    }
     let outcome = if verdicts.iter().any(|v| v.outcome == Outcome::Fail) {
         Outcome::Fail
     } else if verdicts.iter().all(|v| v.outcome == Outcome::Pass) {
@@ -1305,4 +1376,91 @@ async fn rolled_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
         .await?;
     engine.announce(id);
     Ok(Next::Done)
+}
+
+// ---- live safety checks -----------------------------------------------------------------------
+
+/// Before a drain or a removal: the members that would still serve afterwards must be at least
+/// `min_healthy` (rolling; 1 otherwise), counting only those that really serve and pass their
+/// probe now, not the plan's arithmetic. `None`: go ahead; `Some(Ok)`: wait and look again;
+/// `Some(Err)`: the wait is over, pause with the message.
+async fn too_few_would_remain(
+    engine: &Engine,
+    c: &Loaded,
+    step: &Step,
+    elapsed: Duration,
+) -> Result<Option<Result<(), String>>, PassError> {
+    let leaving: Vec<String> = step
+        .calls
+        .iter()
+        .filter_map(|call| match call {
+            BackendCall::Router {
+                call:
+                    RouterCall::RemoveMember { target, .. }
+                    | RouterCall::SetState {
+                        target,
+                        state:
+                            app::domain::plan::MemberState::Drain
+                            | app::domain::plan::MemberState::Maint,
+                        ..
+                    },
+                ..
+            } => Some(target.to_string()),
+            _ => None,
+        })
+        .collect();
+    if leaving.is_empty() {
+        return Ok(None);
+    }
+    let need = match &c.spec.strategy {
+        Strategy::Rolling { min_healthy, .. } => {
+            usize::try_from(*min_healthy).unwrap_or(usize::MAX).max(1)
+        }
+        _ => 1,
+    };
+    let live = read_back(engine, c, Probe::Members).await;
+    if live.error.is_some() {
+        // Unreadable: the step itself will fail (and retry) on the router.
+        return Ok(None);
+    }
+    let remaining: Vec<&str> = live
+        .members
+        .iter()
+        .filter(|m| m.serving() && m.healthy != Some(false) && m.exists != Some(false))
+        .filter(|m| !leaving.contains(&m.target))
+        .map(|m| m.target.as_str())
+        .collect();
+    if remaining.len() >= need {
+        return Ok(None);
+    }
+    let msg = format!(
+        "taking {} out would leave {} healthy member{} serving ({}), fewer than the {need} needed; \
+         fix the failing members (the pool holds {}), then resume",
+        leaving.join(", "),
+        remaining.len(),
+        if remaining.len() == 1 { "" } else { "s" },
+        if remaining.is_empty() { "none".to_string() } else { remaining.join(", ") },
+        pool_summary(&live)
+    );
+    if elapsed >= engine.inner.config.safety_wait {
+        return Ok(Some(Err(msg)));
+    }
+    if elapsed >= engine.inner.config.tick * 2 {
+        // Said once in the step's log; the pause (if it comes) says it again.
+        return Ok(Some(Ok(())));
+    }
+    engine
+        .store()
+        .record_step_run(StepRun {
+            campaign_id: c.row.id,
+            phase: Phase::Forward,
+            step_index: c.row.step_index,
+            status: StepStatus::Running,
+            attempts: 0,
+            calls: "[]",
+            verdict: None,
+            log_line: Some(&format!("waiting: {msg}")),
+        })
+        .await?;
+    Ok(Some(Ok(())))
 }

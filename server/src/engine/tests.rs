@@ -93,6 +93,7 @@ fn fast() -> EngineConfig {
         retry_base: Duration::from_millis(5),
         retry_max: Duration::from_millis(20),
         alert_webhook: None,
+        safety_wait: Duration::from_millis(500),
     }
 }
 
@@ -918,5 +919,40 @@ async fn the_supervisor_gives_a_running_campaign_without_a_reconciler_one() {
     assert_eq!(h.engine.running(), 0);
     assert_eq!(h.status(id).await.0, "running", "running, with nobody working on it");
     assert_eq!(h.engine.supervise().await.expect("supervise"), 1);
+    h.wait_for(id, "succeeded").await;
+}
+
+#[tokio::test]
+async fn a_drain_that_would_leave_too_few_healthy_members_waits_then_pauses_saying_why() {
+    let h = harness().await;
+    let rolling = json!({ "kind": "rolling", "batch": { "count": 2 }, "max_unavailable": 2, "min_healthy": 2, "drain_timeout_secs": 5, "bake_secs": 2 });
+    let id = h.create(spec(rolling.clone()), &operator()).await;
+    h.service.start(&operator(), id).await.expect("start");
+    let plan = h.plan(&spec(rolling));
+    let first_bake =
+        plan.steps.iter().position(|s| s.kind == StepKind::Bake).expect("a bake") as i64;
+    for _ in 0..400 {
+        if h.status(id).await.1 == first_bake {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(h.status(id).await.1, first_bake, "batch 1 is baking");
+    // web-1 (already on the new release) starts failing its probes: draining web-3 and web-4
+    // would leave only web-2 healthy, fewer than min_healthy = 2.
+    h.fake.with(|w| w.unhealthy = vec!["web-1".into()]);
+    h.wait_for(id, "paused").await;
+    let row = h.store.find_campaign(id).await.expect("read").expect("row");
+    let msg = row.last_error.unwrap_or_default();
+    assert!(msg.contains("taking web-3, web-4 out would leave 1 healthy member serving (web-2), fewer than the 2 needed"), "{msg}");
+    let drained = h.fake.with(|w| {
+        w.pools["web-pool"]
+            .values()
+            .filter(|m| m.state != app::domain::plan::MemberState::Ready)
+            .count()
+    });
+    assert_eq!(drained, 0, "nothing was drained");
+    h.fake.with(|w| w.unhealthy.clear());
+    h.service.resume(&operator(), id).await.expect("resume");
     h.wait_for(id, "succeeded").await;
 }

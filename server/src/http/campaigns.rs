@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/campaigns/{id}/plan", post(plan_campaign))
         .route("/api/v1/campaigns/{id}/clone", post(clone_campaign))
+        .route("/api/v1/campaigns/{id}/gate-replay", post(gate_replay))
         .route("/api/v1/campaigns/{id}/rollback-release", post(rollback_release))
         .route("/api/v1/campaigns/{id}/start", post(start))
         .route("/api/v1/campaigns/{id}/schedule", post(schedule))
@@ -134,6 +135,29 @@ async fn accept_live(
 ) -> Result<Json<app::domain::views::PoolOverview>, AppError> {
     let env = s.campaigns.get_environment(&p, id).await?;
     Ok(Json(s.campaigns.accept_live_state(&p, &env.name, &pool).await?))
+}
+
+/// A gate definition (the body; empty: the campaign's own first gate) replayed against the
+/// campaign's stored samples at each of its gate steps.
+async fn gate_replay(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> Result<Json<app::domain::views::GateReplay>, AppError> {
+    let gate = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let de = &mut serde_json::Deserializer::from_slice(&body);
+        Some(serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            AppError(ApiError::field(
+                if path == "." { "gate".to_string() } else { format!("gate.{path}") },
+                e.inner().to_string(),
+            ))
+        })?)
+    };
+    Ok(Json(s.campaigns.replay_gate(&p, id, gate).await?))
 }
 
 /// A new draft copied from the campaign, starting from what its pool runs now.

@@ -128,6 +128,14 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     (
         "post",
+        "/api/v1/campaigns/{id}/gate-replay",
+        "Replay a gate (the body, or the campaign's own) against the campaign's stored samples",
+        "viewer",
+        Some("GateSpec"),
+        200,
+    ),
+    (
+        "post",
         "/api/v1/campaigns/{id}/rollback-release",
         "A new draft taking a succeeded campaign's pool back to the release it replaced",
         "operator",
@@ -292,7 +300,7 @@ pub fn document() -> Value {
         }
         if let Some(schema) = body {
             op["requestBody"] = json!({
-                "required": *schema != "Reason" && *schema != "StartOverride",
+                "required": *schema != "Reason" && *schema != "StartOverride" && *schema != "GateSpec",
                 "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } },
             });
         }
@@ -336,6 +344,7 @@ pub fn document() -> Value {
                     "message": { "type": "string" }, "retryable": { "type": "boolean" } } },
                 "NewToken": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" } } },
                 "Environment": { "type": "object", "description": "Targets, pools and backends; see examples/environment.toml", "required": ["name", "targets", "pools", "backends"] },
+                "GateSpec": { "type": "object", "description": "max_error_rate, max_p99_ms, min_probe_success, window_secs, min_samples, deadline_secs, consecutive_failures, optional compare" },
                 "CampaignSpec": { "type": "object", "description": "See examples/*.toml for every strategy", "required": ["name", "service", "environment", "pool", "from_release", "to_release", "strategy", "window"] },
             },
         },

@@ -12,7 +12,9 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_navigate;
 
 use self::model::{Checked, FormData, Placed, StepRow, input_id, place, to_spec};
-use crate::api::editor::{ExportSpec, ImportSpec, SaveDraft, editor_environments, editor_start};
+use crate::api::editor::{
+    ExportSpec, ImportSpec, ReplayGate, SaveDraft, editor_environments, editor_start,
+};
 use crate::components::layout::Me;
 use crate::components::status::ErrorBox;
 use crate::domain::audit::encode_component;
@@ -367,11 +369,13 @@ fn Editor(
                         {text(ctx, "gates[0].min_samples", "Min samples", "", |f| f.gate.min_samples.clone(), |f, v| f.gate.min_samples = v)}
                         {text(ctx, "gates[0].deadline_secs", "Deadline", "e.g. 5m", |f| f.gate.deadline_secs.clone(), |f, v| f.gate.deadline_secs = v)}
                         {text(ctx, "gates[0].consecutive_failures", "Failures in a row to fail", "", |f| f.gate.consecutive_failures.clone(), |f, v| f.gate.consecutive_failures = v)}
+                        {checkbox(ctx, "gates[0].compare", "Also compare the new release with the stable one (latency and errors, Mann-Whitney and two-proportion tests)", |f| f.gate.compare.is_some(), |f, v| f.gate.compare = v.then(|| f.gate.compare.clone().unwrap_or_default()))}
                     </div>
                     {move || {
                         let n = form.with(|f| f.extra_gates.len());
                         (n > 0).then(|| view! { <p class="muted">{format!("Plus {n} more gate{} from the import, kept as written.", if n == 1 { "" } else { "s" })}</p> })
                     }}
+                    {view! { <GateReplayPanel form=form /> }.into_any()}
                 </fieldset>
 
                 <fieldset>
@@ -718,5 +722,52 @@ fn focus_first_problem() {
         .or_else(|| doc.get_element_by_id("editor-summary"));
     if let Some(el) = target.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
         let _ = el.focus();
+    }
+}
+
+/// Beside the gate fields: this gate replayed against what a past campaign recorded.
+#[component]
+fn GateReplayPanel(form: RwSignal<FormData>) -> impl IntoView {
+    let replay = ServerAction::<ReplayGate>::new();
+    let campaign = RwSignal::new(String::new());
+    let refused = RwSignal::new(None::<String>);
+    let run = move |_| {
+        let (spec, errs) = form.with_untracked(model::to_spec);
+        if let Some(e) = errs.iter().find(|e| e.field.starts_with("gates[0]")) {
+            refused.set(Some(format!("fix {} first: {}", e.field, e.message)));
+            return;
+        }
+        let Ok(id) = campaign.get_untracked().trim().trim_start_matches('#').parse::<i64>() else {
+            refused.set(Some("give the number of a campaign that ran, e.g. 12".into()));
+            return;
+        };
+        refused.set(None);
+        if let Some(gate) = spec.gates.first().cloned() {
+            replay.dispatch(ReplayGate { id, gate });
+        }
+    };
+    view! {
+        <details class="replay" data-testid="gate-replay">
+            <summary>"Try this gate on a past campaign"</summary>
+            <div class="row">
+                <label for="replay-campaign">"Campaign #"</label>
+                <input id="replay-campaign" inputmode="numeric" prop:value=move || campaign.get()
+                    on:input=move |ev| campaign.set(event_target_value(&ev)) />
+                <button type="button" class="btn" on:click=run disabled=move || replay.pending().get()>"Replay"</button>
+            </div>
+            {move || refused.get().map(|m| view! { <p class="field-errors">{m}</p> })}
+            {move || replay.value().get().map(|r| match r {
+                Err(e) => view! { <p class="field-errors">{e.message}</p> }.into_any(),
+                Ok(r) => view! {
+                    <p data-testid="replay-summary"><strong>{r.summary.clone()}</strong></p>
+                    {r.steps.into_iter().map(|s| view! {
+                        <p class="small">{format!("Step {}: {}", s.step + 1, s.description)}</p>
+                        <ul class="small">{s.points.into_iter().map(|p| view! {
+                            <li>{format!("{} UTC — {:?}: {}", p.at.format("%H:%M:%S"), p.verdict.outcome, p.verdict.reason)}</li>
+                        }).collect_view()}</ul>
+                    }).collect_view()}
+                }.into_any(),
+            })}
+        </details>
     }
 }

@@ -37,8 +37,8 @@ impl StepRow {
     }
 }
 
-/// The seven numbers of the first gate, as typed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The seven numbers of the first gate, as typed, and its canary-versus-baseline comparison.
+#[derive(Debug, Clone, PartialEq)]
 pub struct GateForm {
     pub max_error_rate: String,
     pub max_p99_ms: String,
@@ -47,6 +47,8 @@ pub struct GateForm {
     pub min_samples: String,
     pub deadline_secs: String,
     pub consecutive_failures: String,
+    /// `Some` when the gate also compares the canary with the baseline (its settings kept).
+    pub compare: Option<crate::domain::compare::CompareSpec>,
 }
 
 impl From<&GateSpec> for GateForm {
@@ -59,6 +61,7 @@ impl From<&GateSpec> for GateForm {
             min_samples: g.min_samples.to_string(),
             deadline_secs: Secs(g.deadline_secs).to_string(),
             consecutive_failures: g.consecutive_failures.to_string(),
+            compare: g.compare.clone(),
         }
     }
 }
@@ -453,6 +456,7 @@ pub fn to_spec(f: &FormData) -> (CampaignSpec, Vec<FieldError>) {
             &g.consecutive_failures,
             "3",
         ),
+        compare: g.compare.clone(),
     };
     let header =
         (!f.preview_header.trim().is_empty() || !f.preview_value.trim().is_empty()).then(|| {
@@ -610,6 +614,7 @@ pub fn slots(f: &FormData) -> Vec<String> {
         "min_samples",
         "deadline_secs",
         "consecutive_failures",
+        "compare",
     ] {
         s.push(format!("gates[0].{g}"));
     }

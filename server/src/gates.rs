@@ -1,0 +1,121 @@
+//! Gate replay: a gate definition run against the health samples a past campaign stored, at
+//! each of its gate steps, to see when it would have passed, waited or failed, and why — before
+//! trusting it with the next campaign.
+
+use app::api::ApiError;
+use app::domain::auth::{Principal, Role};
+use app::domain::campaign::GateSpec;
+use app::domain::gate::{Outcome, replay};
+use app::domain::lifecycle::Phase;
+use app::domain::plan::{BackendCall, HealthCall, Plan, StepKind};
+use app::domain::views::{GateReplay, GateReplayStep};
+use chrono::{DateTime, Utc};
+
+use crate::campaigns::{CampaignService, require};
+
+fn parse_ts(t: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&Utc))
+}
+
+impl CampaignService {
+    /// Replays `gate` (the campaign's own first gate when `None`) over campaign `id`'s samples.
+    pub async fn replay_gate(
+        &self,
+        actor: &Principal,
+        id: i64,
+        gate: Option<GateSpec>,
+    ) -> Result<GateReplay, ApiError> {
+        require(actor, Role::Viewer)?;
+        let row = self.row(id).await?;
+        let spec: app::domain::campaign::CampaignSpec =
+            serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
+        let gate = gate.or_else(|| spec.gates.first().cloned()).unwrap_or_default();
+        let errors = app::domain::validate::check_gate_spec("gate", &gate);
+        if !errors.is_empty() {
+            return Err(crate::campaigns::invalid(&errors));
+        }
+        let plan: Plan =
+            row.plan.as_deref().and_then(|p| serde_json::from_str(p).ok()).ok_or_else(|| {
+                ApiError::conflict(format!(
+                    "campaign {id} has not run, so there are no samples to replay a gate against"
+                ))
+            })?;
+        let runs = self.store.step_runs(id).await?;
+        let end = row.finished_at.as_deref().and_then(parse_ts).unwrap_or_else(Utc::now);
+        let mut steps = Vec::new();
+        for step in plan.steps.iter().filter(|s| s.kind == StepKind::Gate) {
+            let Some(run) = runs
+                .iter()
+                .find(|r| r.phase == Phase::Forward && r.step_index == step.index as i64)
+            else {
+                continue;
+            };
+            let Some(opened) = parse_ts(&run.started_at) else { continue };
+            let until = run.finished_at.as_deref().and_then(parse_ts).unwrap_or(end);
+            let targets: Vec<String> = step
+                .calls
+                .iter()
+                .filter_map(|c| match c {
+                    BackendCall::Health { call: HealthCall::Probe { target }, .. } => {
+                        Some(target.to_string())
+                    }
+                    _ => None,
+                })
+                .collect();
+            let rows: Vec<crate::store::SampleRow> = self
+                .store
+                .samples_since(id, opened, 200_000)
+                .await?
+                .into_iter()
+                .filter(|r| parse_ts(&r.at).is_some_and(|t| t <= until))
+                .collect();
+            let samples = crate::engine::gate_samples(&rows, &targets);
+            steps.push(GateReplayStep {
+                step: step.index,
+                description: step.description.clone(),
+                opened: opened.to_rfc3339(),
+                targets,
+                samples: samples.len(),
+                points: replay(&gate, &samples, opened),
+            });
+        }
+        if steps.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "campaign {id} never reached a gate step, so there is nothing to replay"
+            )));
+        }
+        let summary = steps
+            .iter()
+            .map(|s| {
+                let first = |o: Outcome| {
+                    s.points.iter().find(|p| p.verdict.outcome == o).map(|p| {
+                        format!(
+                            "{:.0} s",
+                            (p.at - parse_ts(&s.opened).unwrap_or(p.at)).num_milliseconds() as f64
+                                / 1000.0
+                        )
+                    })
+                };
+                let last = s.points.last().map(|p| p.verdict.outcome);
+                format!(
+                    "step {}: {} ({} samples){}{}",
+                    s.step + 1,
+                    match last {
+                        Some(Outcome::Pass) => "would pass",
+                        Some(Outcome::Fail) => "would fail",
+                        Some(Outcome::Wait) | None => "would still wait",
+                    },
+                    s.samples,
+                    first(Outcome::Pass)
+                        .map(|t| format!(", first pass after {t}"))
+                        .unwrap_or_default(),
+                    first(Outcome::Fail)
+                        .map(|t| format!(", first fail after {t}"))
+                        .unwrap_or_default(),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        Ok(GateReplay { campaign: id, steps, summary })
+    }
+}
