@@ -61,6 +61,7 @@ impl Application {
                 .map_err(|why| anyhow::anyhow!("outbound.ca_file: {why}"))?;
             tracing::info!(certificates = n, file = %ca.display(), "trusting extra CA certificates for outbound HTTPS");
         }
+        crate::auth::password::set_concurrency(config.security.hash_concurrency);
         let store = Store::connect(&config.database_url).await?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| {
             format!("cannot listen on {} (is another server running there?)", config.listen)
@@ -94,6 +95,7 @@ impl Application {
             campaigns,
             notifier: notifier.clone(),
             adapters,
+            login_attempts: Arc::default(),
             closing: closing_rx,
         };
         let router = http::app(state);

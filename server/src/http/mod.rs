@@ -65,8 +65,10 @@ pub fn app(state: AppState) -> Router {
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
         // Layers run bottom-up on the way in: security headers (on every answer, panics too) →
-        // body limit → metrics → sessions → caller → cross-site check → sign-in gate, so
+        // body limit → metrics → sessions → caller → cross-site check → sign-in gate → password
+        // change gate, so
         // refused requests are counted too.
+        .layer(from_fn(guard::require_password_change))
         .layer(from_fn(guard::require_login))
         .layer(from_fn(guard::same_origin_mutations))
         .layer(from_fn_with_state(state.clone(), guard::resolve_principal))

@@ -30,7 +30,9 @@ pub use comms::{
 pub use drift::{ExpectationRow, Expected};
 pub use samples::{NewSample, SampleRow};
 pub use sessions::SqlSessionStore;
-pub use tokens::{TokenRow, TokenWithOwner};
+pub use tokens::{
+    DEFAULT_TOKEN_EXPIRY_DAYS, TOKEN_EXPIRY_SETTING, TokenRow, TokenWithOwner, TokenWithOwnerName,
+};
 pub use users::{NewUser, UserRow};
 
 #[derive(Debug, thiserror::Error)]

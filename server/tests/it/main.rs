@@ -21,5 +21,6 @@ mod powerdns;
 mod prometheus;
 mod providers;
 mod real_backends;
+mod sessions;
 mod settings_on_save;
 mod zero_downtime;
