@@ -838,14 +838,36 @@ impl CampaignService {
         .await
     }
 
+    /// Four eyes: nobody who created, edited, rescheduled or started the campaign approves it,
+    /// and the environment's approval floor (frozen with it at start) holds whatever the spec
+    /// says.
     pub async fn approve(&self, actor: &Principal, id: i64) -> Result<CampaignSummary, ApiError> {
         require(actor, Role::Approver)?;
         let row = self.row(id).await?;
         transition(&row, Command::Approve)?;
-        let spec: CampaignSpec =
+        let mut spec: CampaignSpec =
             serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
+        let floor = row
+            .env_snapshot
+            .as_deref()
+            .and_then(|e| serde_json::from_str::<Environment>(e).ok())
+            .and_then(|e| e.required_approvals());
+        if let Some(floor) = floor {
+            spec.approvals.required = spec.approvals.required.max(floor.required);
+            spec.approvals.role = spec.approvals.role.max(floor.role);
+        }
         lifecycle::can_approve(&row.created_by, &actor.username, actor.role, &spec.approvals)
             .map_err(|e| ApiError::new(app::api::ErrorCode::Forbidden, e.to_string()))?;
+        let participants = self.store.campaign_participants(id).await?;
+        if participants.iter().any(|p| p.eq_ignore_ascii_case(&actor.username)) {
+            return Err(ApiError::new(
+                app::api::ErrorCode::Forbidden,
+                format!(
+                    "{} created, edited or started this campaign, so cannot approve it: another approver must (four eyes)",
+                    actor.username
+                ),
+            ));
+        }
         let mut approvals: Vec<String> = serde_json::from_str(&row.approvals).unwrap_or_default();
         if approvals.iter().any(|a| a.eq_ignore_ascii_case(&actor.username)) {
             return Err(ApiError::conflict(format!(

@@ -15,6 +15,10 @@ pub struct Environment {
     /// Recurring times when no campaign may start here (an admin may override, audited).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub freezes: Vec<super::window::FreezeWindow>,
+    /// Approvals every campaign here needs before it changes anything (count and least role);
+    /// a campaign's own policy may ask for more, never less.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<super::campaign::ApprovalPolicy>,
 }
 
 /// One instance of the service.
@@ -97,6 +101,11 @@ impl BackendConfig {
 }
 
 impl Environment {
+    /// The approvals this environment insists on, when it insists on any.
+    pub fn required_approvals(&self) -> Option<super::campaign::ApprovalPolicy> {
+        self.approvals.filter(|a| a.required > 0)
+    }
+
     pub fn target(&self, name: &Name) -> Option<&Target> {
         self.targets.iter().find(|t| &t.name == name)
     }

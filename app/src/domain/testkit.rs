@@ -63,6 +63,7 @@ pub fn env(n: usize) -> Environment {
             backend("mail", BackendKind::Channel, "email"),
         ],
         freezes: Vec::new(),
+        approvals: None,
     }
 }
 

@@ -38,10 +38,22 @@ fn secret_fields(driver: &str) -> &'static [&'static str] {
     SECRET_FIELDS.iter().find(|(d, _)| *d == driver).map_or(&[], |(_, f)| f)
 }
 
-/// Field errors of an environment's backend settings and target addresses, keyed by path
+/// Field errors of an environment's approval floor, backend settings and target addresses,
+/// keyed by path
 /// (`backends[0].settings.socket`, `targets[1].address`).
 pub fn environment_errors(env: &Environment) -> BTreeMap<String, String> {
     let mut errors = BTreeMap::new();
+    if let Some(a) = env.approvals {
+        if a.required > app::domain::validate::MAX_APPROVALS {
+            errors.insert(
+                "approvals.required".into(),
+                format!("use 0 to {} approvals", app::domain::validate::MAX_APPROVALS),
+            );
+        }
+        if !matches!(a.role, app::domain::auth::Role::Approver | app::domain::auth::Role::Admin) {
+            errors.insert("approvals.role".into(), "use approver or admin".into());
+        }
+    }
     for (i, t) in env.targets.iter().enumerate() {
         if let Err(why) = app::domain::address::HostPort::parse(&t.address) {
             errors.insert(format!("targets[{i}].address"), why);
@@ -357,6 +369,7 @@ mod tests {
             pools: Vec::new(),
             backends,
             freezes: Vec::new(),
+            approvals: None,
         }
     }
 

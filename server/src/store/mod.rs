@@ -3,6 +3,7 @@
 //! Services see only these methods and plain row types, so another engine (PostgreSQL) can be
 //! added behind the same methods without touching them.
 
+mod approvals;
 mod audit;
 mod campaigns;
 mod comms;

@@ -1,6 +1,7 @@
 //! Integration tests: the real server on port 0, a fresh SQLite file per test, a real HTTP
 //! client. One binary (modules below) so the suite links once.
 
+mod approvals;
 mod audit_trail;
 mod auth;
 mod backends_check;
