@@ -22,6 +22,7 @@ mod powerdns;
 mod prometheus;
 mod providers;
 mod real_backends;
+mod registry;
 mod sessions;
 mod settings_on_save;
 mod zero_downtime;
