@@ -664,7 +664,7 @@ impl CampaignService {
     ) -> Result<Vec<crate::store::DeliveryRow>, ApiError> {
         require(actor, Role::Viewer)?;
         self.row(id).await?;
-        Ok(self.store.campaign_deliveries(id).await?)
+        Ok(crate::notify::privacy::visible_to(actor, self.store.campaign_deliveries(id).await?))
     }
 
     /// The communications section of the campaign page: notices, deliveries, and a preview of
@@ -680,7 +680,8 @@ impl CampaignService {
         let spec: CampaignSpec =
             serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
         let notices = self.store.campaign_notices(id).await?;
-        let deliveries = self.store.campaign_deliveries(id).await?;
+        let deliveries =
+            crate::notify::privacy::visible_to(actor, self.store.campaign_deliveries(id).await?);
         let base = self.notifier.as_ref().map(|n| n.public_url().to_string()).unwrap_or_default();
         let previews = match spec.window.resolve() {
             Err(_) => Vec::new(),

@@ -27,6 +27,8 @@ pub struct Application {
     pub store: Store,
     pub engine: Engine,
     pub notifier: Notifier,
+    /// Every (method, path) served, read from the router (for tests that must cover them all).
+    pub routes: Vec<(String, String)>,
     registry: Option<Arc<Registry>>,
     listener: TcpListener,
     router: axum::Router,
@@ -98,12 +100,14 @@ impl Application {
             login_attempts: Arc::default(),
             closing: closing_rx,
         };
+        let routes = http::route_table(&state);
         let router = http::app(state);
         Ok(Self {
             addr,
             store,
             engine,
             notifier,
+            routes,
             registry: None,
             listener,
             router,

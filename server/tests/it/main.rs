@@ -23,6 +23,8 @@ mod prometheus;
 mod providers;
 mod real_backends;
 mod registry;
+mod role_matrix;
+mod secret_sweep;
 mod sessions;
 mod settings_on_save;
 mod zero_downtime;
