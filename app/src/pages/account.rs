@@ -43,7 +43,7 @@ pub fn AccountPage() -> impl IntoView {
         <section class="card">
             <h2 id="tok-title">"API tokens"</h2>
             <p class="muted">"Send a token as "<code>"Authorization: Bearer …"</code>" to use the REST API with your role. The token is shown once."</p>
-            <ActionForm action=create attr:aria-labelledby="tok-title" attr:class="row">
+            <ActionForm action=create attr:aria-labelledby="tok-title" attr:class="stack">
                 <label for="token-name">"Token name"</label>
                 <input id="token-name" name="name" type="text" required placeholder="ci-pipeline" />
                 <label for="token-days">"Expires in days (empty: the default)"</label>
@@ -67,7 +67,7 @@ pub fn AccountPage() -> impl IntoView {
                         Ok(list) if list.is_empty() => view! { <p class="empty">"You have no API tokens. Create one above for scripts and CI."</p> }.into_any(),
                         Ok(list) => view! {
                             <div class="table-wrap"><table class="data">
-                                <thead><tr><th scope="col">"Name"</th><th scope="col">"Starts with"</th><th scope="col">"Created"</th><th scope="col">"Last used"</th><th scope="col">"Expires"</th><th scope="col">"Status"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
+                                <thead><tr><th scope="col">"Name"</th><th scope="col">"Starts with"</th><th scope="col">"Created"</th><th scope="col">"Last used"</th><th scope="col">"Status"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
                                 <tbody>
                                 {list.into_iter().map(|t| view! {
                                     <tr>
@@ -75,7 +75,6 @@ pub fn AccountPage() -> impl IntoView {
                                         <td><code>{t.prefix.clone()}"…"</code></td>
                                         <td>{short_time(&t.created_at)}</td>
                                         <td>{t.last_used_at.as_deref().map_or_else(|| "never".into(), short_time)}</td>
-                                        <td>{t.expires_at.as_deref().map_or_else(|| "never".into(), short_time)}</td>
                                         <td>{token_status(&t)}</td>
                                         <td>{(!t.revoked && !t.expired).then(|| view! {
                                             <ActionForm action=revoke>
@@ -95,14 +94,17 @@ pub fn AccountPage() -> impl IntoView {
     }
 }
 
-/// How a token stands, in words.
-pub(crate) fn token_status(t: &crate::domain::auth::TokenView) -> &'static str {
+/// How a token stands, in words, with when it expires.
+pub(crate) fn token_status(t: &crate::domain::auth::TokenView) -> String {
     match (t.revoked, t.revoked_reason.as_deref(), t.expired) {
-        (true, Some("password_reset"), _) => "revoked (password reset)",
-        (true, Some("disabled"), _) => "revoked (user disabled)",
-        (true, _, _) => "revoked",
-        (false, _, true) => "expired",
-        _ => "active",
+        (true, Some("password_reset"), _) => "revoked (password reset)".into(),
+        (true, Some("disabled"), _) => "revoked (user disabled)".into(),
+        (true, _, _) => "revoked".into(),
+        (false, _, true) => "expired".into(),
+        _ => match t.expires_at.as_deref() {
+            Some(e) => format!("active until {}", e.get(..10).unwrap_or(e)),
+            None => "active, no expiry".into(),
+        },
     }
 }
 

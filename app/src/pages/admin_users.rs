@@ -93,7 +93,6 @@ pub fn AdminUsersPage() -> impl IntoView {
                 }
             })}
         </Transition>
-        <AllTokens reset=reset set_disabled=set_disabled />
         <section class="card">
             <h2 id="add-title">"Add a user"</h2>
             <ActionForm action=add attr:aria-labelledby="add-title" attr:class="stack">
@@ -113,6 +112,7 @@ pub fn AdminUsersPage() -> impl IntoView {
                 _ => None,
             }}
         </section>
+        <AllTokens reset=reset set_disabled=set_disabled />
     }
 }
 
@@ -152,7 +152,7 @@ fn AllTokens(
                         Ok(list) if list.is_empty() => view! { <p class="empty">"Nobody has an API token."</p> }.into_any(),
                         Ok(list) => view! {
                             <div class="table-wrap"><table class="data" data-testid="all-tokens-table">
-                                <thead><tr><th scope="col">"User"</th><th scope="col">"Name"</th><th scope="col">"Starts with"</th><th scope="col">"Last used"</th><th scope="col">"Expires"</th><th scope="col">"Status"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
+                                <thead><tr><th scope="col">"User"</th><th scope="col">"Name"</th><th scope="col">"Starts with"</th><th scope="col">"Last used"</th><th scope="col">"Status"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
                                 <tbody>
                                 {list.into_iter().map(|t| view! {
                                     <tr>
@@ -160,7 +160,6 @@ fn AllTokens(
                                         <td>{t.name.clone()}</td>
                                         <td><code>{t.prefix.clone()}"…"</code></td>
                                         <td>{t.last_used_at.as_deref().map_or_else(|| "never".into(), crate::pages::account::short_time)}</td>
-                                        <td>{t.expires_at.as_deref().map_or_else(|| "never".into(), crate::pages::account::short_time)}</td>
                                         <td>{crate::pages::account::token_status(&t)}</td>
                                         <td>{(!t.revoked && !t.expired).then(|| view! {
                                             <ActionForm action=revoke>

@@ -117,10 +117,12 @@ fn unknown(kind: &str, cfg: &BackendConfig) -> AdapterError {
 }
 
 fn settings<T: serde::de::DeserializeOwned>(cfg: &BackendConfig) -> AdapterResult<T> {
-    let value = if cfg.settings.is_null() { serde_json::json!({}) } else { cfg.settings.clone() };
-    serde_json::from_value(value).map_err(|e| {
+    // The same reading as when the environment was saved: the message names the key and never
+    // quotes a value (it could be a secret in the wrong place).
+    super::settings::typed::<T>(&cfg.settings).map_err(|(path, why)| {
+        let at = if path.is_empty() { String::new() } else { format!(" at {path}") };
         AdapterError::Permanent(format!(
-            "backend '{}' ({}): bad settings: {e}",
+            "backend '{}' ({}): bad settings{at}: {why}",
             cfg.name, cfg.driver
         ))
     })

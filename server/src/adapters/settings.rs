@@ -144,7 +144,7 @@ fn whole(e: super::AdapterError) -> (String, String) {
 
 /// Deserializes `settings` as `T`, with the path of the first problem. Values are never quoted
 /// in the message (a secret in the wrong place must not be echoed).
-fn typed<T: DeserializeOwned>(settings: &Value) -> Result<T, (String, String)> {
+pub(crate) fn typed<T: DeserializeOwned>(settings: &Value) -> Result<T, (String, String)> {
     let value =
         if settings.is_null() { Value::Object(Default::default()) } else { settings.clone() };
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
