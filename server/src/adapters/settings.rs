@@ -426,6 +426,18 @@ mod tests {
     }
 
     #[test]
+    fn the_demo_environment_passes_the_checks_made_on_save() {
+        let demo = crate::demo::environment(&crate::demo::DemoConfig {
+            router_listen: "127.0.0.1:8080".parse().expect("addr"),
+            first_port: 9101,
+            exe: Some("/opt/switch yard/switchyard".into()),
+            traffic_rps: 0,
+        })
+        .expect("demo environment");
+        assert_eq!(environment_errors(&demo), BTreeMap::new());
+    }
+
+    #[test]
     fn a_secret_in_the_wrong_place_is_not_echoed() {
         let e = env(vec![backend(
             "router",
