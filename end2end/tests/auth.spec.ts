@@ -76,3 +76,66 @@ test('a viewer does not see the admin page link and is refused by the server', a
   const res = await page.request.get('/api/v1/users');
   expect(res.status()).toBe(403);
 });
+
+test('pages hydrate under the Content Security Policy: its nonce admits Leptos inline scripts, nothing else is refused', async ({ page }) => {
+  const refused: string[] = [];
+  page.on('console', (m) => { if (/Content Security Policy|hydrat|panicked/i.test(m.text())) refused.push(m.text().slice(0, 300)); });
+  await page.exposeFunction('reportViolation', (v: string) => refused.push(v));
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) =>
+      (window as any).reportViolation(`${e.violatedDirective}: ${e.blockedURI}`));
+  });
+  const res = await page.goto('/login');
+  const csp = res!.headers()['content-security-policy'];
+  expect(csp).toContain("script-src 'self' 'wasm-unsafe-eval' 'nonce-");
+  expect(csp).toContain("frame-ancestors 'none'");
+  expect(res!.headers()['x-content-type-options']).toBe('nosniff');
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
+  await signIn(page, 'olivia');
+  for (const path of ['/', '/campaigns', '/campaigns/new', '/environments', '/audit', '/account']) {
+    await page.goto(path);
+    await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
+  }
+  // The campaign page: charts, traffic bars and the live stream.
+  await page.goto('/campaigns');
+  const first = page.locator('a[href^="/campaigns/"]').filter({ hasNotText: 'New' }).first();
+  if (await first.count()) {
+    await first.click();
+    await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
+    await page.waitForTimeout(1500);
+  }
+  expect(refused, refused.join('\n')).toEqual([]);
+});
+
+test('a user who must change their password is held on the account page until they have', async ({ page, request }, info) => {
+  // The admin resets vera's password in the browser and reads the one-time password.
+  await signIn(page, 'admin');
+  await page.goto('/admin/users');
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
+  const name = `held-${info.project.name}`;
+  await page.getByLabel('User name').fill(name);
+  await page.getByLabel('Role', { exact: true }).selectOption('viewer');
+  await page.getByLabel(/Initial password/).fill('an initial long password');
+  await page.getByRole('button', { name: 'Add user' }).click();
+  await expect(page.getByText(`added ${name} as viewer`)).toBeVisible();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+
+  await page.goto('/login');
+  await page.getByLabel('User name').fill(name);
+  await page.getByLabel('Password').fill('an initial long password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page).toHaveURL(/\/account$/);
+  await page.goto('/campaigns');
+  await expect(page).toHaveURL(/\/account$/, { timeout: 10_000 });
+  expect((await page.request.get('/api/v1/campaigns')).status()).toBe(403);
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
+  await page.getByLabel('Current password').fill('an initial long password');
+  await page.getByLabel('New password (at least 12 characters)').fill('my very own password');
+  await page.getByLabel('New password again').fill('my very own password');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await expect(page.getByTestId('password-changed')).toBeVisible();
+  // Still signed in (this session carried over), and free to go anywhere now.
+  expect((await page.request.get('/api/v1/campaigns')).status()).toBe(200);
+  await page.goto('/campaigns');
+  await expect(page).toHaveURL(/\/campaigns$/);
+});

@@ -118,10 +118,20 @@ test('a scheduled campaign is on the public status page; a visitor subscribes, c
   expect(reminder.text).toMatch(/Unsubscribe: http:\/\/127\.0\.0\.1:\d+\/status\/unsubscribe\?token=/);
   expect(reminder.attachments.map((a) => a.type)).toContain('text/calendar');
 
-  // The campaign page shows the schedule and the delivery log (a viewer may read it).
+  // A viewer reads the schedule and the delivery log, but not whom it went to.
+  const reader = await context();
+  const rpage = await reader.newPage();
+  await signIn(rpage, 'vera');
+  await rpage.goto(`/campaigns/${id}`);
+  const hidden = rpage.getByTestId('campaign-comms').getByTestId('comms-deliveries');
+  await expect(hidden.locator('tr', { hasText: 'reminder' }).first()).toContainText('hidden');
+  expect(await rpage.content()).not.toContain(address);
+  await reader.close();
+
+  // An operator sees the recipients too.
   const viewer = await context();
   const vpage = await viewer.newPage();
-  await signIn(vpage, 'vera');
+  await signIn(vpage, 'olivia');
   await vpage.goto(`/campaigns/${id}`);
   const comms = vpage.getByTestId('campaign-comms');
   await expect(comms.getByTestId('comms-schedule')).toContainText('reminder (45s before)');

@@ -16,10 +16,12 @@ export async function signIn(page: Page, user: string, opts: { base?: string; pa
   await expect(page.getByTestId('home-title')).toBeVisible();
 }
 
-/// Collects console errors; a hydration mismatch is logged there before the page goes dead.
+/// Collects console errors; a hydration mismatch is logged there before the page goes dead,
+/// and so is anything the Content Security Policy refused (an inline script without the
+/// page's nonce, an inline style).
 export function watchConsole(page: Page): string[] {
   const errors: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error' && /hydrat|panicked/i.test(m.text())) errors.push(m.text().slice(0, 300)); });
+  page.on('console', (m) => { if (m.type() === 'error' && /hydrat|panicked|Content Security Policy/i.test(m.text())) errors.push(m.text().slice(0, 300)); });
   return errors;
 }
 

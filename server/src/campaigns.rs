@@ -903,7 +903,7 @@ impl CampaignService {
     ) -> Result<Vec<crate::store::DeliveryRow>, ApiError> {
         require(actor, Role::Viewer)?;
         self.row(id).await?;
-        Ok(self.store.campaign_deliveries(id).await?)
+        Ok(crate::notify::privacy::visible_to(actor, self.store.campaign_deliveries(id).await?))
     }
 
     /// The communications section of the campaign page: notices, deliveries, and a preview of
@@ -919,7 +919,8 @@ impl CampaignService {
         let spec: CampaignSpec =
             serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
         let notices = self.store.campaign_notices(id).await?;
-        let deliveries = self.store.campaign_deliveries(id).await?;
+        let deliveries =
+            crate::notify::privacy::visible_to(actor, self.store.campaign_deliveries(id).await?);
         let base = self.notifier.as_ref().map(|n| n.public_url().to_string()).unwrap_or_default();
         let previews = match spec.window.resolve() {
             Err(_) => Vec::new(),
@@ -1097,14 +1098,36 @@ impl CampaignService {
         self.command(actor, &row, Command::Resume, patch, json!({ "accepted_drift": drift })).await
     }
 
+    /// Four eyes: nobody who created, edited, rescheduled or started the campaign approves it,
+    /// and the environment's approval floor (frozen with it at start) holds whatever the spec
+    /// says.
     pub async fn approve(&self, actor: &Principal, id: i64) -> Result<CampaignSummary, ApiError> {
         require(actor, Role::Approver)?;
         let row = self.row(id).await?;
         transition(&row, Command::Approve)?;
-        let spec: CampaignSpec =
+        let mut spec: CampaignSpec =
             serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
+        let floor = row
+            .env_snapshot
+            .as_deref()
+            .and_then(|e| serde_json::from_str::<Environment>(e).ok())
+            .and_then(|e| e.required_approvals());
+        if let Some(floor) = floor {
+            spec.approvals.required = spec.approvals.required.max(floor.required);
+            spec.approvals.role = spec.approvals.role.max(floor.role);
+        }
         lifecycle::can_approve(&row.created_by, &actor.username, actor.role, &spec.approvals)
             .map_err(|e| ApiError::new(app::api::ErrorCode::Forbidden, e.to_string()))?;
+        let participants = self.store.campaign_participants(id).await?;
+        if participants.iter().any(|p| p.eq_ignore_ascii_case(&actor.username)) {
+            return Err(ApiError::new(
+                app::api::ErrorCode::Forbidden,
+                format!(
+                    "{} created, edited or started this campaign, so cannot approve it: another approver must (four eyes)",
+                    actor.username
+                ),
+            ));
+        }
         let mut approvals: Vec<String> = serde_json::from_str(&row.approvals).unwrap_or_default();
         if approvals.iter().any(|a| a.eq_ignore_ascii_case(&actor.username)) {
             return Err(ApiError::conflict(format!(

@@ -221,12 +221,6 @@ pub const SETTINGS: &[(&str, &str, &str, &str)] = &[
         "largest request body any route accepts (larger: 413)",
     ),
     (
-        "tokens.default_expiry_days",
-        "SWITCHYARD_TOKEN_EXPIRY_DAYS",
-        "90",
-        "days a new API token lasts unless its creator picks less (0: tokens never expire)",
-    ),
-    (
         "auth.hash_concurrency",
         "SWITCHYARD_HASH_CONCURRENCY",
         "2",
@@ -310,15 +304,13 @@ pub struct NotifyConfig {
 }
 
 /// The security settings (`outbound.*`, `webhooks.*`, `trusted_proxies`, `http.*`,
-/// `tokens.*`, `auth.hash_concurrency`).
+/// `auth.hash_concurrency`).
 #[derive(Debug, Clone)]
 pub struct SecurityConfig {
     pub outbound_ca_file: Option<PathBuf>,
     /// Peers whose `X-Forwarded-For` is believed; the client is the rightmost other hop.
     pub trusted_proxies: Vec<crate::outbound::IpNet>,
     pub max_body_bytes: usize,
-    /// `None`: new tokens never expire unless their creator says when.
-    pub token_expiry_days: Option<u32>,
     pub hash_concurrency: usize,
 }
 
@@ -617,16 +609,6 @@ impl Config {
                 .ok_or_else(|| {
                     bad("http.max_body_bytes", "expected a number of bytes from 1024 to 1073741824")
                 })?,
-            token_expiry_days: match get("tokens.default_expiry_days").value.trim().parse::<u32>() {
-                Ok(0) => None,
-                Ok(d) if d <= 3650 => Some(d),
-                _ => {
-                    return Err(bad(
-                        "tokens.default_expiry_days",
-                        "expected 0 (never) to 3650 days",
-                    ));
-                }
-            },
             hash_concurrency: get("auth.hash_concurrency")
                 .value
                 .trim()
@@ -793,13 +775,11 @@ mod tests {
             &env(&[
                 ("SWITCHYARD_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8"),
                 ("SWITCHYARD_WEBHOOK_ALLOW_HOSTS", "hooks.internal,192.168.0.0/16"),
-                ("SWITCHYARD_TOKEN_EXPIRY_DAYS", "0"),
             ]),
         )
         .expect("valid");
         assert_eq!(c.security.trusted_proxies.len(), 2);
         assert_eq!(c.notify.webhooks.allow_hosts.len(), 2);
-        assert_eq!(c.security.token_expiry_days, None);
         assert_eq!(c.security.max_body_bytes, 1 << 20);
         for (var, key) in [
             ("SWITCHYARD_TRUSTED_PROXIES", "trusted_proxies"),

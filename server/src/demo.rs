@@ -43,7 +43,8 @@ pub fn environment(cfg: &DemoConfig) -> anyhow::Result<Environment> {
     let ports: serde_json::Map<String, serde_json::Value> =
         (0..4_u16).map(|i| (format!("web-{}", i + 1), json!(p + i))).collect();
     let exe = cfg.exe.as_ref().map(|e| e.display().to_string()).unwrap_or_else(|| "{exe}".into());
-    let command = format!("{exe} demo-service --release {{release}} --port {{port}}");
+    // Words, not a line: a path with spaces stays one argument (commands run without a shell).
+    let command = json!([exe, "demo-service", "--release", "{release}", "--port", "{port}"]);
     Ok(serde_json::from_value(json!({
         "name": ENVIRONMENT,
         "targets": targets,

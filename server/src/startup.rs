@@ -27,6 +27,8 @@ pub struct Application {
     pub store: Store,
     pub engine: Engine,
     pub notifier: Notifier,
+    /// Every (method, path) served, read from the router (for tests that must cover them all).
+    pub routes: Vec<(String, String)>,
     registry: Option<Arc<Registry>>,
     listener: TcpListener,
     router: axum::Router,
@@ -66,6 +68,7 @@ impl Application {
                 .map_err(|why| anyhow::anyhow!("outbound.ca_file: {why}"))?;
             tracing::info!(certificates = n, file = %ca.display(), "trusting extra CA certificates for outbound HTTPS");
         }
+        crate::auth::password::set_concurrency(config.security.hash_concurrency);
         let store = Store::connect(&config.database_url).await?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| {
             format!("cannot listen on {} (is another server running there?)", config.listen)
@@ -106,14 +109,17 @@ impl Application {
             campaigns,
             notifier: notifier.clone(),
             adapters,
+            login_attempts: Arc::default(),
             closing: closing_rx,
         };
+        let routes = http::route_table(&state);
         let router = http::app(state);
         Ok(Self {
             addr,
             store,
             engine,
             notifier,
+            routes,
             registry: None,
             listener,
             router,

@@ -23,6 +23,8 @@ pub struct AppState {
     pub notifier: crate::notify::Notifier,
     /// The adapters the engine uses (provider callbacks are routed to them).
     pub adapters: Arc<dyn AdapterFactory>,
+    /// Sign-in attempts being checked now (counted by the throttle before hashing).
+    pub login_attempts: Arc<crate::auth::throttle::InFlight>,
     /// Flips to true when the server starts shutting down, so long-lived streams end.
     pub closing: tokio::sync::watch::Receiver<bool>,
 }

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use crate::domain::auth::{Principal, TokenView, UserView};
+use crate::domain::auth::{Principal, TokenPolicy, TokenView, UserView};
 
 /// The signed-in user, or `None` for an anonymous visitor.
 #[server]
@@ -91,7 +91,12 @@ pub async fn change_password(
         .accounts
         .change_own_password(&me, &current, &new)
         .await
-        .map_err(super::ctx::fail)
+        .map_err(super::ctx::fail)?;
+    // Every other session of this user has ended; this one goes on under a new id.
+    if let Some(handle) = super::ctx::session() {
+        handle.0.renew_after_password_change().await.map_err(super::ctx::fail)?;
+    }
+    Ok(())
 }
 
 #[server]
@@ -107,12 +112,52 @@ pub struct CreatedToken {
     pub secret: String,
 }
 
+/// `expires_in_days`: empty takes the admin's default lifetime.
 #[server]
-pub async fn create_token(name: String) -> Result<CreatedToken, ApiError> {
+pub async fn create_token(
+    name: String,
+    #[server(default)] expires_in_days: String,
+) -> Result<CreatedToken, ApiError> {
     let me = super::ctx::principal()?;
-    let created =
-        super::ctx::ports()?.accounts.create_token(&me, &name).await.map_err(super::ctx::fail)?;
+    let days = match expires_in_days.trim() {
+        "" => None,
+        d => Some(d.parse::<u32>().map_err(|_| {
+            super::ctx::fail(ApiError::field(
+                "expires_in_days",
+                format!("{d:?} is not a number of days; leave it empty for the default"),
+            ))
+        })?),
+    };
+    let created = super::ctx::ports()?
+        .accounts
+        .create_token(&me, &name, days)
+        .await
+        .map_err(super::ctx::fail)?;
     Ok(CreatedToken { token: created.view, secret: created.secret })
+}
+
+/// Every user's API tokens (admin).
+#[server]
+pub async fn list_all_tokens() -> Result<Vec<TokenView>, ApiError> {
+    let me = super::ctx::principal()?;
+    super::ctx::ports()?.accounts.list_all_tokens(&me).await.map_err(super::ctx::fail)
+}
+
+#[server]
+pub async fn get_token_policy() -> Result<TokenPolicy, ApiError> {
+    let me = super::ctx::principal()?;
+    super::ctx::ports()?.accounts.token_policy(&me).await.map_err(super::ctx::fail)
+}
+
+/// Sets how long new tokens live by default, and at most (admin); 0: no default expiry.
+#[server]
+pub async fn set_token_policy(default_expiry_days: u32) -> Result<(), ApiError> {
+    let me = super::ctx::principal()?;
+    super::ctx::ports()?
+        .accounts
+        .set_token_policy(&me, TokenPolicy { default_expiry_days })
+        .await
+        .map_err(super::ctx::fail)
 }
 
 #[server]

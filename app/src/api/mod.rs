@@ -43,6 +43,14 @@ pub(crate) mod ctx {
         })
     }
 
+    /// The caller's session, when the request came with one.
+    pub fn session() -> Option<super::ports::SessionHandle> {
+        use_context::<http::request::Parts>()?
+            .extensions
+            .get::<super::ports::SessionHandle>()
+            .cloned()
+    }
+
     pub fn ports() -> Result<Ports, ApiError> {
         use_context::<Ports>().ok_or_else(ApiError::internal)
     }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::error::ApiError;
 use crate::domain::audit::{AuditFilter, AuditPage};
-use crate::domain::auth::{Principal, Role, TokenView, UserView};
+use crate::domain::auth::{Principal, Role, TokenPolicy, TokenView, UserView};
 use crate::domain::lifecycle::Command;
 use crate::domain::views::{
     BackendCheckView, CampaignDetail, CampaignPage, CampaignSummary, EnvironmentOverview,
@@ -47,9 +47,37 @@ pub trait AccountsPort: Send + Sync {
         new: &str,
     ) -> Result<(), ApiError>;
     async fn list_tokens(&self, actor: &Principal) -> Result<Vec<TokenView>, ApiError>;
-    async fn create_token(&self, actor: &Principal, name: &str) -> Result<NewToken, ApiError>;
+    /// A token for the caller; `expires_in_days` `None` takes the admin's default, and no
+    /// more than it may be asked for.
+    async fn create_token(
+        &self,
+        actor: &Principal,
+        name: &str,
+        expires_in_days: Option<u32>,
+    ) -> Result<NewToken, ApiError>;
+    /// Revokes one of the caller's tokens, or anyone's when the caller is an admin.
     async fn revoke_token(&self, actor: &Principal, token_id: i64) -> Result<(), ApiError>;
+    /// Every user's tokens (admin).
+    async fn list_all_tokens(&self, actor: &Principal) -> Result<Vec<TokenView>, ApiError>;
+    async fn token_policy(&self, actor: &Principal) -> Result<TokenPolicy, ApiError>;
+    /// Sets the default and longest lifetime of new tokens (admin).
+    async fn set_token_policy(
+        &self,
+        actor: &Principal,
+        policy: TokenPolicy,
+    ) -> Result<(), ApiError>;
 }
+
+/// The caller's own session, for the one change that must carry it over: after the caller
+/// changes their password, every other session ends and this one continues under a new id.
+#[async_trait]
+pub trait SessionPort: Send + Sync {
+    async fn renew_after_password_change(&self) -> Result<(), ApiError>;
+}
+
+/// Put in the request by the server's auth middleware for session-authenticated requests.
+#[derive(Clone)]
+pub struct SessionHandle(pub Arc<dyn SessionPort>);
 
 #[async_trait]
 pub trait CampaignsPort: Send + Sync {

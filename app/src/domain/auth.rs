@@ -145,6 +145,25 @@ pub struct TokenView {
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub revoked: bool,
+    /// When it stops working; `None`: never.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// Past `expires_at` (and so refused).
+    #[serde(default)]
+    pub expired: bool,
+    /// Why it was revoked: `revoked`, `password_reset` or `disabled`.
+    #[serde(default)]
+    pub revoked_reason: Option<String>,
+    /// Whose token it is (the admin's list shows everyone's).
+    #[serde(default)]
+    pub owner: String,
+}
+
+/// How long new API tokens live, set by an admin: the default and the longest a creator may
+/// ask for; 0 days means tokens never expire unless their creator says when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenPolicy {
+    pub default_expiry_days: u32,
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::ids::{Name, Release};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "EnvironmentFields")]
 pub struct Environment {
     pub name: Name,
     pub targets: Vec<Target>,
@@ -15,6 +16,40 @@ pub struct Environment {
     /// Recurring times when no campaign may start here (an admin may override, audited).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub freezes: Vec<super::window::FreezeWindow>,
+    /// Approvals every campaign here needs before it changes anything (count and least role);
+    /// a campaign's own policy may ask for more, never less.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<super::campaign::ApprovalPolicy>,
+}
+
+/// An environment as written; reading it tells each backend which environment it is in.
+#[derive(Deserialize)]
+struct EnvironmentFields {
+    name: Name,
+    targets: Vec<Target>,
+    pools: Vec<Pool>,
+    backends: Vec<BackendConfig>,
+    #[serde(default)]
+    freezes: Vec<super::window::FreezeWindow>,
+    #[serde(default)]
+    approvals: Option<super::campaign::ApprovalPolicy>,
+}
+
+impl From<EnvironmentFields> for Environment {
+    fn from(f: EnvironmentFields) -> Self {
+        let mut backends = f.backends;
+        for b in &mut backends {
+            b.environment = Some(f.name.clone());
+        }
+        Self {
+            name: f.name,
+            targets: f.targets,
+            pools: f.pools,
+            backends,
+            freezes: f.freezes,
+            approvals: f.approvals,
+        }
+    }
 }
 
 /// One instance of the service.
@@ -67,6 +102,10 @@ pub struct BackendConfig {
     /// Driver-specific settings, checked by the adapter, not here.
     #[serde(default)]
     pub settings: serde_json::Value,
+    /// The environment this backend belongs to, set when an environment is read (not
+    /// written): the server keeps one adapter per (environment, backend).
+    #[serde(skip)]
+    pub environment: Option<Name>,
 }
 
 /// Router drivers that steer traffic by rewriting a DNS record rather than by per-member weights.
@@ -97,6 +136,11 @@ impl BackendConfig {
 }
 
 impl Environment {
+    /// The approvals this environment insists on, when it insists on any.
+    pub fn required_approvals(&self) -> Option<super::campaign::ApprovalPolicy> {
+        self.approvals.filter(|a| a.required > 0)
+    }
+
     pub fn target(&self, name: &Name) -> Option<&Target> {
         self.targets.iter().find(|t| &t.name == name)
     }

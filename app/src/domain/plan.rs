@@ -750,6 +750,15 @@ fn fresh_name(base: &str, slug: &str, used: &mut BTreeSet<Name>) -> Name {
 
 pub fn compile(v: &ValidSpec) -> Plan {
     let mut b = Builder::new(v);
+    // An environment that requires approvals gets them before anything changes (or anyone is
+    // told it started), whether or not the strategy asks for any.
+    if v.environment().required_approvals().is_some()
+        && !super::validate::wants_approval(v.strategy())
+    {
+        let context =
+            format!("before anything changes (environment {} requires it)", v.environment().name);
+        b.pause(Pause::Approval, &context);
+    }
     b.notify(NotifyEvent::Started);
     match v.strategy() {
         Strategy::BlueGreen { switch, bake_secs, verify_preview } => {

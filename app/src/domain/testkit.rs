@@ -33,7 +33,13 @@ pub fn at(rfc3339: &str) -> DateTime<Utc> {
 }
 
 fn backend(n: &str, kind: BackendKind, driver: &str) -> BackendConfig {
-    BackendConfig { name: name(n), kind, driver: driver.into(), settings: serde_json::json!({}) }
+    BackendConfig {
+        name: name(n),
+        kind,
+        driver: driver.into(),
+        settings: serde_json::json!({}),
+        environment: None,
+    }
 }
 
 /// `production`: targets web-1..web-n on v1.0.0 in pool web-pool behind haproxy-main, a
@@ -64,6 +70,7 @@ pub fn env(n: usize) -> Environment {
             backend("mail", BackendKind::Channel, "email"),
         ],
         freezes: Vec::new(),
+        approvals: None,
     }
 }
 
@@ -75,6 +82,7 @@ pub fn dns_env(n: usize) -> Environment {
         kind: BackendKind::Router,
         driver: "powerdns".into(),
         settings: serde_json::json!({ "record": "web.example.com" }),
+        environment: None,
     });
     for p in &mut e.pools {
         p.router = name("pdns");

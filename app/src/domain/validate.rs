@@ -233,7 +233,7 @@ pub fn validate(spec: &CampaignSpec, env: &Environment) -> Result<ValidSpec, Val
         check_gate(&mut errs, &format!("gates[{i}]"), gate);
     }
     check_comms(&mut errs, spec, env);
-    check_approvals(&mut errs, spec);
+    check_approvals(&mut errs, spec, env);
     check_preview(&mut errs, spec);
     let flag = check_strategy(&mut errs, spec, targets.len(), router.as_ref());
     if let Some(r) = router.as_ref().filter(|r| r.driver == "haproxy") {
@@ -580,7 +580,8 @@ fn check_comms(errs: &mut ValidationErrors, spec: &CampaignSpec, env: &Environme
     }
 }
 
-fn wants_approval(strategy: &Strategy) -> bool {
+/// Whether the strategy itself has an approval step.
+pub(crate) fn wants_approval(strategy: &Strategy) -> bool {
     match strategy {
         Strategy::BlueGreen { verify_preview, .. } => *verify_preview,
         Strategy::Rolling { .. } => false,
@@ -589,8 +590,32 @@ fn wants_approval(strategy: &Strategy) -> bool {
     }
 }
 
-fn check_approvals(errs: &mut ValidationErrors, spec: &CampaignSpec) {
+fn check_approvals(errs: &mut ValidationErrors, spec: &CampaignSpec, env: &Environment) {
     let a = &spec.approvals;
+    // The environment's floor: a spec may ask for more approvals, or a higher role, not less.
+    if let Some(floor) = env.required_approvals() {
+        if a.required < floor.required {
+            errs.push(
+                "approvals.required",
+                format!(
+                    "environment {} requires at least {} approval{} before a campaign changes anything; ask for {} or more",
+                    env.name,
+                    floor.required,
+                    if floor.required == 1 { "" } else { "s" },
+                    floor.required
+                ),
+            );
+        }
+        if a.role < floor.role {
+            errs.push(
+                "approvals.role",
+                format!(
+                    "environment {} requires approvals by an {} or above; use {}",
+                    env.name, floor.role, floor.role
+                ),
+            );
+        }
+    }
     if a.required > MAX_APPROVALS {
         errs.push(
             "approvals.required",
@@ -895,6 +920,35 @@ mod tests {
             steps[0].bake_secs = MAX_WAIT_SECS;
         }
         assert!(validate(&c, &env(2)).is_ok(), "a week is allowed");
+    }
+
+    #[test]
+    fn an_environment_approval_floor_cannot_be_lowered_by_a_spec_and_is_planned_first() {
+        use crate::domain::auth::Role;
+        use crate::domain::campaign::{ApprovalPolicy, BatchSize};
+        use crate::domain::plan::{StepKind, compile};
+        let mut e = env(4);
+        e.approvals = Some(ApprovalPolicy { required: 2, role: Role::Admin });
+        let mut s = spec(rolling(BatchSize::Count(1), 1, 3));
+        let errs = validate(&s, &e).expect_err("one approval by an approver is too little");
+        assert!(
+            errs.0
+                .iter()
+                .any(|x| x.field == "approvals.required" && x.message.contains("at least 2")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.0.iter().any(|x| x.field == "approvals.role" && x.message.contains("admin")),
+            "{errs:?}"
+        );
+        s.approvals = ApprovalPolicy { required: 3, role: Role::Admin };
+        let plan = compile(&validate(&s, &e).expect("more is fine"));
+        // Rolling has no approval step of its own: the plan waits for one before anything.
+        assert_eq!(plan.steps[0].kind, StepKind::Approval, "{:#?}", plan.steps);
+        assert!(plan.steps[0].description.contains("requires it"), "{}", plan.steps[0].description);
+        // Without a floor nothing is added.
+        let plain = compile(&validate(&s, &env(4)).expect("valid"));
+        assert!(!plain.steps.iter().any(|st| st.kind == StepKind::Approval));
     }
 
     type Edit = fn(&mut CampaignSpec, &mut Environment);

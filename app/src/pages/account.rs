@@ -11,8 +11,10 @@ pub fn AccountPage() -> impl IntoView {
     let change = ServerAction::<ChangePassword>::new();
     let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
-    let tokens =
-        Resource::new(move || (create.version().get(), revoke.version().get()), |_| list_tokens());
+    let tokens = Resource::new(
+        move || (create.version().get(), revoke.version().get(), change.version().get()),
+        |_| list_tokens(),
+    );
     let change_err = move || change.value().get().and_then(|r| r.err());
 
     view! {
@@ -33,7 +35,7 @@ pub fn AccountPage() -> impl IntoView {
                 <button type="submit" class="btn btn-primary">"Change password"</button>
             </ActionForm>
             {move || match change.value().get() {
-                Some(Ok(())) => Some(view! { <div class="notice notice-ok" role="status"><strong>"Done: "</strong>"your password is changed."</div> }.into_any()),
+                Some(Ok(())) => Some(view! { <div class="notice notice-ok" role="status" data-testid="password-changed"><strong>"Done: "</strong>"your password is changed. Your other sessions are signed out; this one continues."</div> }.into_any()),
                 Some(Err(e)) if e.fields.is_empty() => Some(view! { <ErrorBox message=e.message /> }.into_any()),
                 _ => None,
             }}
@@ -41,9 +43,11 @@ pub fn AccountPage() -> impl IntoView {
         <section class="card">
             <h2 id="tok-title">"API tokens"</h2>
             <p class="muted">"Send a token as "<code>"Authorization: Bearer …"</code>" to use the REST API with your role. The token is shown once."</p>
-            <ActionForm action=create attr:aria-labelledby="tok-title" attr:class="row">
+            <ActionForm action=create attr:aria-labelledby="tok-title" attr:class="stack">
                 <label for="token-name">"Token name"</label>
                 <input id="token-name" name="name" type="text" required placeholder="ci-pipeline" />
+                <label for="token-days">"Expires in days (empty: the default)"</label>
+                <input id="token-days" name="expires_in_days" type="number" min="1" max="3650" inputmode="numeric" />
                 <button type="submit" class="btn">"Create token"</button>
             </ActionForm>
             {move || match create.value().get() {
@@ -71,8 +75,8 @@ pub fn AccountPage() -> impl IntoView {
                                         <td><code>{t.prefix.clone()}"…"</code></td>
                                         <td>{short_time(&t.created_at)}</td>
                                         <td>{t.last_used_at.as_deref().map_or_else(|| "never".into(), short_time)}</td>
-                                        <td>{if t.revoked { "revoked" } else { "active" }}</td>
-                                        <td>{(!t.revoked).then(|| view! {
+                                        <td>{token_status(&t)}</td>
+                                        <td>{(!t.revoked && !t.expired).then(|| view! {
                                             <ActionForm action=revoke>
                                                 <input type="hidden" name="token_id" value=t.id />
                                                 <button type="submit" class="btn btn-danger btn-small">"Revoke " <span class="sr-only">{t.name.clone()}</span></button>
@@ -90,8 +94,22 @@ pub fn AccountPage() -> impl IntoView {
     }
 }
 
+/// How a token stands, in words, with when it expires.
+pub(crate) fn token_status(t: &crate::domain::auth::TokenView) -> String {
+    match (t.revoked, t.revoked_reason.as_deref(), t.expired) {
+        (true, Some("password_reset"), _) => "revoked (password reset)".into(),
+        (true, Some("disabled"), _) => "revoked (user disabled)".into(),
+        (true, _, _) => "revoked".into(),
+        (false, _, true) => "expired".into(),
+        _ => match t.expires_at.as_deref() {
+            Some(e) => format!("active until {}", e.get(..10).unwrap_or(e)),
+            None => "active, no expiry".into(),
+        },
+    }
+}
+
 /// `2026-11-22T05:45:47.588Z` → `2026-11-22 05:45 UTC`: readable, and narrow enough for phones.
-fn short_time(ts: &str) -> String {
+pub(crate) fn short_time(ts: &str) -> String {
     match (ts.get(..10), ts.get(11..16)) {
         (Some(day), Some(time)) => format!("{day} {time} UTC"),
         _ => ts.to_string(),

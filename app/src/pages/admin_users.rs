@@ -4,7 +4,10 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::accounts::{AddUser, ResetUserPassword, SetUserDisabled, SetUserRole, list_users};
+use crate::api::accounts::{
+    AddUser, ResetUserPassword, RevokeToken, SetTokenPolicy, SetUserDisabled, SetUserRole,
+    get_token_policy, list_all_tokens, list_users,
+};
 use crate::components::status::{ErrorBox, field_error};
 use crate::domain::auth::Role;
 
@@ -108,6 +111,70 @@ pub fn AdminUsersPage() -> impl IntoView {
                 Some(Err(e)) if e.fields.is_empty() => Some(view! { <ErrorBox message=e.message /> }.into_any()),
                 _ => None,
             }}
+        </section>
+        <AllTokens reset=reset set_disabled=set_disabled />
+    }
+}
+
+/// Everyone's API tokens, with revoke, and how long new ones live.
+#[component]
+fn AllTokens(
+    reset: ServerAction<ResetUserPassword>,
+    set_disabled: ServerAction<SetUserDisabled>,
+) -> impl IntoView {
+    let revoke = ServerAction::<RevokeToken>::new();
+    let policy = ServerAction::<SetTokenPolicy>::new();
+    let tokens = Resource::new(
+        move || (revoke.version().get(), reset.version().get(), set_disabled.version().get()),
+        |_| list_all_tokens(),
+    );
+    let current = Resource::new(move || policy.version().get(), |_| get_token_policy());
+    let policy_err = move || policy.value().get().and_then(|r| r.err());
+    view! {
+        <section class="card">
+            <h2 id="all-tokens-title">"API tokens"</h2>
+            <ActionForm action=policy attr:aria-labelledby="all-tokens-title" attr:class="row">
+                <label for="token-expiry">"New tokens expire after (days; 0: never)"</label>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        let days = current.await.map(|p| p.default_expiry_days).unwrap_or_default();
+                        view! { <input id="token-expiry" name="default_expiry_days" type="number" min="0" max="3650" value=days required /> }
+                    })}
+                </Transition>
+                <button type="submit" class="btn btn-small">"Save"</button>
+            </ActionForm>
+            {move || field_error(&policy_err(), "default_expiry_days").map(|m| view! { <p class="field-error" role="alert">{m}</p> })}
+            {move || revoke.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBox message=e.message /> })}
+            <Transition fallback=|| view! { <p class="muted">"Loading tokens…"</p> }>
+                {move || Suspend::new(async move {
+                    match tokens.await {
+                        Err(e) => view! { <ErrorBox message=e.message /> }.into_any(),
+                        Ok(list) if list.is_empty() => view! { <p class="empty">"Nobody has an API token."</p> }.into_any(),
+                        Ok(list) => view! {
+                            <div class="table-wrap"><table class="data" data-testid="all-tokens-table">
+                                <thead><tr><th scope="col">"User"</th><th scope="col">"Name"</th><th scope="col">"Starts with"</th><th scope="col">"Last used"</th><th scope="col">"Status"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
+                                <tbody>
+                                {list.into_iter().map(|t| view! {
+                                    <tr>
+                                        <td>{t.owner.clone()}</td>
+                                        <td>{t.name.clone()}</td>
+                                        <td><code>{t.prefix.clone()}"…"</code></td>
+                                        <td>{t.last_used_at.as_deref().map_or_else(|| "never".into(), crate::pages::account::short_time)}</td>
+                                        <td>{crate::pages::account::token_status(&t)}</td>
+                                        <td>{(!t.revoked && !t.expired).then(|| view! {
+                                            <ActionForm action=revoke>
+                                                <input type="hidden" name="token_id" value=t.id />
+                                                <button type="submit" class="btn btn-danger btn-small">"Revoke " <span class="sr-only">{format!("{} of {}", t.name, t.owner)}</span></button>
+                                            </ActionForm>
+                                        })}</td>
+                                    </tr>
+                                }).collect_view()}
+                                </tbody>
+                            </table></div>
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
         </section>
     }
 }

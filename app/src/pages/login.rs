@@ -11,8 +11,11 @@ pub fn LoginPage() -> impl IntoView {
     let error = move || {
         query.with(|q| match q.get("error").as_deref() {
             Some("invalid") => Some("Wrong user name or password."),
-            Some("throttled") => {
-                Some("Too many failed sign-ins. Wait 15 minutes, or ask an admin to reset your password.")
+            Some("throttled") => Some(
+                "Too many failed sign-ins for this account from your address. Wait 15 minutes, or ask an admin to reset your password.",
+            ),
+            Some("busy") => {
+                Some("The server is busy checking other sign-ins. Try again in a few seconds.")
             }
             Some("expired") => Some("Your session ended. Sign in again."),
             Some(_) => Some("Sign-in failed. Try again."),

@@ -69,17 +69,41 @@ const HITS_KEPT: usize = 20_000;
 pub struct EmbeddedRouter {
     shared: Arc<Shared>,
     pub addresses: BTreeMap<String, SocketAddr>,
+    /// Tells the listeners to stop accepting (when new settings replace this router).
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for EmbeddedRouter {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
 }
 
 impl EmbeddedRouter {
     /// Binds a listener per pool and starts proxying (needs a Tokio runtime).
     pub fn start(cfg: Config) -> AdapterResult<Self> {
-        let pools: BTreeMap<String, PoolConf> = cfg
-            .state_file
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default();
+        Self::start_with(cfg, None)
+    }
+
+    /// Takes over from `old` (its settings changed): the members it has, and its addresses,
+    /// which both listen on for a moment (`SO_REUSEPORT`) so no connection is refused; then the
+    /// old listeners stop accepting.
+    pub fn replace(old: &EmbeddedRouter, cfg: Config) -> AdapterResult<Self> {
+        let pools = old.shared.pools.read().map(|p| p.clone()).unwrap_or_default();
+        let new = Self::start_with(cfg, Some(pools))?;
+        let _ = old.stop.send(true);
+        Ok(new)
+    }
+
+    fn start_with(cfg: Config, pools: Option<BTreeMap<String, PoolConf>>) -> AdapterResult<Self> {
+        let pools: BTreeMap<String, PoolConf> = pools.unwrap_or_else(|| {
+            cfg.state_file
+                .as_ref()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_default()
+        });
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let http = crate::outbound::builder(Duration::from_secs(cfg.upstream_timeout_secs))
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
@@ -98,22 +122,33 @@ impl EmbeddedRouter {
                     "the embedded router cannot listen on {addr} for pool {pool}: {e}"
                 ))
             };
-            let std_listener = std::net::TcpListener::bind(addr).map_err(cannot)?;
-            std_listener.set_nonblocking(true).map_err(cannot)?;
-            let listener = tokio::net::TcpListener::from_std(std_listener).map_err(cannot)?;
+            let socket = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            }
+            .map_err(cannot)?;
+            socket.set_reuseaddr(true).map_err(cannot)?;
+            socket.set_reuseport(true).map_err(cannot)?;
+            socket.bind(*addr).map_err(cannot)?;
+            let listener = socket.listen(1024).map_err(cannot)?;
             let bound =
                 listener.local_addr().map_err(|e| AdapterError::Permanent(e.to_string()))?;
             addresses.insert(pool.clone(), bound);
             let app =
                 axum::Router::new().fallback(proxy).with_state((shared.clone(), pool.clone()));
+            let mut stopped = stopped.clone();
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
+                let stop = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
                     tracing::error!(error = %e, "embedded router listener stopped");
                 }
             });
             tracing::info!(pool = %pool, address = %bound, "embedded router listening");
         }
-        Ok(Self { shared, addresses })
+        Ok(Self { shared, addresses, stop })
     }
 
     fn save(&self) {

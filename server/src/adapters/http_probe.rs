@@ -42,6 +42,15 @@ impl HttpProbe {
             .map_err(|e| AdapterError::Permanent(format!("HTTP client: {e}")))?;
         Ok(Self { cfg, http, traffic, last_sample: Mutex::default() })
     }
+
+    /// Whether this probe counts the traffic of exactly `router` (or of none, as asked).
+    pub(crate) fn counts_traffic_of(&self, router: Option<&Arc<EmbeddedRouter>>) -> bool {
+        match (&self.traffic, router) {
+            (Some(mine), Some(theirs)) => Arc::ptr_eq(mine, theirs),
+            (None, None) => true,
+            _ => false,
+        }
+    }
 }
 
 fn p99(mut values: Vec<f64>) -> Option<f64> {

@@ -120,6 +120,28 @@ impl LocalProcess {
         })
     }
 
+    /// Takes over from `old` (its settings changed): the instances it started keep running and
+    /// are this provider's now, so nothing is killed or forgotten by an edit.
+    pub fn replace(old: &LocalProcess, cfg: Config) -> AdapterResult<Self> {
+        let new = Self::new(cfg)?;
+        if let (Ok(from), Ok(mut to)) = (old.assignments.lock(), new.assignments.lock()) {
+            for (t, p) in &from.ports {
+                to.ports.entry(t.clone()).or_insert(*p);
+            }
+            for (t, p) in &from.pids {
+                to.pids.entry(t.clone()).or_insert(*p);
+            }
+            for (t, r) in &from.releases {
+                to.releases.entry(t.clone()).or_insert_with(|| r.clone());
+            }
+            new.save(&to);
+        }
+        if let (Ok(mut from), Ok(mut to)) = (old.running.try_lock(), new.running.try_lock()) {
+            to.append(&mut from);
+        }
+        Ok(new)
+    }
+
     fn port_of(&self, target: &str) -> Option<u16> {
         self.cfg
             .ports

@@ -1,9 +1,11 @@
-//! Maps an environment's backend `driver` to an adapter and keeps one instance per backend
-//! (an embedded router's listeners and a provider's processes live as long as the server).
-//! An unknown driver is a clear `Unsupported` error that pauses the campaign with the
-//! message, never a silent no-op.
-//! Stateless HTTP adapters (PowerDNS, Prometheus) are built afresh on each use, so an edited
-//! environment takes effect at once.
+//! Maps an environment's backend `driver` to an adapter and keeps one instance per
+//! (environment, backend): two environments that both name a backend `edge` get their own, each
+//! with its own settings. When a backend's settings change (the environment was saved), the next
+//! use builds the adapter again; stateful ones hand over what they hold (an embedded router its
+//! members and, briefly, its port; a local provider its running processes), so an edit never
+//! drops traffic or orphans an instance.
+//! An unknown driver is a clear `Unsupported` error that pauses the campaign with the message,
+//! never a silent no-op.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,10 +29,11 @@ pub trait AdapterFactory: Send + Sync {
     fn provider(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn Provider>>;
     fn router(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn Router>>;
     fn health(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn HealthSource>>;
-    /// The webhook provider already started for backend `name`, to hand it completion
-    /// callbacks; `None` when no call has used that backend since the server started.
-    fn webhook(&self, _name: &str) -> Option<Arc<Webhook>> {
-        None
+    /// The webhook providers started for backends named `name` (in any environment, and
+    /// those replaced by new settings while calls may still wait), to hand them completion
+    /// callbacks; empty when no call has used such a backend since the server started.
+    fn webhooks(&self, _name: &str) -> Vec<Arc<Webhook>> {
+        Vec::new()
     }
     /// The feature-flag store, if this installation has one.
     fn flags(&self) -> AdapterResult<Arc<dyn FlagStore>> {
@@ -40,35 +43,70 @@ pub trait AdapterFactory: Send + Sync {
     }
 }
 
+/// Which adapter: the environment (`None` for a backend built outside one) and the backend.
+type Key = (Option<String>, String);
+
+/// A built adapter and the settings it was built from.
+struct Entry<T> {
+    settings: String,
+    adapter: Arc<T>,
+}
+
+type Cache<T> = Mutex<BTreeMap<Key, Entry<T>>>;
+
 /// The production registry.
 #[derive(Default)]
 pub struct Registry {
     /// Relative state files of adapters are placed here.
     pub data_dir: Option<PathBuf>,
-    embedded: Mutex<BTreeMap<String, Arc<EmbeddedRouter>>>,
-    local: Mutex<BTreeMap<String, Arc<LocalProcess>>>,
-    probes: Mutex<BTreeMap<String, Arc<HttpProbe>>>,
-    haproxy: Mutex<BTreeMap<String, Arc<Haproxy>>>,
-    nginx: Mutex<BTreeMap<String, Arc<Nginx>>>,
-    haproxy_stats: Mutex<BTreeMap<String, Arc<HaproxyStats>>>,
-    scripts: Mutex<BTreeMap<String, Arc<Script>>>,
-    webhooks: Mutex<BTreeMap<String, Arc<Webhook>>>,
+    embedded: Cache<EmbeddedRouter>,
+    local: Cache<LocalProcess>,
+    probes: Cache<HttpProbe>,
+    haproxy: Cache<Haproxy>,
+    nginx: Cache<Nginx>,
+    haproxy_stats: Cache<HaproxyStats>,
+    scripts: Cache<Script>,
+    webhooks: Cache<Webhook>,
+    powerdns: Cache<PowerDns>,
+    prometheus: Cache<Prometheus>,
+    /// Webhook providers replaced by new settings: calls they started may still get callbacks.
+    retired_webhooks: Mutex<Vec<(String, Arc<Webhook>)>>,
 }
 
-/// The adapter cached under `name`, made by `make` on first use.
+fn key(cfg: &BackendConfig) -> Key {
+    (cfg.environment.as_ref().map(|e| e.to_string()), cfg.name.to_string())
+}
+
+/// Canonical settings text (JSON objects are ordered), to tell when they changed.
+fn fingerprint(cfg: &BackendConfig) -> String {
+    format!("{}\u{0}{}", cfg.driver, cfg.settings)
+}
+
+fn poisoned<T>(_: T) -> AdapterError {
+    AdapterError::Permanent("registry lock poisoned".into())
+}
+
+/// The adapter for `cfg`: the cached one while its settings are unchanged, else one made by
+/// `make` (given the one it replaces, if any).
 fn cached<T>(
-    cache: &Mutex<BTreeMap<String, Arc<T>>>,
-    name: &str,
-    make: impl FnOnce() -> AdapterResult<T>,
+    cache: &Cache<T>,
+    cfg: &BackendConfig,
+    make: impl FnOnce(Option<&Arc<T>>) -> AdapterResult<T>,
 ) -> AdapterResult<Arc<T>> {
-    let mut cache =
-        cache.lock().map_err(|_| AdapterError::Permanent("registry lock poisoned".into()))?;
-    if let Some(a) = cache.get(name) {
-        return Ok(a.clone());
+    let mut cache = cache.lock().map_err(poisoned)?;
+    let (k, settings) = (key(cfg), fingerprint(cfg));
+    if let Some(e) = cache.get(&k)
+        && e.settings == settings
+    {
+        return Ok(e.adapter.clone());
     }
-    let a = Arc::new(make()?);
-    cache.insert(name.to_string(), a.clone());
-    Ok(a)
+    let old = cache.get(&k).map(|e| e.adapter.clone());
+    let adapter = Arc::new(make(old.as_ref())?);
+    if old.is_some() {
+        tracing::info!(environment = ?k.0, backend = %k.1, "backend settings changed: adapter rebuilt");
+    }
+    cache.insert(k, Entry { settings, adapter: adapter.clone() });
+    Ok(adapter)
 }
 
 fn unknown(kind: &str, cfg: &BackendConfig) -> AdapterError {
@@ -79,10 +117,12 @@ fn unknown(kind: &str, cfg: &BackendConfig) -> AdapterError {
 }
 
 fn settings<T: serde::de::DeserializeOwned>(cfg: &BackendConfig) -> AdapterResult<T> {
-    let value = if cfg.settings.is_null() { serde_json::json!({}) } else { cfg.settings.clone() };
-    serde_json::from_value(value).map_err(|e| {
+    // The same reading as when the environment was saved: the message names the key and never
+    // quotes a value (it could be a secret in the wrong place).
+    super::settings::typed::<T>(&cfg.settings).map_err(|(path, why)| {
+        let at = if path.is_empty() { String::new() } else { format!(" at {path}") };
         AdapterError::Permanent(format!(
-            "backend '{}' ({}): bad settings: {e}",
+            "backend '{}' ({}): bad settings{at}: {why}",
             cfg.name, cfg.driver
         ))
     })
@@ -102,46 +142,64 @@ impl Registry {
 
     /// The embedded router behind `cfg`, started on first use.
     pub fn embedded(&self, cfg: &BackendConfig) -> AdapterResult<Arc<EmbeddedRouter>> {
-        let mut cache = self
-            .embedded
-            .lock()
-            .map_err(|_| AdapterError::Permanent("registry lock poisoned".into()))?;
-        if let Some(r) = cache.get(cfg.name.as_str()) {
-            return Ok(r.clone());
-        }
-        let mut c: embedded::Config = settings(cfg)?;
-        c.state_file = self.place(c.state_file);
-        let r = Arc::new(EmbeddedRouter::start(c)?);
-        cache.insert(cfg.name.to_string(), r.clone());
-        Ok(r)
+        cached(&self.embedded, cfg, |old| {
+            let mut c: embedded::Config = settings(cfg)?;
+            c.state_file = self.place(c.state_file);
+            match old {
+                Some(old) => EmbeddedRouter::replace(old, c),
+                None => EmbeddedRouter::start(c),
+            }
+        })
     }
 
     pub fn local_process(&self, cfg: &BackendConfig) -> AdapterResult<Arc<LocalProcess>> {
-        let mut cache = self
-            .local
-            .lock()
-            .map_err(|_| AdapterError::Permanent("registry lock poisoned".into()))?;
-        if let Some(p) = cache.get(cfg.name.as_str()) {
-            return Ok(p.clone());
-        }
-        let mut c: local_process::Config = settings(cfg)?;
-        c.state_file = self.place(c.state_file);
-        let p = Arc::new(LocalProcess::new(c)?);
-        cache.insert(cfg.name.to_string(), p.clone());
-        Ok(p)
+        cached(&self.local, cfg, |old| {
+            let mut c: local_process::Config = settings(cfg)?;
+            c.state_file = self.place(c.state_file);
+            match old {
+                Some(old) => LocalProcess::replace(old, c),
+                None => LocalProcess::new(c),
+            }
+        })
     }
 
     pub fn haproxy(&self, cfg: &BackendConfig) -> AdapterResult<Arc<Haproxy>> {
-        cached(&self.haproxy, cfg.name.as_str(), || Haproxy::new(settings(cfg)?))
+        cached(&self.haproxy, cfg, |_| Haproxy::new(settings(cfg)?))
     }
 
     /// Stops the processes local providers started (on shutdown).
     pub async fn stop_processes(&self) {
-        let all: Vec<Arc<LocalProcess>> =
-            self.local.lock().map(|m| m.values().cloned().collect()).unwrap_or_default();
+        let all: Vec<Arc<LocalProcess>> = self
+            .local
+            .lock()
+            .map(|m| m.values().map(|e| e.adapter.clone()).collect())
+            .unwrap_or_default();
         for p in all {
             p.stop_all().await;
         }
+    }
+
+    fn webhook_provider(&self, cfg: &BackendConfig) -> AdapterResult<Arc<Webhook>> {
+        cached(&self.webhooks, cfg, |old| {
+            if let (Some(old), Ok(mut retired)) = (old, self.retired_webhooks.lock()) {
+                retired.push((cfg.name.to_string(), old.clone()));
+                // Enough for calls still waiting on a callback; older ones have timed out.
+                let excess = retired.len().saturating_sub(16);
+                retired.drain(..excess);
+            }
+            Webhook::new(cfg.name.as_str(), settings(cfg)?)
+        })
+    }
+
+    /// The embedded router an `http-probe` counts traffic from: the one of the same
+    /// environment with that name, when it is running.
+    fn traffic_router(&self, cfg: &BackendConfig, router: &str) -> Option<Arc<EmbeddedRouter>> {
+        let k = (cfg.environment.as_ref().map(|e| e.to_string()), router.to_string());
+        self.embedded.lock().ok().and_then(|m| {
+            m.get(&k)
+                .or_else(|| m.iter().find(|((_, n), _)| n == router).map(|(_, e)| e))
+                .map(|e| e.adapter.clone())
+        })
     }
 }
 
@@ -149,12 +207,8 @@ impl AdapterFactory for Registry {
     fn provider(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn Provider>> {
         match cfg.driver.as_str() {
             local_process::KIND => Ok(self.local_process(cfg)?),
-            script::KIND => {
-                Ok(cached(&self.scripts, cfg.name.as_str(), || Script::new(settings(cfg)?))?)
-            }
-            webhook::KIND => Ok(cached(&self.webhooks, cfg.name.as_str(), || {
-                Webhook::new(cfg.name.as_str(), settings(cfg)?)
-            })?),
+            script::KIND => Ok(cached(&self.scripts, cfg, |_| Script::new(settings(cfg)?))?),
+            webhook::KIND => Ok(self.webhook_provider(cfg)?),
             _ => Err(unknown("provider", cfg)),
         }
     }
@@ -163,43 +217,52 @@ impl AdapterFactory for Registry {
         match cfg.driver.as_str() {
             embedded::KIND => Ok(self.embedded(cfg)?),
             haproxy::KIND => Ok(self.haproxy(cfg)?),
-            nginx::KIND => {
-                Ok(cached(&self.nginx, cfg.name.as_str(), || Nginx::new(settings(cfg)?))?)
-            }
-            powerdns::KIND => Ok(Arc::new(PowerDns::new(settings(cfg)?)?)),
+            nginx::KIND => Ok(cached(&self.nginx, cfg, |_| Nginx::new(settings(cfg)?))?),
+            powerdns::KIND => Ok(cached(&self.powerdns, cfg, |_| PowerDns::new(settings(cfg)?))?),
             _ => Err(unknown("router", cfg)),
         }
     }
 
-    fn webhook(&self, name: &str) -> Option<Arc<Webhook>> {
-        self.webhooks.lock().ok()?.get(name).cloned()
+    fn webhooks(&self, name: &str) -> Vec<Arc<Webhook>> {
+        let mut out: Vec<Arc<Webhook>> = self
+            .webhooks
+            .lock()
+            .map(|m| {
+                m.iter().filter(|((_, n), _)| n == name).map(|(_, e)| e.adapter.clone()).collect()
+            })
+            .unwrap_or_default();
+        if let Ok(retired) = self.retired_webhooks.lock() {
+            out.extend(retired.iter().filter(|(n, _)| n == name).map(|(_, w)| w.clone()));
+        }
+        out
     }
 
     fn health(&self, cfg: &BackendConfig) -> AdapterResult<Arc<dyn HealthSource>> {
         match cfg.driver.as_str() {
-            haproxy_stats::KIND => Ok(cached(&self.haproxy_stats, cfg.name.as_str(), || {
-                HaproxyStats::new(settings(cfg)?)
-            })?),
-            http_probe::KIND => {
-                let mut cache = self
-                    .probes
-                    .lock()
-                    .map_err(|_| AdapterError::Permanent("registry lock poisoned".into()))?;
-                if let Some(p) = cache.get(cfg.name.as_str()) {
-                    return Ok(p.clone());
-                }
-                let c: http_probe::Config = settings(cfg)?;
-                let traffic = match &c.router {
-                    Some(name) => {
-                        self.embedded.lock().ok().and_then(|m| m.get(name.as_str()).cloned())
-                    }
-                    None => None,
-                };
-                let probe = Arc::new(HttpProbe::new(c, traffic)?);
-                cache.insert(cfg.name.to_string(), probe.clone());
-                Ok(probe)
+            haproxy_stats::KIND => {
+                Ok(cached(&self.haproxy_stats, cfg, |_| HaproxyStats::new(settings(cfg)?))?)
             }
-            prometheus::KIND => Ok(Arc::new(Prometheus::new(settings(cfg)?)?)),
+            http_probe::KIND => {
+                let c: http_probe::Config = settings(cfg)?;
+                let traffic = c.router.as_deref().and_then(|r| self.traffic_router(cfg, r));
+                // Rebuilt too when the router it counts was (its address in memory changed).
+                let probe =
+                    cached(&self.probes, cfg, |_| HttpProbe::new(c.clone(), traffic.clone()))?;
+                if probe.counts_traffic_of(traffic.as_ref()) {
+                    return Ok(probe);
+                }
+                let fresh = Arc::new(HttpProbe::new(c, traffic)?);
+                if let Ok(mut m) = self.probes.lock() {
+                    m.insert(
+                        key(cfg),
+                        Entry { settings: fingerprint(cfg), adapter: fresh.clone() },
+                    );
+                }
+                Ok(fresh)
+            }
+            prometheus::KIND => {
+                Ok(cached(&self.prometheus, cfg, |_| Prometheus::new(settings(cfg)?))?)
+            }
             _ => Err(unknown("health", cfg)),
         }
     }

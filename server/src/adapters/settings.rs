@@ -38,10 +38,22 @@ fn secret_fields(driver: &str) -> &'static [&'static str] {
     SECRET_FIELDS.iter().find(|(d, _)| *d == driver).map_or(&[], |(_, f)| f)
 }
 
-/// Field errors of an environment's backend settings and target addresses, keyed by path
+/// Field errors of an environment's approval floor, backend settings and target addresses,
+/// keyed by path
 /// (`backends[0].settings.socket`, `targets[1].address`).
 pub fn environment_errors(env: &Environment) -> BTreeMap<String, String> {
     let mut errors = BTreeMap::new();
+    if let Some(a) = env.approvals {
+        if a.required > app::domain::validate::MAX_APPROVALS {
+            errors.insert(
+                "approvals.required".into(),
+                format!("use 0 to {} approvals", app::domain::validate::MAX_APPROVALS),
+            );
+        }
+        if !matches!(a.role, app::domain::auth::Role::Approver | app::domain::auth::Role::Admin) {
+            errors.insert("approvals.role".into(), "use approver or admin".into());
+        }
+    }
     for (i, t) in env.targets.iter().enumerate() {
         if let Err(why) = app::domain::address::HostPort::parse(&t.address) {
             errors.insert(format!("targets[{i}].address"), why);
@@ -133,7 +145,7 @@ fn whole(e: super::AdapterError) -> (String, String) {
 
 /// Deserializes `settings` as `T`, with the path of the first problem. Values are never quoted
 /// in the message (a secret in the wrong place must not be echoed).
-fn typed<T: DeserializeOwned>(settings: &Value) -> Result<T, (String, String)> {
+pub(crate) fn typed<T: DeserializeOwned>(settings: &Value) -> Result<T, (String, String)> {
     let value =
         if settings.is_null() { Value::Object(Default::default()) } else { settings.clone() };
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
@@ -358,6 +370,7 @@ mod tests {
             pools: Vec::new(),
             backends,
             freezes: Vec::new(),
+            approvals: None,
         }
     }
 
@@ -411,6 +424,18 @@ mod tests {
         );
         assert!(errors["backends[1].settings"].contains("zone"), "{errors:#?}");
         assert!(errors["backends[4].driver"].contains("haproxy"), "{errors:#?}");
+    }
+
+    #[test]
+    fn the_demo_environment_passes_the_checks_made_on_save() {
+        let demo = crate::demo::environment(&crate::demo::DemoConfig {
+            router_listen: "127.0.0.1:8080".parse().expect("addr"),
+            first_port: 9101,
+            exe: Some("/opt/switch yard/switchyard".into()),
+            traffic_rps: 0,
+        })
+        .expect("demo environment");
+        assert_eq!(environment_errors(&demo), BTreeMap::new());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 use app::api::ApiError;
 use app::api::ports::{AccountsPort, NewToken};
-use app::domain::auth::{Principal, Role, TokenView, UserView, Username, check_new_password};
+use app::domain::auth::{
+    Principal, Role, TokenPolicy, TokenView, UserView, Username, check_new_password,
+};
 use async_trait::async_trait;
 use serde_json::json;
 
@@ -65,7 +67,8 @@ pub fn user_view(u: UserRow) -> UserView {
     }
 }
 
-fn token_view(t: TokenRow) -> TokenView {
+fn token_view(t: TokenRow, owner: String) -> TokenView {
+    let expired = t.expires_at.as_deref().is_some_and(|e| e <= crate::store::now_ts().as_str());
     TokenView {
         id: t.id,
         name: t.name,
@@ -73,8 +76,15 @@ fn token_view(t: TokenRow) -> TokenView {
         created_at: t.created_at,
         last_used_at: t.last_used_at,
         revoked: t.revoked_at.is_some(),
+        expires_at: t.expires_at,
+        expired,
+        revoked_reason: t.revoked_reason,
+        owner,
     }
 }
+
+/// The longest lifetime anyone may give a token, whatever the policy.
+const MAX_TOKEN_DAYS: u32 = 3650;
 
 #[async_trait]
 impl AccountsPort for AccountsService {
@@ -191,7 +201,10 @@ impl AccountsPort for AccountsService {
         new: &str,
     ) -> Result<(), ApiError> {
         let me = self.target_user(actor.user_id).await?;
-        if !password::verify(current.to_string(), Some(me.password_hash.clone())).await {
+        let matches = password::try_verify(current.to_string(), Some(me.password_hash.clone()))
+            .await
+            .map_err(|busy| ApiError::new(app::api::ErrorCode::Unavailable, busy.to_string()))?;
+        if !matches {
             return Err(ApiError::field("current", "the current password is wrong"));
         }
         check_new_password(new).map_err(|m| ApiError::field("new", m))?;
@@ -214,11 +227,25 @@ impl AccountsPort for AccountsService {
     }
 
     async fn list_tokens(&self, actor: &Principal) -> Result<Vec<TokenView>, ApiError> {
-        Ok(self.store.list_tokens(actor.user_id).await?.into_iter().map(token_view).collect())
+        Ok(self
+            .store
+            .list_tokens(actor.user_id)
+            .await?
+            .into_iter()
+            .map(|t| token_view(t, actor.username.clone()))
+            .collect())
     }
 
     #[tracing::instrument(skip_all, err(level = "debug"))]
-    async fn create_token(&self, actor: &Principal, name: &str) -> Result<NewToken, ApiError> {
+    async fn create_token(
+        &self,
+        actor: &Principal,
+        name: &str,
+        expires_in_days: Option<u32>,
+    ) -> Result<NewToken, ApiError> {
+        if actor.must_change_password {
+            return Err(password_change_required());
+        }
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 {
             return Err(ApiError::field(
@@ -226,10 +253,11 @@ impl AccountsPort for AccountsService {
                 "give the token a name of 1–64 characters, e.g. ci-pipeline",
             ));
         }
-        issue_token(
+        issue_token_with(
             &self.store,
             actor.user_id,
             name,
+            expires_in_days,
             record(
                 actor,
                 "token.create",
@@ -243,29 +271,131 @@ impl AccountsPort for AccountsService {
 
     #[tracing::instrument(skip_all, fields(token_id = token_id), err(level = "debug"))]
     async fn revoke_token(&self, actor: &Principal, token_id: i64) -> Result<(), ApiError> {
+        let token = self
+            .store
+            .find_token(token_id)
+            .await?
+            .filter(|t| t.user_id == actor.user_id || actor.role.allows(Role::Admin))
+            .ok_or_else(|| ApiError::not_found(format!("token {token_id}")))?;
+        let owner = self.target_user(token.user_id).await?;
         let audit = record(
             actor,
             "token.revoke",
-            format!("user:{}", actor.username),
+            format!("user:{}", owner.username),
             "success",
-            json!({ "token_id": token_id }),
+            json!({ "token_id": token_id, "prefix": token.prefix }),
         );
-        Ok(self.store.revoke_token(actor.user_id, token_id, audit).await?)
+        let only_own = (!actor.role.allows(Role::Admin)).then_some(actor.user_id);
+        Ok(self.store.revoke_token(only_own, token_id, audit).await?)
+    }
+
+    async fn list_all_tokens(&self, actor: &Principal) -> Result<Vec<TokenView>, ApiError> {
+        require(actor, Role::Admin)?;
+        Ok(self
+            .store
+            .list_all_tokens()
+            .await?
+            .into_iter()
+            .map(|t| token_view(t.token, t.username))
+            .collect())
+    }
+
+    async fn token_policy(&self, actor: &Principal) -> Result<TokenPolicy, ApiError> {
+        require(actor, Role::Viewer)?;
+        Ok(TokenPolicy { default_expiry_days: self.store.token_expiry_days().await? })
+    }
+
+    #[tracing::instrument(skip_all, err(level = "debug"))]
+    async fn set_token_policy(
+        &self,
+        actor: &Principal,
+        policy: TokenPolicy,
+    ) -> Result<(), ApiError> {
+        require(actor, Role::Admin)?;
+        let days = policy.default_expiry_days;
+        if days > MAX_TOKEN_DAYS {
+            return Err(ApiError::field(
+                "default_expiry_days",
+                format!("{days} days is too long; use 1 to {MAX_TOKEN_DAYS}, or 0 for no expiry"),
+            ));
+        }
+        let audit = record(
+            actor,
+            "settings.token_expiry",
+            crate::store::TOKEN_EXPIRY_SETTING,
+            "success",
+            json!({ "default_expiry_days": days }),
+        );
+        Ok(self
+            .store
+            .set_setting(crate::store::TOKEN_EXPIRY_SETTING, &days.to_string(), audit)
+            .await?)
     }
 }
 
-/// Creates a token for `user_id`; shared by the service and the `token create` command.
+/// What a caller who must choose a new password gets for anything else.
+pub fn password_change_required() -> ApiError {
+    ApiError::new(
+        app::api::ErrorCode::Forbidden,
+        "choose a new password first (Account → Change password); until then only the password change and sign-out work",
+    )
+}
+
+/// Creates a token for `user_id` with the admin's default lifetime; shared by the service and
+/// the `token create` command.
 pub async fn issue_token(
     store: &Store,
     user_id: i64,
     name: &str,
     audit: crate::store::AuditRecord,
 ) -> Result<NewToken, ApiError> {
+    issue_token_with(store, user_id, name, None, audit).await
+}
+
+/// Creates a token living `days` (`None`: the admin's default; never more than it).
+pub async fn issue_token_with(
+    store: &Store,
+    user_id: i64,
+    name: &str,
+    days: Option<u32>,
+    audit: crate::store::AuditRecord,
+) -> Result<NewToken, ApiError> {
+    let policy = store.token_expiry_days().await?;
+    let days = match (days, policy) {
+        (None, p) => p,
+        (Some(0), _) => {
+            return Err(ApiError::field("expires_in_days", "a token lives at least 1 day"));
+        }
+        (Some(d), p) if (p > 0 && d > p) || d > MAX_TOKEN_DAYS => {
+            let limit = if p > 0 { p } else { MAX_TOKEN_DAYS };
+            return Err(ApiError::field(
+                "expires_in_days",
+                format!(
+                    "{d} days is longer than tokens may live here ({limit} days, set by an admin)"
+                ),
+            ));
+        }
+        (Some(d), _) => d,
+    };
+    let expires_at = (days > 0).then(|| {
+        crate::store::format_ts(chrono::Utc::now() + chrono::Duration::days(i64::from(days)))
+    });
     let generated = tokens::generate();
     let mut audit = audit;
     if let Some(obj) = audit.details.as_object_mut() {
         obj.insert("prefix".into(), json!(generated.prefix));
+        obj.insert("expires_at".into(), json!(expires_at));
     }
-    let row = store.create_token(user_id, name, &generated.prefix, &generated.hash, audit).await?;
-    Ok(NewToken { view: token_view(row), secret: generated.secret })
+    let row = store
+        .create_token(
+            user_id,
+            name,
+            &generated.prefix,
+            &generated.hash,
+            expires_at.as_deref(),
+            audit,
+        )
+        .await?;
+    let owner = store.find_user(user_id).await?.map(|u| u.username).unwrap_or_default();
+    Ok(NewToken { view: token_view(row, owner), secret: generated.secret })
 }

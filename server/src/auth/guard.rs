@@ -94,14 +94,14 @@ pub async fn resolve_principal(
                     role: t.owner.role.parse().unwrap_or(Role::Viewer),
                     via: AuthVia::Token,
                     source_ip: ip,
-                    must_change_password: false,
+                    must_change_password: t.owner.must_change_password,
                 });
                 next.run(req).await
             }
             Ok(_) => json_error(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "the API token is missing, malformed, revoked or belongs to a disabled user",
+                "the API token is missing, malformed, revoked, expired or belongs to a disabled user",
             ),
             Err(e) => {
                 tracing::error!(error = %e, "token lookup failed");
@@ -115,10 +115,76 @@ pub async fn resolve_principal(
     }
 
     if let Some(p) = session_principal(&state, &session, ip).await {
+        let handle = CurrentSession {
+            session: session.clone(),
+            store: state.store.clone(),
+            user_id: p.user_id,
+        };
+        req.extensions_mut().insert(app::api::ports::SessionHandle(std::sync::Arc::new(handle)));
         req.extensions_mut().insert(p);
     }
     next.run(req).await
 }
+
+/// The caller's session, handed to the password-change server function.
+struct CurrentSession {
+    session: Session,
+    store: crate::store::Store,
+    user_id: i64,
+}
+
+#[async_trait::async_trait]
+impl app::api::ports::SessionPort for CurrentSession {
+    /// The password change bumped the user's session epoch, ending every session; this one
+    /// takes the new epoch and, like a sign-in, a new id.
+    async fn renew_after_password_change(&self) -> Result<(), app::api::ApiError> {
+        let user = self
+            .store
+            .find_user(self.user_id)
+            .await?
+            .ok_or_else(|| app::api::ApiError::not_found(format!("user {}", self.user_id)))?;
+        let renewed = async {
+            self.session.cycle_id().await?;
+            self.session.insert(SESSION_EPOCH, user.session_epoch).await?;
+            Ok::<_, tower_sessions::session::Error>(())
+        };
+        renewed.await.map_err(|e| {
+            tracing::error!(error = %e, "could not carry the session over a password change");
+            app::api::ApiError::internal()
+        })
+    }
+}
+
+/// A caller who must choose a new password may do only that (and sign out, and load the page
+/// and its assets to do it); everything else is refused on the server, whatever the UI shows.
+pub async fn require_password_change(req: Request, next: Next) -> Response {
+    let must = req.extensions().get::<Principal>().is_some_and(|p| p.must_change_password);
+    if !must {
+        return next.run(req).await;
+    }
+    let path = req.uri().path();
+    let allowed = path == "/auth/logout"
+        || path == "/account"
+        || path.starts_with("/pkg/")
+        || path.starts_with("/favicon")
+        || PASSWORD_CHANGE_SERVER_FNS.iter().any(|f| f() == path);
+    if allowed {
+        return next.run(req).await;
+    }
+    let is_page = *req.method() == Method::GET && !path.starts_with("/api/");
+    if is_page {
+        return Redirect::to("/account").into_response();
+    }
+    let err = crate::auth::accounts::password_change_required();
+    json_error(StatusCode::FORBIDDEN, "password_change_required", &err.message)
+}
+
+/// The server functions the account page needs to change a password: the change itself and
+/// who is signed in (the layout shows it).
+const PASSWORD_CHANGE_SERVER_FNS: [fn() -> &'static str; 2] = [
+    || <app::api::accounts::ChangePassword as leptos::server_fn::ServerFn>::PATH,
+    || <app::api::accounts::CurrentUser as leptos::server_fn::ServerFn>::PATH,
+];
 
 async fn session_principal(state: &AppState, session: &Session, ip: String) -> Option<Principal> {
     let uid: i64 = session.get(SESSION_USER).await.ok().flatten()?;

@@ -10,6 +10,7 @@ use serde_json::json;
 use tower_sessions::Session;
 
 use super::guard::ClientIp;
+use super::throttle::InFlight;
 use super::{SESSION_EPOCH, SESSION_LOGIN_AT, SESSION_USER, password};
 use crate::audit;
 use crate::state::AppState;
@@ -23,17 +24,18 @@ pub struct LoginForm {
     next: String,
 }
 
-/// Only same-site paths, so the sign-in page cannot be used as an open redirect.
-fn safe_next(next: &str) -> &str {
-    if next.starts_with('/')
-        && !next.starts_with("//")
-        && !next.contains('\\')
-        && !next.starts_with("/login")
-    {
-        next
-    } else {
-        "/"
-    }
+/// Only a path on this origin, so the sign-in page cannot be used as an open redirect. A
+/// browser drops tabs and newlines from a URL and reads `\` as `/`, so `/\t/evil.test` would
+/// become `//evil.test` (another host): any control character, whitespace or backslash, and
+/// anything that starts like a scheme-relative URL, falls back to `/`.
+pub(crate) fn safe_next(next: &str) -> &str {
+    let mut chars = next.chars();
+    let same_origin_path = chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && next.len() <= 2048
+        && !next.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        && !next.starts_with("/login");
+    if same_origin_path { next } else { "/" }
 }
 
 fn failure(username: &str, ip: &str, reason: &str) -> AuditRecord {
@@ -68,28 +70,34 @@ pub async fn login(
     let limits = &state.config.auth;
     let since =
         format_ts(chrono::Utc::now() - chrono::Duration::seconds(limits.failure_window_secs));
-    let throttled = async {
-        let by_user = state.store.count_login_failures(Some(&username), None, &since).await?;
+    // Failures of this account from this address, and of this address: a stranger guessing
+    // alice's password locks out the stranger, not alice (who signs in from elsewhere).
+    let recorded = async {
+        let by_account =
+            state.store.count_login_failures(Some(&username), Some(&ip), &since).await?;
         let by_ip = state.store.count_login_failures(None, Some(&ip), &since).await?;
-        Ok::<_, crate::store::StoreError>(
-            by_user >= limits.max_failures_per_user || by_ip >= limits.max_failures_per_ip,
-        )
+        Ok::<_, crate::store::StoreError>((by_account, by_ip))
     };
-    match throttled.await {
-        Ok(false) => {}
-        Ok(true) => {
-            let mut rec = failure(&username, &ip, "throttled");
-            rec.outcome = "throttled".into();
-            if let Err(e) = state.store.append_audit(rec).await {
-                tracing::error!(error = %e, "could not audit a throttled sign-in");
-            }
-            return back("throttled");
-        }
+    let (by_account, by_ip) = match recorded.await {
+        Ok(counts) => counts,
         Err(e) => {
             tracing::error!(error = %e, "sign-in throttle check failed");
             return back("unavailable");
         }
-    }
+    };
+    // Counted before any hashing, with the attempts still in flight.
+    let reservation = state.login_attempts.reserve([
+        (InFlight::account_key(&username, &ip), by_account, limits.max_failures_per_user),
+        (ip.clone(), by_ip, limits.max_failures_per_ip),
+    ]);
+    let Some(_reservation) = reservation else {
+        let mut rec = failure(&username, &ip, "throttled");
+        rec.outcome = "throttled".into();
+        if let Err(e) = state.store.append_audit(rec).await {
+            tracing::error!(error = %e, "could not audit a throttled sign-in");
+        }
+        return back("throttled");
+    };
 
     let user = match state.store.find_user_by_name(&username).await {
         Ok(u) => u,
@@ -98,7 +106,16 @@ pub async fn login(
             return back("unavailable");
         }
     };
-    let ok = password::verify(form.password, user.as_ref().map(|u| u.password_hash.clone())).await;
+    let ok =
+        match password::try_verify(form.password, user.as_ref().map(|u| u.password_hash.clone()))
+            .await
+        {
+            Ok(ok) => ok,
+            Err(busy) => {
+                tracing::warn!(%busy, "sign-in refused: the password pool is full");
+                return back("busy");
+            }
+        };
     let user = match (user, ok) {
         (Some(u), true) if !u.disabled => u,
         (found, matched) => {
@@ -170,8 +187,26 @@ mod tests {
     #[test]
     fn next_must_be_a_local_path() {
         assert_eq!(safe_next("/audit?actor=x"), "/audit?actor=x");
-        assert_eq!(safe_next("//evil.test/"), "/");
-        assert_eq!(safe_next("https://evil.test/"), "/");
-        assert_eq!(safe_next("/\\evil.test"), "/");
+        assert_eq!(safe_next("/campaigns/12#steps"), "/campaigns/12#steps");
+        for bad in [
+            "//evil.test/",
+            "https://evil.test/",
+            "/\\evil.test",
+            "\\/evil.test",
+            "/\t/evil.test",
+            "/\n/evil.test",
+            "/\r\n/evil.test",
+            "\t//evil.test",
+            "/ /evil.test",
+            "/\u{0b}/evil.test",
+            "/a\\b",
+            "javascript:alert(1)",
+            "evil.test",
+            "",
+            "/login?next=//evil.test",
+        ] {
+            assert_eq!(safe_next(bad), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(&format!("/{}", "a".repeat(3000))), "/");
     }
 }

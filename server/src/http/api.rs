@@ -2,7 +2,7 @@
 
 use app::api::ApiError;
 use app::domain::audit::{AuditFilter, AuditPage, ChainReport};
-use app::domain::auth::{Principal, Role, TokenView, UserView};
+use app::domain::auth::{Principal, Role, TokenPolicy, TokenView, UserView};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,6 +18,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/me", get(me))
         .route("/api/v1/users", get(list_users).post(add_user))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(revoke_token))
+        .route("/api/v1/admin/tokens", get(list_all_tokens))
+        .route("/api/v1/settings/tokens", get(token_policy).put(set_token_policy))
         .route("/api/v1/audit", get(search_audit))
         .route("/api/v1/audit/export", get(export_audit))
         .route("/api/v1/audit/verify", get(verify_audit))
@@ -71,6 +74,9 @@ async fn list_tokens(
 #[derive(Deserialize)]
 struct NewTokenBody {
     name: String,
+    /// Omitted: the admin's default lifetime.
+    #[serde(default)]
+    expires_in_days: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -84,8 +90,40 @@ async fn create_token(
     Extension(p): Extension<Principal>,
     Json(body): Json<NewTokenBody>,
 ) -> Result<(axum::http::StatusCode, Json<CreatedToken>), AppError> {
-    let t = s.ports.accounts.create_token(&p, &body.name).await?;
+    let t = s.ports.accounts.create_token(&p, &body.name, body.expires_in_days).await?;
     Ok((axum::http::StatusCode::CREATED, Json(CreatedToken { token: t.view, secret: t.secret })))
+}
+
+async fn revoke_token(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> Result<axum::http::StatusCode, AppError> {
+    s.ports.accounts.revoke_token(&p, id).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+async fn list_all_tokens(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<Vec<TokenView>>, AppError> {
+    Ok(Json(s.ports.accounts.list_all_tokens(&p).await?))
+}
+
+async fn token_policy(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<TokenPolicy>, AppError> {
+    Ok(Json(s.ports.accounts.token_policy(&p).await?))
+}
+
+async fn set_token_policy(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    super::campaigns::Body(policy): super::campaigns::Body<TokenPolicy>,
+) -> Result<Json<TokenPolicy>, AppError> {
+    s.ports.accounts.set_token_policy(&p, policy).await?;
+    Ok(Json(s.ports.accounts.token_policy(&p).await?))
 }
 
 async fn search_audit(

@@ -31,21 +31,11 @@ use crate::config::SameSite;
 use crate::state::AppState;
 use crate::store::SqlSessionStore;
 
-pub fn app(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+/// Every route, without the fallback and the guards: what [`app`] serves, and what
+/// [`route_table`] lists.
+fn routes(state: &AppState) -> Router<AppState> {
     let ports = state.ports.clone();
     let context = move || provide_context(ports.clone());
-    let cfg = &state.config.session;
-    let sessions = SessionManagerLayer::new(SqlSessionStore::new(state.store.clone()))
-        .with_name(cfg.cookie_name.clone())
-        .with_http_only(true)
-        .with_secure(cfg.cookie_secure)
-        .with_same_site(match cfg.same_site {
-            SameSite::Lax => tower_sessions::cookie::SameSite::Lax,
-            SameSite::Strict => tower_sessions::cookie::SameSite::Strict,
-        })
-        .with_expiry(Expiry::OnInactivity(CookieDuration::seconds(cfg.idle_timeout_secs)));
-
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
@@ -59,14 +49,67 @@ pub fn app(state: AppState) -> Router {
         .merge(editor::router())
         .merge(provider_callbacks::router())
         .merge(status::router())
-        .leptos_routes_with_context(&state, routes, context.clone(), {
+        .leptos_routes_with_context(state, generate_route_list(App), context, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
+}
+
+/// Every (method, path) the router serves — REST routes, pages and server functions — read
+/// from the router itself, for the role-matrix test (a route nobody listed fails it).
+pub fn route_table(state: &AppState) -> Vec<(String, String)> {
+    parse_route_debug(&format!("{:?}", routes(state)))
+}
+
+/// Reads axum's `Debug` of a router: `RouteId(n): MethodRouter(MethodRouter { get: BoxedHandler,
+/// … })` for the methods and `paths: {RouteId(n): "/path", …}` for the paths.
+fn parse_route_debug(text: &str) -> Vec<(String, String)> {
+    const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
+    let mut paths = std::collections::BTreeMap::new();
+    if let Some(node) = text.split("paths: {").nth(1) {
+        for entry in node.split("RouteId(").skip(1) {
+            let Some((id, rest)) = entry.split_once("): \"") else { continue };
+            let Some((path, _)) = rest.split_once('"') else { continue };
+            paths.insert(id.to_string(), path.to_string());
+        }
+    }
+    let routes_part = text.split("node: Node").next().unwrap_or_default();
+    let mut out = Vec::new();
+    for entry in routes_part.split("RouteId(").skip(1) {
+        let Some((id, rest)) = entry.split_once("): MethodRouter(MethodRouter {") else { continue };
+        let Some(path) = paths.get(id) else { continue };
+        for m in METHODS {
+            let present =
+                rest.split_once(&format!(" {m}: ")).is_some_and(|(_, v)| !v.starts_with("None"));
+            if present {
+                out.push((m.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn app(state: AppState) -> Router {
+    let ports = state.ports.clone();
+    let context = move || provide_context(ports.clone());
+    let cfg = &state.config.session;
+    let sessions = SessionManagerLayer::new(SqlSessionStore::new(state.store.clone()))
+        .with_name(cfg.cookie_name.clone())
+        .with_http_only(true)
+        .with_secure(cfg.cookie_secure)
+        .with_same_site(match cfg.same_site {
+            SameSite::Lax => tower_sessions::cookie::SameSite::Lax,
+            SameSite::Strict => tower_sessions::cookie::SameSite::Strict,
+        })
+        .with_expiry(Expiry::OnInactivity(CookieDuration::seconds(cfg.idle_timeout_secs)));
+
+    routes(&state)
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
         // Layers run bottom-up on the way in: security headers (on every answer, panics too) →
-        // body limit → metrics → sessions → caller → cross-site check → sign-in gate, so
-        // refused requests are counted too.
+        // body limit → metrics → sessions → caller → cross-site check → sign-in gate →
+        // password-change gate, so refused requests are counted too.
+        .layer(from_fn(guard::require_password_change))
         .layer(from_fn(guard::require_login))
         .layer(from_fn(guard::same_origin_mutations))
         .layer(from_fn_with_state(state.clone(), guard::resolve_principal))

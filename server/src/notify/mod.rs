@@ -12,6 +12,7 @@
 
 pub mod email;
 pub mod plan;
+pub mod privacy;
 pub mod render;
 pub mod webhook;
 

@@ -3,6 +3,7 @@
 //! Services see only these methods and plain row types, so another engine (PostgreSQL) can be
 //! added behind the same methods without touching them.
 
+mod approvals;
 mod audit;
 mod campaigns;
 mod comms;
@@ -34,7 +35,9 @@ pub use lock::EngineLock;
 pub use retention::{Pruned, Retention};
 pub use samples::{NewSample, SampleRow};
 pub use sessions::SqlSessionStore;
-pub use tokens::{TokenRow, TokenWithOwner};
+pub use tokens::{
+    DEFAULT_TOKEN_EXPIRY_DAYS, TOKEN_EXPIRY_SETTING, TokenRow, TokenWithOwner, TokenWithOwnerName,
+};
 pub use users::{NewUser, UserRow};
 
 #[derive(Debug, thiserror::Error)]

@@ -13,6 +13,16 @@ pub struct TokenRow {
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub revoked_reason: Option<String>,
+}
+
+/// A token with its owner's name, for the admin's list of everyone's tokens.
+#[derive(Debug, Clone, FromRow)]
+pub struct TokenWithOwnerName {
+    #[sqlx(flatten)]
+    pub token: TokenRow,
+    pub username: String,
 }
 
 #[derive(Debug, Clone)]
@@ -21,7 +31,13 @@ pub struct TokenWithOwner {
     pub owner: UserRow,
 }
 
-const TOKEN_COLUMNS: &str = "id, user_id, name, prefix, created_at, last_used_at, revoked_at";
+const TOKEN_COLUMNS: &str =
+    "id, user_id, name, prefix, created_at, last_used_at, revoked_at, expires_at, revoked_reason";
+
+/// The setting that holds the default (and longest) token lifetime in days; 0 is "never".
+pub const TOKEN_EXPIRY_SETTING: &str = "tokens.default_expiry_days";
+/// Used until an admin sets one.
+pub const DEFAULT_TOKEN_EXPIRY_DAYS: u32 = 90;
 
 impl Store {
     pub async fn create_token(
@@ -30,12 +46,13 @@ impl Store {
         name: &str,
         prefix: &str,
         token_hash: &str,
+        expires_at: Option<&str>,
         audit: AuditRecord,
     ) -> StoreResult<TokenRow> {
         let mut tx = self.write_tx().await?;
         let sql = format!(
-            "INSERT INTO api_tokens (user_id, name, prefix, token_hash, created_at) \
-             VALUES (?, ?, ?, ?, ?) RETURNING {TOKEN_COLUMNS}"
+            "INSERT INTO api_tokens (user_id, name, prefix, token_hash, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING {TOKEN_COLUMNS}"
         );
         let row: TokenRow = sqlx::query_as(&sql)
             .bind(user_id)
@@ -43,6 +60,7 @@ impl Store {
             .bind(prefix)
             .bind(token_hash)
             .bind(now_ts())
+            .bind(expires_at)
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| StoreError::from_write(e, || "token collision; try again".into()))?;
@@ -57,19 +75,37 @@ impl Store {
         Ok(sqlx::query_as(&sql).bind(user_id).fetch_all(&self.pool).await?)
     }
 
-    /// Revokes a token of `user_id`; `NotFound` when it is not theirs or does not exist.
+    /// Every user's tokens with their owners (admins), newest first.
+    pub async fn list_all_tokens(&self) -> StoreResult<Vec<TokenWithOwnerName>> {
+        let cols: String =
+            TOKEN_COLUMNS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT {cols}, u.username FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id DESC"
+        );
+        Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
+    }
+
+    pub async fn find_token(&self, token_id: i64) -> StoreResult<Option<TokenRow>> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?");
+        Ok(sqlx::query_as(&sql).bind(token_id).fetch_optional(&self.pool).await?)
+    }
+
+    /// Revokes a token of `user_id` (`None`: whoever owns it, for admins); `NotFound` when it
+    /// is not theirs, does not exist or is already revoked.
     pub async fn revoke_token(
         &self,
-        user_id: i64,
+        user_id: Option<i64>,
         token_id: i64,
         audit: AuditRecord,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         let n = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+            "UPDATE api_tokens SET revoked_at = ?, revoked_reason = 'revoked' \
+             WHERE id = ? AND (? IS NULL OR user_id = ?) AND revoked_at IS NULL",
         )
         .bind(now_ts())
         .bind(token_id)
+        .bind(user_id)
         .bind(user_id)
         .execute(&mut *tx)
         .await?
@@ -85,10 +121,11 @@ impl Store {
     /// The active token with this hash and its owner.
     pub async fn find_active_token(&self, token_hash: &str) -> StoreResult<Option<TokenWithOwner>> {
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL"
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > ?)"
         );
         let Some(token): Option<TokenRow> =
-            sqlx::query_as(&sql).bind(token_hash).fetch_optional(&self.pool).await?
+            sqlx::query_as(&sql).bind(token_hash).bind(now_ts()).fetch_optional(&self.pool).await?
         else {
             return Ok(None);
         };
@@ -113,5 +150,57 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Revokes every active token of `user_id` inside `tx` (password reset, disable).
+    pub(crate) async fn revoke_all_tokens_in(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        user_id: i64,
+        reason: &str,
+    ) -> StoreResult<u64> {
+        Ok(sqlx::query(
+            "UPDATE api_tokens SET revoked_at = ?, revoked_reason = ? WHERE user_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now_ts())
+        .bind(reason)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+    }
+
+    /// An admin-set policy value, if one was set.
+    pub async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn set_setting(&self, key: &str, value: &str, audit: AuditRecord) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO settings (key, value, updated_at, updated_by) VALUES (?, ?, ?, ?) \
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, \
+             updated_by = excluded.updated_by",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(now_ts())
+        .bind(&audit.actor)
+        .execute(&mut *tx)
+        .await?;
+        Self::append_audit_in(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The default (and longest) lifetime of new tokens in days; 0 means they never expire.
+    pub async fn token_expiry_days(&self) -> StoreResult<u32> {
+        Ok(self
+            .setting(TOKEN_EXPIRY_SETTING)
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_TOKEN_EXPIRY_DAYS))
     }
 }

@@ -98,36 +98,43 @@ impl Store {
         if n == 0 {
             return Err(StoreError::NotFound(format!("user {id}")));
         }
+        if disabled {
+            Self::revoke_all_tokens_in(&mut tx, id, "disabled").await?;
+        }
         Self::append_audit_in(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Replaces the password hash; every existing session of the user stops working.
+    /// Replaces the password hash; every existing session of the user stops working (the
+    /// caller may carry its own over with the returned epoch). An admin's reset
+    /// (`must_change_password`) also revokes every API token of the user.
     pub async fn set_password(
         &self,
         id: i64,
         password_hash: &str,
         must_change_password: bool,
         audit: AuditRecord,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<i64> {
         let mut tx = self.write_tx().await?;
-        let n = sqlx::query(
+        let epoch: Option<i64> = sqlx::query_scalar(
             "UPDATE users SET password_hash = ?, must_change_password = ?, \
-             session_epoch = session_epoch + 1 WHERE id = ?",
+             session_epoch = session_epoch + 1 WHERE id = ? RETURNING session_epoch",
         )
         .bind(password_hash)
         .bind(must_change_password)
         .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(epoch) = epoch else {
             return Err(StoreError::NotFound(format!("user {id}")));
+        };
+        if must_change_password {
+            Self::revoke_all_tokens_in(&mut tx, id, "password_reset").await?;
         }
         Self::append_audit_in(&mut tx, audit).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(epoch)
     }
 
     /// Records a successful sign-in and its audit event together.

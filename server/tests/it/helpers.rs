@@ -23,6 +23,8 @@ pub struct TestApp {
     /// The running engine, and through it the server's adapter registry.
     pub engine: server::engine::Engine,
     pub db_path: PathBuf,
+    /// Every (method, path) the server's router serves.
+    pub routes: Vec<(String, String)>,
     /// The server's adapters (to bring an environment up as an operator would have it).
     pub registry: Option<std::sync::Arc<server::adapters::registry::Registry>>,
     _dir: Option<tempfile::TempDir>,
@@ -63,6 +65,7 @@ pub async fn spawn_app_on(db_path: &Path, overrides: &[(&str, &str)]) -> TestApp
     let store = app.store.clone();
     let registry = app.registry();
     let engine = app.engine.clone();
+    let routes = app.routes.clone();
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         app.run_until(async {
@@ -76,6 +79,7 @@ pub async fn spawn_app_on(db_path: &Path, overrides: &[(&str, &str)]) -> TestApp
         store,
         engine,
         db_path: db_path.to_path_buf(),
+        routes,
         registry,
         _dir: None,
         stop: Some(tx),

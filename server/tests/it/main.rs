@@ -2,6 +2,7 @@
 //! client. One binary (modules below) so the suite links once.
 
 mod analysis;
+mod approvals;
 mod audit_trail;
 mod auth;
 mod backends_check;
@@ -25,5 +26,9 @@ mod powerdns;
 mod prometheus;
 mod providers;
 mod real_backends;
+mod registry;
+mod role_matrix;
+mod secret_sweep;
+mod sessions;
 mod settings_on_save;
 mod zero_downtime;

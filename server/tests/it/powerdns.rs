@@ -22,6 +22,7 @@ fn router(settings: Value) -> Arc<dyn Router> {
         kind: BackendKind::Router,
         driver: "powerdns".into(),
         settings,
+        environment: None,
     };
     Registry::new(None).router(&cfg).expect("the registry builds a powerdns router")
 }

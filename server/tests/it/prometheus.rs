@@ -55,6 +55,7 @@ fn source(settings: Value) -> Arc<dyn HealthSource> {
         kind: BackendKind::HealthSource,
         driver: "prometheus".into(),
         settings,
+        environment: None,
     };
     Registry::new(None).health(&cfg).expect("the registry builds a prometheus source")
 }

@@ -228,6 +228,7 @@ fn backend(name: &str, driver: &str, settings: Value) -> BackendConfig {
         kind: BackendKind::Provider,
         driver: driver.into(),
         settings,
+        environment: None,
     }
 }
 
@@ -245,9 +246,9 @@ async fn the_registry_builds_one_script_and_one_webhook_provider_per_backend() {
         webhook::KIND,
         json!({ "url": "http://127.0.0.1:9/hook", "secret": SECRET }),
     );
-    assert!(registry.webhook("hooks").is_none(), "not started yet");
+    assert!(registry.webhooks("hooks").is_empty(), "not started yet");
     registry.provider(&hooks).expect("webhook provider");
-    assert!(registry.webhook("hooks").is_some(), "callbacks can find it now");
+    assert_eq!(registry.webhooks("hooks").len(), 1, "callbacks can find it now");
 
     let bad = backend("broken", script::KIND, json!({ "create": "./provider.sh" }));
     let err = registry.provider(&bad).err().expect("refused");
