@@ -334,6 +334,23 @@ impl CampaignService {
         Ok(self.store.delete_environment(id, &current.name, audit).await?)
     }
 
+    /// [`CampaignService::accept_live_state`] for the environment with id `env_id`.
+    pub async fn accept_live_state_of(
+        &self,
+        actor: &Principal,
+        env_id: i64,
+        pool: &str,
+    ) -> Result<app::domain::views::PoolOverview, ApiError> {
+        require(actor, Role::Operator)?;
+        let name = self
+            .store
+            .find_environment(env_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("environment {env_id}")))?
+            .name;
+        self.accept_live_state(actor, &name, pool).await
+    }
+
     /// Rewrites the record of `pool` from what its router and provider have now (operators;
     /// audited with the before and after). Refused while a campaign holds the pool.
     pub async fn accept_live_state(

@@ -133,8 +133,7 @@ async fn accept_live(
     Extension(p): Extension<Principal>,
     Path((id, pool)): Path<(i64, String)>,
 ) -> Result<Json<app::domain::views::PoolOverview>, AppError> {
-    let env = s.campaigns.get_environment(&p, id).await?;
-    Ok(Json(s.campaigns.accept_live_state(&p, &env.name, &pool).await?))
+    Ok(Json(s.campaigns.accept_live_state_of(&p, id, &pool).await?))
 }
 
 /// A gate definition (the body; empty: the campaign's own first gate) replayed against the

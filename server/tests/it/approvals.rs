@@ -36,7 +36,6 @@ fn environment() -> Value {
         "pools": [{ "name": "web", "router": "edge", "targets": ["web-1", "web-2"] }],
         "backends": [
             { "name": "edge", "kind": "router", "driver": "embedded", "settings": { "listen": { "web": "127.0.0.1:0" } } },
-            // Nothing runs: once approved, the first provider call fails and the campaign pauses.
             { "name": "local", "kind": "provider", "driver": "local-process", "settings": { "command": "/nonexistent/provider {release} {port}" } },
             { "name": "probe", "kind": "health_source", "driver": "http-probe", "settings": {} },
         ],
@@ -76,9 +75,12 @@ async fn the_creator_an_editor_and_the_starter_cannot_approve_and_the_environmen
         tokens.push(app.token_for(n).await);
     }
     let [ada, olivia, eve, sam, carl, dina]: [String; 6] = tokens.try_into().expect("six");
+    // A pool that really runs here (the start checks the record against it).
+    let env = crate::helpers::runnable(environment());
     let (status, body) =
-        call(&app, &ada, Method::POST, "/api/v1/environments", Some(environment())).await;
+        call(&app, &ada, Method::POST, "/api/v1/environments", Some(env.clone())).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.bring_up(&env).await;
 
     // The spec cannot ask for less than the environment requires.
     let (status, body) =

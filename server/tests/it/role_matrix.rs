@@ -136,6 +136,8 @@ fn table() -> Vec<Row> {
         row("GET", "/api/v1/environments/{id}", Min(Viewer), none()),
         row("PUT", "/api/v1/environments/{id}", Min(Admin), Body::Json(environment())),
         row("DELETE", "/api/v1/environments/{id}", Min(Admin), none()),
+        row("GET", "/api/v1/environments/{id}/pools/{pool}", Min(Viewer), none()),
+        row("POST", "/api/v1/environments/{id}/pools/{pool}/accept-live", Min(Operator), none()),
         row("POST", "/api/v1/plan", Min(Viewer), Body::Json(spec())),
         row("GET", "/api/v1/campaigns", Min(Viewer), none()),
         row("POST", "/api/v1/campaigns", Min(Operator), Body::Json(spec())),
@@ -144,6 +146,9 @@ fn table() -> Vec<Row> {
         row("DELETE", "/api/v1/campaigns/{id}", Min(Operator), none()),
         row("POST", "/api/v1/campaigns/{id}/plan", Min(Viewer), none()),
         row("GET", "/api/v1/campaigns/{id}/spec", Min(Viewer), none()),
+        row("POST", "/api/v1/campaigns/{id}/clone", Min(Operator), none()),
+        row("POST", "/api/v1/campaigns/{id}/rollback-release", Min(Operator), none()),
+        row("POST", "/api/v1/campaigns/{id}/gate-replay", Min(Viewer), none()),
         row("POST", "/api/v1/campaigns/{id}/start", Min(Operator), none()),
         row("POST", "/api/v1/campaigns/{id}/schedule", Min(Operator), none()),
         row(
@@ -170,6 +175,7 @@ fn table() -> Vec<Row> {
         row("GET", "/campaigns", Page(Viewer), none()),
         row("GET", "/campaigns/new", Page(Viewer), none()),
         row("GET", "/campaigns/{id}", Page(Viewer), none()),
+        row("GET", "/campaigns/{id}/edit", Page(Operator), none()),
         row("GET", "/environments", Page(Viewer), none()),
         row("GET", "/account", Page(Viewer), none()),
         row("GET", "/admin/users", Page(Admin), none()),
@@ -231,6 +237,17 @@ fn table() -> Vec<Row> {
         f(co::CampaignComms::PATH, Min(Viewer), form(&[("id", MISSING)])),
         f(e::EditorEnvironments::PATH, Min(Viewer), none()),
         f(e::CreateDraft::PATH, Min(Operator), Body::Json(json!({ "spec": spec() }))),
+        f(e::SaveDraft::PATH, Min(Operator), Body::Json(json!({ "id": 0, "spec": spec() }))),
+        f(
+            e::EditorStart::PATH,
+            Min(Operator),
+            form(&[("draft", MISSING), ("from", "0"), ("mode", "")]),
+        ),
+        f(
+            e::ReplayGate::PATH,
+            Min(Viewer),
+            Body::Json(json!({ "id": MISSING.parse::<i64>().unwrap_or(0), "gate": { "max_error_rate": 0.01, "max_p99_ms": 1000, "min_probe_success": 0.99, "window_secs": 60, "min_samples": 10, "deadline_secs": 300, "consecutive_failures": 3 } })),
+        ),
         f(
             e::ImportSpec::PATH,
             Min(Viewer),
@@ -243,6 +260,7 @@ fn table() -> Vec<Row> {
         ),
         f(en::EnvironmentOverviews::PATH, Min(Viewer), none()),
         f(en::CheckBackends::PATH, Min(Operator), none()),
+        f(en::AcceptLiveState::PATH, Min(Operator), form(&[("environment", "nowhere"), ("pool", "web")])),
     ]);
     rows
 }
@@ -261,7 +279,8 @@ fn user_of(role: Role) -> &'static str {
 }
 
 async fn call(app: &TestApp, row: &Row, cookie: Option<&str>) -> (StatusCode, String, String) {
-    let path = row.path.replace("{id}", MISSING).replace("{backend}", "nohook");
+    let path =
+        row.path.replace("{id}", MISSING).replace("{backend}", "nohook").replace("{pool}", "web");
     let method = reqwest::Method::from_bytes(row.method.as_bytes()).expect("method");
     let mut req =
         app.client().request(method, format!("{}{path}", app.url)).header("origin", &app.url);
