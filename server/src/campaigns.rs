@@ -1409,6 +1409,14 @@ impl app::api::ports::CampaignsPort for CampaignService {
         CampaignService::accept_live_state(self, actor, environment, pool).await
     }
 
+    async fn impact(
+        &self,
+        actor: &Principal,
+        id: i64,
+    ) -> Result<app::domain::views::ImpactReport, ApiError> {
+        CampaignService::impact(self, actor, id).await
+    }
+
     async fn replay_gate(
         &self,
         actor: &Principal,

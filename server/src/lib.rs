@@ -19,6 +19,7 @@ pub mod environments;
 pub mod flights;
 pub mod gates;
 pub mod http;
+pub mod impact;
 pub mod notify;
 pub mod outbound;
 pub mod startup;

@@ -74,3 +74,10 @@ pub async fn campaign_chart(
     let width = if width == 0 { 760 } else { width };
     super::ctx::ports()?.campaigns.chart(&me, id, target, tz, width).await.map_err(super::ctx::fail)
 }
+
+/// The campaign's impact report (what it did to its users, measured).
+#[server]
+pub async fn campaign_impact(id: i64) -> Result<crate::domain::views::ImpactReport, ApiError> {
+    let me = super::ctx::principal()?;
+    super::ctx::ports()?.campaigns.impact(&me, id).await.map_err(super::ctx::fail)
+}

@@ -114,6 +114,12 @@ pub trait CampaignsPort: Send + Sync {
     async fn check_backends(&self, actor: &Principal) -> Result<Vec<BackendCheckView>, ApiError>;
     /// The campaign's notice schedule, delivery log and notice previews (viewer and above).
     async fn comms(&self, actor: &Principal, id: i64) -> Result<super::comms::CommsView, ApiError>;
+    /// What the campaign did to its users, measured (viewer and above).
+    async fn impact(
+        &self,
+        actor: &Principal,
+        id: i64,
+    ) -> Result<crate::domain::views::ImpactReport, ApiError>;
     /// A gate replayed against a past campaign's stored samples (viewer and above).
     async fn replay_gate(
         &self,

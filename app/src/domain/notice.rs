@@ -22,7 +22,7 @@ pub const KINDS: [&str; 9] = [
 ];
 
 /// The placeholders a template may use.
-pub const VARIABLES: [&str; 11] = [
+pub const VARIABLES: [&str; 12] = [
     "title",
     "service",
     "environment",
@@ -34,6 +34,7 @@ pub const VARIABLES: [&str; 11] = [
     "message",
     "status_url",
     "in",
+    "report",
 ];
 
 /// Upper bound of a reminder offset: notices further ahead are announcements, not reminders.
@@ -152,7 +153,10 @@ pub fn default_template(kind: &str) -> NoticeTemplate {
         "scheduled" => ("Maintenance scheduled: {title}", "Maintenance is planned."),
         "reminder" => ("Reminder: maintenance in {in}: {title}", "Maintenance starts in {in}."),
         "started" => ("Maintenance started: {title}", "The maintenance has started."),
-        "completed" => ("Maintenance completed: {title}", "The maintenance is complete."),
+        "completed" => (
+            "Maintenance completed: {title}",
+            "The maintenance is complete. During the change: {report}.",
+        ),
         "rescheduled" => (
             "Maintenance rescheduled: {title}",
             "The maintenance has moved; the new time is below.",
@@ -164,7 +168,8 @@ pub fn default_template(kind: &str) -> NoticeTemplate {
         ),
         "rolled_back" => (
             "Maintenance rolled back: {title}",
-            "The change was rolled back to {from_release}; the service runs as before.",
+            "The change was rolled back to {from_release}; the service runs as before. During \
+             the change: {report}.",
         ),
         _ => ("{title}", ""),
     };

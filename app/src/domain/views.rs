@@ -243,3 +243,78 @@ pub struct GateReplay {
     /// One line: when it would have passed, waited or failed.
     pub summary: String,
 }
+
+/// Requests and errors one release answered during a campaign, as the router counted them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseImpact {
+    pub release: String,
+    pub requests: u64,
+    pub errors: u64,
+}
+
+/// One gate verdict on the campaign's way, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateMoment {
+    pub at: String,
+    /// 1-based plan step, or `None` for the watch after success.
+    pub step: Option<usize>,
+    pub outcome: String,
+    pub reason: String,
+    /// Found by continuous analysis (a bake, a pause, the watch), not a gate step.
+    pub continuous: bool,
+}
+
+/// How long one step took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepTime {
+    pub phase: super::lifecycle::Phase,
+    /// 1-based.
+    pub step: usize,
+    pub kind: String,
+    pub description: String,
+    pub status: super::lifecycle::StepStatus,
+    pub secs: Option<f64>,
+}
+
+/// What a campaign did to its users, measured: the "zero-downtime report".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImpactReport {
+    pub campaign: i64,
+    pub name: String,
+    pub status: CampaignState,
+    pub from_release: String,
+    pub to_release: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_secs: Option<f64>,
+    /// Requests the router served during the campaign, by release.
+    pub by_release: Vec<ReleaseImpact>,
+    pub requests: u64,
+    /// Requests the router saw fail (5xx and connection errors it counts).
+    pub failed: u64,
+    /// Where the counts come from: the health source that reported them.
+    pub counted_by: String,
+    /// Abort requested → all traffic back on the old release, read back.
+    pub rollback_secs: Option<f64>,
+    pub gates: Vec<GateMoment>,
+    pub steps: Vec<StepTime>,
+}
+
+impl ImpactReport {
+    /// One line for notices: "1234 requests answered (v1 800, v2 434), 0 failed (0.00 %)".
+    pub fn line(&self) -> String {
+        let parts: Vec<String> =
+            self.by_release.iter().map(|r| format!("{} {}", r.release, r.requests)).collect();
+        let failed = if self.requests > 0 {
+            format!(" ({:.2} %)", self.failed as f64 * 100.0 / self.requests as f64)
+        } else {
+            String::new()
+        };
+        format!(
+            "{} requests answered ({}), {} failed{failed}",
+            self.requests,
+            if parts.is_empty() { "none counted".into() } else { parts.join(", ") },
+            self.failed
+        )
+    }
+}

@@ -90,6 +90,7 @@ pub fn CampaignPage() -> impl IntoView {
                 }
             })}
         </Transition>
+        <crate::pages::campaign_impact::CampaignImpact id=id tick=tick />
         <crate::pages::campaign_comms::CampaignComms id=id />
     }
 }

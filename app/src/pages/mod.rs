@@ -5,6 +5,7 @@ pub mod admin_users;
 pub mod audit;
 pub mod campaign;
 pub mod campaign_comms;
+pub mod campaign_impact;
 pub mod campaigns;
 pub mod editor;
 pub mod environments;

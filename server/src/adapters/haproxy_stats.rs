@@ -42,12 +42,49 @@ struct Counters {
     errors: u64,
 }
 
+/// What one round of reading counters left for the next.
+#[derive(Debug, Default)]
+struct Rounds {
+    /// Each server's counters at the previous round.
+    counters: BTreeMap<(String, String), Counters>,
+    /// The servers each pool had at the previous round: one that appears after it was added
+    /// since, so its counters count from zero (its first requests are not lost to a baseline).
+    servers: BTreeMap<String, std::collections::BTreeSet<String>>,
+}
+
+impl Rounds {
+    /// Requests and errors of `target` since the previous round, or `None` when this round is
+    /// its baseline (the pool's first round here). A counter that went down was reset (HAProxy
+    /// restarted, the server re-added) and counts from zero.
+    fn delta(&mut self, pool: &str, target: &str, now: Counters) -> Option<Counters> {
+        let before = match self.counters.insert((pool.to_string(), target.to_string()), now) {
+            Some(before) => before,
+            None if self.servers.get(pool).is_some_and(|s| !s.contains(target)) => {
+                Counters::default()
+            }
+            None => return None,
+        };
+        if now.sessions < before.sessions || now.errors < before.errors {
+            return Some(now);
+        }
+        Some(Counters {
+            sessions: now.sessions - before.sessions,
+            errors: now.errors - before.errors,
+        })
+    }
+
+    /// Remembers the servers `pool` has this round.
+    fn seen(&mut self, pool: &str, rows: &[haproxy::ServerStat]) {
+        self.servers.insert(pool.to_string(), rows.iter().map(|r| r.server.clone()).collect());
+    }
+}
+
 pub struct HaproxyStats {
     hp: Haproxy,
     probe: HttpProbe,
-    last: Mutex<BTreeMap<(String, String), Counters>>,
+    last: Mutex<Rounds>,
     /// The same for charts, kept apart so charting never shifts a gate's interval.
-    chart_last: Mutex<BTreeMap<(String, String), Counters>>,
+    chart_last: Mutex<Rounds>,
 }
 
 impl HaproxyStats {
@@ -99,14 +136,9 @@ impl HealthSource for HaproxyStats {
             // Connection errors are left out: HAProxy redispatches those requests, users do not
             // see them.
             let now = Counters { sessions: row.stot, errors: row.hrsp_5xx + row.eresp };
-            // The first sample of a server only sets the baseline; a counter that went down
-            // (HAProxy restarted, server re-added) starts a new one.
-            if let Some(before) = last.insert((pool.to_string(), target.clone()), now)
-                && now.sessions >= before.sessions
-                && now.errors >= before.errors
-            {
-                requests += now.sessions - before.sessions;
-                errors += now.errors - before.errors;
+            if let Some(d) = last.delta(pool, target, now) {
+                requests += d.sessions;
+                errors += d.errors;
             }
             // HAProxy's own health check, when it runs one, counts as a probe.
             if row.check_status.starts_with('L') || row.status.starts_with("DOWN") {
@@ -116,6 +148,7 @@ impl HealthSource for HaproxyStats {
                 }
             }
         }
+        last.seen(pool, &rows);
         sample.requests = requests;
         sample.errors = errors;
         Ok(sample)
@@ -136,14 +169,43 @@ impl HealthSource for HaproxyStats {
         for s in &mut out {
             let Some(row) = rows.iter().find(|r| r.server == s.target) else { continue };
             let now = Counters { sessions: row.stot, errors: row.hrsp_5xx + row.eresp };
-            if let Some(before) = last.insert((pool.to_string(), s.target.clone()), now)
-                && now.sessions >= before.sessions
-                && now.errors >= before.errors
-            {
-                s.requests = Some(now.sessions - before.sessions);
-                s.errors = Some(now.errors - before.errors);
+            if let Some(d) = last.delta(pool, &s.target, now) {
+                s.requests = Some(d.sessions);
+                s.errors = Some(d.errors);
             }
         }
+        last.seen(pool, &rows);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(sessions: u64, errors: u64) -> Counters {
+        Counters { sessions, errors }
+    }
+
+    fn stat(server: &str) -> haproxy::ServerStat {
+        haproxy::ServerStat { server: server.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn a_pool_first_round_is_a_baseline_and_a_server_added_later_counts_from_zero() {
+        let mut r = Rounds::default();
+        assert!(r.delta("web", "a", c(100, 1)).is_none(), "first round: baseline");
+        r.seen("web", &[stat("a")]);
+        let d = r.delta("web", "a", c(150, 1)).expect("second round");
+        assert_eq!((d.sessions, d.errors), (50, 0));
+        // b appeared after the previous round: all its requests are new.
+        let d = r.delta("web", "b", c(30, 2)).expect("new server");
+        assert_eq!((d.sessions, d.errors), (30, 2));
+        r.seen("web", &[stat("a"), stat("b")]);
+        // a's counter went down: reset, counts from zero.
+        let d = r.delta("web", "a", c(5, 0)).expect("reset");
+        assert_eq!((d.sessions, d.errors), (5, 0));
+        // Another pool's first round is still a baseline.
+        assert!(r.delta("api", "a", c(9, 0)).is_none());
     }
 }

@@ -173,6 +173,25 @@ fn comms_change(event: CommsEvent, spec: &CampaignSpec) -> Option<crate::store::
     crate::notify::plan::change(event, spec, &window, Utc::now())
 }
 
+/// The closing notices of `c` with its impact report in one line (`{report}` in templates).
+async fn closing_comms(
+    engine: &Engine,
+    c: &Loaded,
+    event: CommsEvent,
+) -> Option<crate::store::CommsChange> {
+    let mut change = comms_change(event, &c.spec)?;
+    let line = match crate::impact::report(engine.store(), &c.row).await {
+        Ok(r) => r.line(),
+        Err(e) => format!("the request counts could not be read ({e})"),
+    };
+    for n in &mut change.notices {
+        if let Some(p) = n.payload.as_object_mut() {
+            p.insert("report".into(), json!(line));
+        }
+    }
+    Some(change)
+}
+
 fn since(ts: &Option<String>, now: DateTime<Utc>) -> Duration {
     ts.as_deref()
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
@@ -1102,7 +1121,7 @@ async fn finish(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
             CampaignPatch {
                 status: Some(c.to(Command::Complete)?),
                 finished_at: Some(now_ts()),
-                comms: comms_change(CommsEvent::Completed, &c.spec),
+                comms: closing_comms(engine, &c, CommsEvent::Completed).await,
                 environment,
                 ..Default::default()
             },
@@ -1358,7 +1377,7 @@ async fn rolled_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
                 rollback_secs: Some(secs),
                 finished_at: Some(now_ts()),
                 last_error: Some(None),
-                comms: comms_change(CommsEvent::RolledBack, &c.spec),
+                comms: closing_comms(engine, &c, CommsEvent::RolledBack).await,
                 environment,
                 ..Default::default()
             },

@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/campaigns/{id}/plan", post(plan_campaign))
         .route("/api/v1/campaigns/{id}/clone", post(clone_campaign))
         .route("/api/v1/campaigns/{id}/gate-replay", post(gate_replay))
+        .route("/api/v1/campaigns/{id}/impact", get(impact))
         .route("/api/v1/campaigns/{id}/rollback-release", post(rollback_release))
         .route("/api/v1/campaigns/{id}/start", post(start))
         .route("/api/v1/campaigns/{id}/schedule", post(schedule))
@@ -134,6 +135,15 @@ async fn accept_live(
     Path((id, pool)): Path<(i64, String)>,
 ) -> Result<Json<app::domain::views::PoolOverview>, AppError> {
     Ok(Json(s.campaigns.accept_live_state_of(&p, id, &pool).await?))
+}
+
+/// What the campaign did to its users, measured.
+async fn impact(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Json<app::domain::views::ImpactReport>, AppError> {
+    Ok(Json(s.campaigns.impact(&p, id).await?))
 }
 
 /// A gate definition (the body; empty: the campaign's own first gate) replayed against the

@@ -145,6 +145,14 @@ pub const OPERATIONS: &[Operation] = &[
         201,
     ),
     (
+        "get",
+        "/api/v1/campaigns/{id}/impact",
+        "The impact report: requests and failures by release, gate verdicts, rollback time, step durations",
+        "viewer",
+        None,
+        200,
+    ),
+    (
         "post",
         "/api/v1/campaigns/{id}/gate-replay",
         "Replay a gate (the body, or the campaign's own) against the campaign's stored samples",

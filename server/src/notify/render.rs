@@ -90,6 +90,8 @@ impl Notice<'_> {
         );
         v.insert("status_url", status_url.to_string());
         v.insert("in", reminder_in(self.kind));
+        // What the campaign did to its users, measured (completed and rolled-back notices).
+        v.insert("report", self.s("report"));
         v
     }
 

@@ -277,6 +277,8 @@ pub struct RunResult {
     pub secs: f64,
     /// Every one of 50 requests after the campaign was answered 200 by the expected release.
     pub after_ok: bool,
+    /// The campaign's impact report as the API serves it (`/campaigns/{id}/impact`).
+    pub report: Value,
 }
 
 /// A whole campaign v1 → v2 under load.
@@ -293,7 +295,14 @@ pub async fn full_campaign(
     let secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let outcomes = load.finish().await;
-    Ok(RunResult { tally: tally(&outcomes), secs, after_ok: all_from(bed, "v2", 50).await? })
+    let report =
+        api.call(reqwest::Method::GET, &format!("/api/v1/campaigns/{id}/impact"), None).await?;
+    Ok(RunResult {
+        tally: tally(&outcomes),
+        secs,
+        after_ok: all_from(bed, "v2", 50).await?,
+        report,
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -439,7 +448,12 @@ pub async fn in_place_restart(
     let secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let outcomes = load.finish().await;
-    Ok(RunResult { tally: tally(&outcomes), secs, after_ok: all_from(bed, "v2", 50).await? })
+    Ok(RunResult {
+        tally: tally(&outcomes),
+        secs,
+        after_ok: all_from(bed, "v2", 50).await?,
+        report: Value::Null,
+    })
 }
 
 /// One campaign of a [`chain`]: what it was, how it ended, what users saw meanwhile.

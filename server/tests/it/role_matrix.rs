@@ -149,6 +149,7 @@ fn table() -> Vec<Row> {
         row("POST", "/api/v1/campaigns/{id}/clone", Min(Operator), none()),
         row("POST", "/api/v1/campaigns/{id}/rollback-release", Min(Operator), none()),
         row("POST", "/api/v1/campaigns/{id}/gate-replay", Min(Viewer), none()),
+        row("GET", "/api/v1/campaigns/{id}/impact", Min(Viewer), none()),
         row("POST", "/api/v1/campaigns/{id}/start", Min(Operator), none()),
         row("POST", "/api/v1/campaigns/{id}/schedule", Min(Operator), none()),
         row(
@@ -234,6 +235,7 @@ fn table() -> Vec<Row> {
         f(c::CampaignTraffic::PATH, Min(Viewer), form(&[("id", MISSING)])),
         f(c::CampaignCommand::PATH, Min(Operator), form(&[("id", MISSING), ("command", "pause")])),
         f(c::CampaignChart::PATH, Min(Viewer), form(&[("id", MISSING)])),
+        f(c::CampaignImpact::PATH, Min(Viewer), form(&[("id", MISSING)])),
         f(co::CampaignComms::PATH, Min(Viewer), form(&[("id", MISSING)])),
         f(e::EditorEnvironments::PATH, Min(Viewer), none()),
         f(e::CreateDraft::PATH, Min(Operator), Body::Json(json!({ "spec": spec() }))),

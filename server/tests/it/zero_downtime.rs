@@ -34,6 +34,35 @@ async fn prove(kind: RouterKind) {
         assert_eq!(r.tally.failed, 0, "{} {label}: failed requests {:?}", kind.label(), r.tally);
         assert!(r.tally.sent > 200, "the load ran ({:?})", r.tally);
         assert!(r.after_ok, "{} {label}: afterwards every answer comes from v2", kind.label());
+        // The impact report counts what users sent, within the load that fell outside the
+        // campaign (creating and starting it, the 200 ms after) and the router's counters
+        // between the start and the first sampling round (its baseline) and after the last:
+        // 2.5 s of the load's rate, and 5 %. nginx (open source) counts nothing per server.
+        let counted = r.report["requests"].as_u64().unwrap_or(0) as f64;
+        eprintln!(
+            "measured: {} {label}: the impact report counted {counted} of {} sent, {} failed",
+            kind.label(),
+            r.tally.sent,
+            r.report["failed"]
+        );
+        if kind != RouterKind::Nginx {
+            let sent = r.tally.sent as f64;
+            let rate = sent / r.secs.max(1.0);
+            assert!(
+                (counted - sent).abs() <= rate * 2.5 + sent * 0.05,
+                "{} {label}: the report counted {counted} requests, the users sent {sent}: {}",
+                kind.label(),
+                r.report
+            );
+            assert_eq!(r.report["failed"], 0, "{}", r.report);
+            let served = |release: &str| {
+                r.report["by_release"].as_array().is_some_and(|b| {
+                    b.iter().any(|x| x["release"] == release && x["requests"].as_u64() > Some(0))
+                })
+            };
+            // (v1's share before a blue-green switch can fall inside the first round.)
+            assert!(served("v2"), "the report has v2 serving users: {}", r.report);
+        }
     }
 
     let b = bed().await;
