@@ -111,7 +111,13 @@ pub const SETTINGS: &[(&str, &str, &str, &str)] = &[
         "alerts.webhook_url",
         "SWITCHYARD_ALERT_WEBHOOK_URL",
         "",
-        "POST operator alerts (a paused rollback, a failed reconciler) here as JSON (empty: log, audit and page only)",
+        "an operator channel for every environment: alerts (pauses, failed gates, approvals, rollbacks, successes) are POSTed here as signed JSON, besides each environment's own alerts channels",
+    ),
+    (
+        "alerts.webhook_secret",
+        "SWITCHYARD_ALERT_WEBHOOK_SECRET",
+        "",
+        "HMAC key that signs operator alert webhooks (X-Switchyard-Signature; never logged)",
     ),
     (
         "demo.enabled",
@@ -301,6 +307,18 @@ pub struct NotifyConfig {
     pub retry_base_secs: u64,
     /// Which internal hosts subscriber webhooks may reach, and which over http.
     pub webhooks: std::sync::Arc<crate::outbound::WebhookPolicy>,
+    /// Signs operator alert webhooks (`alerts.webhook_secret`); redacted in `Debug`.
+    pub alert_secret: Secret,
+}
+
+/// A setting that must never be printed: `Debug` shows only whether it is set.
+#[derive(Clone, Default)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "<not set>" } else { "<set>" })
+    }
 }
 
 /// The security settings (`outbound.*`, `webhooks.*`, `trusted_proxies`, `http.*`,
@@ -559,6 +577,7 @@ impl Config {
                 .unwrap_or(u32::MAX),
             retry_base_secs: u64::try_from(positive("notify.retry_base_secs", "seconds")?)
                 .unwrap_or(30),
+            alert_secret: Secret(get("alerts.webhook_secret").value),
             webhooks: std::sync::Arc::new(crate::outbound::WebhookPolicy {
                 allow_hosts: crate::outbound::parse_host_rules(&get("webhooks.allow_hosts").value)
                     .map_err(|why| bad("webhooks.allow_hosts", &why))?,

@@ -20,6 +20,48 @@ pub struct Environment {
     /// a campaign's own policy may ask for more, never less.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approvals: Option<super::campaign::ApprovalPolicy>,
+    /// Where the operators of this environment hear about its campaigns: a pause, a failed
+    /// gate, a wait for approval, a rollback, a success (through the outbox, retried).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertChannel>,
+}
+
+/// One operator channel: an e-mail address, or a webhook that gets a signed JSON body whose
+/// `text` field a Slack-compatible incoming webhook shows as the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "channel")]
+pub enum AlertChannel {
+    Email { to: String },
+    Webhook { url: String },
+}
+
+impl AlertChannel {
+    /// `(channel, recipient)` as the outbox stores a delivery.
+    pub fn delivery(&self) -> (&'static str, &str) {
+        match self {
+            AlertChannel::Email { to } => ("email", to),
+            AlertChannel::Webhook { url } => ("webhook", url),
+        }
+    }
+
+    /// Why this channel cannot be used, if it cannot.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            AlertChannel::Email { to } => {
+                let t = to.trim();
+                let ok = t.len() <= 254
+                    && !t.chars().any(|c| c.is_whitespace() || c.is_control())
+                    && t.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
+                (!ok).then(|| format!("'{to}' is not an e-mail address"))
+            }
+            AlertChannel::Webhook { url } => {
+                let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                    && url.len() <= 2048
+                    && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+                (!ok).then(|| "expected an http:// or https:// URL".to_string())
+            }
+        }
+    }
 }
 
 /// An environment as written; reading it tells each backend which environment it is in.
@@ -33,6 +75,8 @@ struct EnvironmentFields {
     freezes: Vec<super::window::FreezeWindow>,
     #[serde(default)]
     approvals: Option<super::campaign::ApprovalPolicy>,
+    #[serde(default)]
+    alerts: Vec<AlertChannel>,
 }
 
 impl From<EnvironmentFields> for Environment {
@@ -48,6 +92,7 @@ impl From<EnvironmentFields> for Environment {
             backends,
             freezes: f.freezes,
             approvals: f.approvals,
+            alerts: f.alerts,
         }
     }
 }

@@ -71,6 +71,7 @@ pub fn env(n: usize) -> Environment {
         ],
         freezes: Vec::new(),
         approvals: None,
+        alerts: Vec::new(),
     }
 }
 

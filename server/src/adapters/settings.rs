@@ -54,6 +54,11 @@ pub fn environment_errors(env: &Environment) -> BTreeMap<String, String> {
             errors.insert("approvals.role".into(), "use approver or admin".into());
         }
     }
+    for (i, a) in env.alerts.iter().enumerate() {
+        if let Some(why) = a.problem() {
+            errors.insert(format!("alerts[{i}]"), why);
+        }
+    }
     for (i, t) in env.targets.iter().enumerate() {
         if let Err(why) = app::domain::address::HostPort::parse(&t.address) {
             errors.insert(format!("targets[{i}].address"), why);
@@ -371,6 +376,7 @@ mod tests {
             backends,
             freezes: Vec::new(),
             approvals: None,
+            alerts: Vec::new(),
         }
     }
 

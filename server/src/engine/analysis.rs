@@ -197,7 +197,7 @@ impl Engine {
             self.store()
                 .append_audit(audit("campaign.watch_breach", json!({ "reason": verdict.reason })))
                 .await?;
-            self.alert(id, &row.name, &message);
+            self.alert(id, super::alerts::AlertEvent::WatchBreach, &message).await;
             self.announce(id);
             return Ok(());
         }

@@ -6,6 +6,7 @@
 //! Abort is a change of desired state written by the campaign service; the reconciler sees it
 //! at its next pass boundary (waits are interrupted by a wake-up, calls are never cut off).
 
+pub mod alerts;
 mod analysis;
 mod calls;
 pub use analysis::gate_samples;
@@ -140,33 +141,6 @@ impl Engine {
             tasks.insert(campaign_id, (notify, handle.abort_handle()));
         }
         self.announce(campaign_id);
-    }
-
-    /// Tells the operators something needs a person now: logged, and POSTed to the alert
-    /// webhook when one is set (three tries, never blocking the reconciler).
-    pub fn alert(&self, campaign_id: i64, campaign: &str, message: &str) {
-        tracing::error!(campaign_id, campaign, message, "operator alert");
-        let Some(url) = self.inner.config.alert_webhook.clone() else { return };
-        let body = serde_json::json!({
-            "kind": "switchyard.alert",
-            "campaign_id": campaign_id,
-            "campaign": campaign,
-            "message": message,
-            "at": crate::store::now_ts(),
-        });
-        tokio::spawn(async move {
-            let Ok(http) = crate::outbound::client(Duration::from_secs(5)) else { return };
-            for attempt in 1..=3_u32 {
-                match http.post(&url).json(&body).send().await {
-                    Ok(r) if r.status().is_success() => return,
-                    Ok(r) => {
-                        tracing::warn!(status = %r.status(), attempt, "alert webhook refused the alert")
-                    }
-                    Err(e) => tracing::warn!(error = %e, attempt, "alert webhook unreachable"),
-                }
-                tokio::time::sleep(Duration::from_secs(u64::from(attempt) * 2)).await;
-            }
-        });
     }
 
     /// Starts a reconciler for every active campaign that has none (a supervisor: nothing may

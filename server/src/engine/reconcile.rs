@@ -19,10 +19,12 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use super::Engine;
+use super::alerts::AlertEvent;
 use super::calls::{Adapters, CallRecord, apply, with_retry};
 use crate::adapters::AdapterError;
 use crate::environments::Probe;
 use crate::notify::plan::CommsEvent;
+use crate::store::NewAlert;
 use crate::store::{
     AuditRecord, CampaignPatch, CampaignRow, EnvironmentUpdate, StepRun, StoreError, now_ts,
 };
@@ -127,7 +129,14 @@ pub async fn contain(engine: &Engine, id: i64, why: &str) {
         )
         .await;
     match result {
-        Ok(()) => engine.alert(id, &row.name, &message),
+        Ok(()) => {
+            let event = if status == CampaignState::Paused {
+                AlertEvent::Paused
+            } else {
+                AlertEvent::RollbackPaused
+            };
+            engine.alert(id, event, &message).await;
+        }
         Err(e) => {
             tracing::error!(campaign_id = id, error = %e, "could not pause a failed campaign")
         }
@@ -173,17 +182,21 @@ fn comms_change(event: CommsEvent, spec: &CampaignSpec) -> Option<crate::store::
     crate::notify::plan::change(event, spec, &window, Utc::now())
 }
 
+/// The operator alert of a change of `c`.
+fn alert(engine: &Engine, c: &Loaded, event: AlertEvent, message: &str) -> Option<NewAlert> {
+    engine.alert_of(c.row.id, &c.row.name, &c.spec, &c.env, event, message)
+}
+
 /// The closing notices of `c` with its impact report in one line (`{report}` in templates).
-async fn closing_comms(
-    engine: &Engine,
-    c: &Loaded,
-    event: CommsEvent,
-) -> Option<crate::store::CommsChange> {
-    let mut change = comms_change(event, &c.spec)?;
-    let line = match crate::impact::report(engine.store(), &c.row).await {
+async fn report_line(engine: &Engine, c: &Loaded) -> String {
+    match crate::impact::report(engine.store(), &c.row).await {
         Ok(r) => r.line(),
         Err(e) => format!("the request counts could not be read ({e})"),
-    };
+    }
+}
+
+fn closing_comms(c: &Loaded, event: CommsEvent, line: &str) -> Option<crate::store::CommsChange> {
+    let mut change = comms_change(event, &c.spec)?;
     for n in &mut change.notices {
         if let Some(p) = n.payload.as_object_mut() {
             p.insert("report".into(), json!(line));
@@ -282,6 +295,12 @@ async fn forward(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
                     CampaignPatch {
                         status: Some(c.to(Command::Pause)?),
                         pause_cause: Some(Some(PauseCause::Person)),
+                        alert: alert(
+                            engine,
+                            c,
+                            AlertEvent::Paused,
+                            &format!("planned pause at step {}: resume to continue", idx + 1),
+                        ),
                         ..Default::default()
                     },
                     Some(engine_audit(
@@ -307,6 +326,16 @@ async fn forward(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
                     CampaignPatch {
                         status: Some(c.to(Command::RequestApproval)?),
                         approvals: Some("[]".into()),
+                        alert: alert(
+                            engine,
+                            c,
+                            AlertEvent::AwaitingApproval,
+                            &format!(
+                                "step {} needs {} approval(s) before the campaign goes on",
+                                idx + 1,
+                                c.spec.approvals.required.max(1)
+                            ),
+                        ),
                         ..Default::default()
                     },
                     Some(engine_audit(
@@ -602,6 +631,7 @@ async fn pause_with_error(
                 status: Some(c.to(Command::Pause)?),
                 pause_cause: Some(Some(cause)),
                 last_error: Some(Some(message.clone())),
+                alert: alert(engine, c, AlertEvent::Paused, &message),
                 ..Default::default()
             },
             Some(engine_audit(
@@ -820,6 +850,7 @@ async fn gate(
                             abort_reason: Some(message.clone()),
                             abort_requested_at: Some(now_ts()),
                             last_error: Some(Some(message.clone())),
+                            alert: alert(engine, c, AlertEvent::GateFailed, &message),
                             ..Default::default()
                         },
                         Some(engine_audit(
@@ -1015,6 +1046,7 @@ async fn roll_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
                     CampaignPatch {
                         status: Some(c.to(Command::Fail)?),
                         last_error: Some(Some(message.clone())),
+                        alert: alert(engine, c, AlertEvent::Failed, &message),
                         ..Default::default()
                     },
                     Some(engine_audit(id, "campaign.fail", "failure", json!({ "error": message }))),
@@ -1113,6 +1145,7 @@ async fn finish(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
             return pause_at_end(engine, c, &msg).await;
         }
     };
+    let report = report_line(engine, c).await;
     engine
         .store()
         .patch_campaign(
@@ -1121,7 +1154,13 @@ async fn finish(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
             CampaignPatch {
                 status: Some(c.to(Command::Complete)?),
                 finished_at: Some(now_ts()),
-                comms: closing_comms(engine, &c, CommsEvent::Completed).await,
+                comms: closing_comms(c, CommsEvent::Completed, &report),
+                alert: alert(
+                    engine,
+                    c,
+                    AlertEvent::Succeeded,
+                    &format!("every step is done; {report}"),
+                ),
                 environment,
                 ..Default::default()
             },
@@ -1149,6 +1188,7 @@ async fn pause_at_end(engine: &Engine, c: &Loaded, msg: &str) -> Result<Next, Pa
                 status: Some(c.to(Command::Pause)?),
                 pause_cause: Some(Some(PauseCause::Error)),
                 last_error: Some(Some(msg.to_string())),
+                alert: alert(engine, c, AlertEvent::Paused, msg),
                 ..Default::default()
             },
             Some(engine_audit(id, "campaign.pause", "failure", json!({ "error": msg }))),
@@ -1310,6 +1350,7 @@ async fn pause_rollback(engine: &Engine, c: &Loaded, message: String) -> Result<
             CampaignPatch {
                 status: Some(c.to(Command::PauseRollback)?),
                 last_error: Some(Some(message.clone())),
+                alert: alert(engine, c, AlertEvent::RollbackPaused, &message),
                 ..Default::default()
             },
             Some(engine_audit(
@@ -1321,7 +1362,6 @@ async fn pause_rollback(engine: &Engine, c: &Loaded, message: String) -> Result<
             Some(("rollback_paused", json!({ "message": message, "alert": true }))),
         )
         .await?;
-    engine.alert(id, &c.row.name, &message);
     engine.announce(id);
     Ok(Next::Done)
 }
@@ -1367,6 +1407,7 @@ async fn rolled_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
         }
     };
     let secs = since(&c.row.abort_requested_at, Utc::now()).as_secs_f64();
+    let report = report_line(engine, c).await;
     engine
         .store()
         .patch_campaign(
@@ -1377,7 +1418,16 @@ async fn rolled_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
                 rollback_secs: Some(secs),
                 finished_at: Some(now_ts()),
                 last_error: Some(None),
-                comms: closing_comms(engine, &c, CommsEvent::RolledBack).await,
+                comms: closing_comms(c, CommsEvent::RolledBack, &report),
+                alert: alert(
+                    engine,
+                    c,
+                    AlertEvent::RolledBack,
+                    &format!(
+                        "all traffic is back on {} ({secs:.1} s after the abort); {report}",
+                        c.spec.from_release
+                    ),
+                ),
                 environment,
                 ..Default::default()
             },

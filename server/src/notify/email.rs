@@ -100,6 +100,16 @@ pub fn build(job: &DeliveryJob, base: &str, from: &Mailbox) -> Result<Message, S
     }
     let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap_or_default();
     let notice = Notice { kind: &job.kind, sequence: job.sequence, payload: &payload };
+    if notice.is_alert() {
+        // To an operator channel: no unsubscribe link (an admin edits the environment's alerts).
+        return builder
+            .subject(notice.headline())
+            .multipart(MultiPart::alternative_plain_html(
+                notice.alert_text(base),
+                notice.alert_html(base),
+            ))
+            .map_err(bad);
+    }
     let (status, unsubscribe) = (status_url(base), unsubscribe_url(base, &token));
     let body = MultiPart::alternative_plain_html(
         notice.text(&status, &unsubscribe),

@@ -90,6 +90,14 @@ impl Notifier {
                 None
             }
         };
+        // Operator alerts go to hosts an admin configured (internal ones too).
+        let ops = match crate::outbound::client(Duration::from_secs(10)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(error = %e, "no HTTP client for operator alerts; they will wait");
+                None
+            }
+        };
         let gap = Duration::from_secs_f64(1.0 / f64::from(self.config.max_per_second.max(1)));
         let mut last_overrun_check = std::time::Instant::now() - Duration::from_secs(60);
         loop {
@@ -101,7 +109,9 @@ impl Notifier {
             }
             match self.store.claim_delivery(LEASE_SECS).await {
                 Ok(Some(job)) => {
-                    let outcome = self.send(mailer.as_ref(), hooks.as_ref(), &job).await;
+                    let hooks =
+                        if job.kind.starts_with("alert_") { ops.as_ref() } else { hooks.as_ref() };
+                    let outcome = self.send(mailer.as_ref(), hooks, &job).await;
                     if let Err(e) = self.store.finish_delivery(&job, outcome).await {
                         tracing::error!(error = %e, delivery = job.id, "could not record a delivery's result");
                     }
@@ -136,6 +146,15 @@ impl Notifier {
                 )),
             },
             "webhook" => match hooks {
+                Some(c) if job.kind.starts_with("alert_") => {
+                    webhook::send_alert(
+                        c,
+                        job,
+                        &self.config.public_url,
+                        &self.config.alert_secret.0,
+                    )
+                    .await
+                }
                 Some(c) => {
                     webhook::send(c, &self.config.webhooks, job, &self.config.public_url).await
                 }

@@ -95,8 +95,65 @@ impl Notice<'_> {
         v
     }
 
+    /// An operator alert (`alert_*`), not a notice to subscribers.
+    pub fn is_alert(&self) -> bool {
+        self.kind.starts_with("alert_")
+    }
+
+    /// The campaign page an alert points to.
+    pub fn campaign_url(&self, base: &str) -> String {
+        format!("{base}/campaigns/{}", self.payload["campaign_id"].as_i64().unwrap_or(0))
+    }
+
+    /// The text of an operator alert: what happened, where, and the link to act on it.
+    pub fn alert_text(&self, base: &str) -> String {
+        format!(
+            "{}\n\n{}\n\nService {} in {}: {} → {}.\nCampaign: {}\n\n--\nYou get this because this \
+             address is an operator channel of the environment {}.\n",
+            self.headline(),
+            self.s("message"),
+            self.s("service"),
+            self.s("environment"),
+            self.s("from_release"),
+            self.s("to_release"),
+            self.campaign_url(base),
+            self.s("environment"),
+        )
+    }
+
+    pub fn alert_html(&self, base: &str) -> String {
+        format!(
+            "<!doctype html><html lang=\"en\"><body><h1>{}</h1><p>{}</p><p>Service {} in {}: {} → {}.</p>\
+             <p><a href=\"{}\">Open the campaign</a></p><hr><p><small>You get this because this address \
+             is an operator channel of the environment {}.</small></p></body></html>",
+            esc(&self.headline()),
+            esc(&self.s("message")),
+            esc(&self.s("service")),
+            esc(&self.s("environment")),
+            esc(&self.s("from_release")),
+            esc(&self.s("to_release")),
+            esc(&self.campaign_url(base)),
+            esc(&self.s("environment")),
+        )
+    }
+
+    /// The webhook body of an operator alert: `text` for Slack-compatible hooks (with the
+    /// campaign link in Slack's `<url|label>` form), the fields for anything else.
+    pub fn alert_json(&self, id: &str, base: &str) -> Value {
+        serde_json::json!({
+            "id": id,
+            "kind": self.kind,
+            "text": format!("{}: {} <{}|open the campaign>", self.headline(), self.s("message"), self.campaign_url(base)),
+            "alert": self.payload,
+            "campaign_url": self.campaign_url(base),
+        })
+    }
+
     /// One line saying what happened: the subject.
     pub fn headline(&self) -> String {
+        if self.is_alert() {
+            return self.s("title");
+        }
         fill(&self.template().subject, &self.variables(""))
     }
 

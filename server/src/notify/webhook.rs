@@ -27,30 +27,64 @@ pub async fn send(
     } else {
         notice.webhook_json(&job.idempotency_key, &status_url(base))
     };
-    let body = serde_json::to_vec(&body)
-        .map_err(|e| SendError::Permanent(format!("encoding the body: {e}")))?;
     let secret = job.webhook_secret.clone().unwrap_or_default();
-    let signer = Signer::new(secret.as_bytes())
-        .map_err(|e| SendError::Permanent(format!("signing key: {e}")))?;
+    post_signed(client, url, job, &body, Some(&secret)).await
+}
+
+/// Sends an operator alert to an environment's webhook channel with `client` (the shared
+/// outbound client: an admin configured the URL, so internal hosts are allowed), signed with
+/// `alerts.webhook_secret`.
+pub async fn send_alert(
+    client: &reqwest::Client,
+    job: &DeliveryJob,
+    base: &str,
+    secret: &str,
+) -> Result<String, SendError> {
+    let url = reqwest::Url::parse(&job.recipient)
+        .map_err(|e| SendError::Permanent(format!("the alert webhook URL is invalid: {e}")))?;
+    let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap_or_default();
+    let notice = Notice { kind: &job.kind, sequence: job.sequence, payload: &payload };
+    // Unsigned when no key is set (a Slack hook does not check); the delivery log says so.
+    let signed = (!secret.is_empty()).then_some(secret);
+    let sent =
+        post_signed(client, url, job, &notice.alert_json(&job.idempotency_key, base), signed)
+            .await?;
+    Ok(if signed.is_some() {
+        sent
+    } else {
+        format!("{sent} (unsigned: alerts.webhook_secret is not set)")
+    })
+}
+
+async fn post_signed(
+    client: &reqwest::Client,
+    url: reqwest::Url,
+    job: &DeliveryJob,
+    body: &serde_json::Value,
+    secret: Option<&str>,
+) -> Result<String, SendError> {
+    let body = serde_json::to_vec(body)
+        .map_err(|e| SendError::Permanent(format!("encoding the body: {e}")))?;
     let ts = chrono::Utc::now().timestamp();
-    let res = client
+    let mut req = client
         .post(url)
         .header("content-type", "application/json")
         .header(IDEMPOTENCY_HEADER, &job.idempotency_key)
-        .header(TIMESTAMP_HEADER, ts.to_string())
-        .header(SIGNATURE_HEADER, signer.sign(ts, &body))
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| {
-            let cause = crate::adapters::root_cause(&e.without_url());
-            // The resolver refusing an internal address will refuse it next time too.
-            if cause.starts_with("refused:") {
-                SendError::Permanent(cause)
-            } else {
-                SendError::Transient(format!("POST failed: {cause}"))
-            }
-        })?;
+        .header(TIMESTAMP_HEADER, ts.to_string());
+    if let Some(secret) = secret {
+        let signer = Signer::new(secret.as_bytes())
+            .map_err(|e| SendError::Permanent(format!("signing key: {e}")))?;
+        req = req.header(SIGNATURE_HEADER, signer.sign(ts, &body));
+    }
+    let res = req.body(body).send().await.map_err(|e| {
+        let cause = crate::adapters::root_cause(&e.without_url());
+        // The resolver refusing an internal address will refuse it next time too.
+        if cause.starts_with("refused:") {
+            SendError::Permanent(cause)
+        } else {
+            SendError::Transient(format!("POST failed: {cause}"))
+        }
+    })?;
     let status = res.status();
     if status.is_success() {
         Ok(format!("HTTP {status}"))

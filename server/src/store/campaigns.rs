@@ -133,6 +133,8 @@ pub struct CampaignPatch {
     /// The environment record this change rewrites (a campaign that ends leaves its pool as it
     /// really is), with the audit event that says so.
     pub environment: Option<EnvironmentUpdate>,
+    /// The operator alert this change raises, queued in the outbox in its transaction.
+    pub alert: Option<super::NewAlert>,
 }
 
 /// A new spec for the environment named `name`, written with the campaign change.
@@ -561,6 +563,9 @@ impl Store {
         }
         if let Some(comms) = patch.comms {
             Self::apply_comms_in(&mut tx, id, comms).await?;
+        }
+        if let Some(alert) = patch.alert {
+            Self::queue_alert_in(&mut tx, id, alert).await?;
         }
         if let Some(env) = patch.environment {
             let n = sqlx::query("UPDATE environments SET spec = ?, updated_at = ? WHERE name = ?")

@@ -30,6 +30,16 @@ pub struct NewNotice {
     pub payload: serde_json::Value,
 }
 
+/// An operator alert: a notice of kind `alert_*` delivered to an environment's operator
+/// channels (never to subscribers, never in the public feeds).
+#[derive(Debug, Clone)]
+pub struct NewAlert {
+    pub kind: String,
+    pub payload: serde_json::Value,
+    /// `(channel, recipient)`: `email` and an address, or `webhook` and a URL.
+    pub channels: Vec<(String, String)>,
+}
+
 /// The communications side of one campaign change.
 #[derive(Debug, Clone, Default)]
 pub struct CommsChange {
@@ -266,6 +276,62 @@ impl Store {
         Ok(())
     }
 
+    /// Queues `alert` for `campaign_id` on `conn` (the caller's transaction): one notice,
+    /// due now, and one delivery per operator channel. Each alert is its own notice (the
+    /// sequence counts the campaign's alerts of that kind), so a second pause alerts again.
+    pub(super) async fn queue_alert_in(
+        conn: &mut SqliteConnection,
+        campaign_id: i64,
+        alert: NewAlert,
+    ) -> StoreResult<()> {
+        if alert.channels.is_empty() {
+            return Ok(());
+        }
+        let now = now_ts();
+        let sequence: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(sequence), 0) + 1 FROM notices WHERE campaign_id = ? AND kind = ?",
+        )
+        .bind(campaign_id)
+        .bind(&alert.kind)
+        .fetch_one(&mut *conn)
+        .await?;
+        let notice_id: i64 = sqlx::query_scalar(
+            "INSERT INTO notices (campaign_id, kind, sequence, due_at, payload, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(campaign_id)
+        .bind(&alert.kind)
+        .bind(sequence)
+        .bind(&now)
+        .bind(alert.payload.to_string())
+        .bind(&now)
+        .fetch_one(&mut *conn)
+        .await?;
+        for (channel, recipient) in &alert.channels {
+            sqlx::query(
+                "INSERT INTO deliveries (notice_id, subscriber_id, channel, recipient, idempotency_key, due_at, next_attempt_at) \
+                 VALUES (?, NULL, ?, ?, ?, ?, ?) ON CONFLICT (notice_id, channel, recipient) DO NOTHING",
+            )
+            .bind(notice_id)
+            .bind(channel)
+            .bind(recipient)
+            .bind(format!("n{notice_id}.ops.{channel}.{}", random_hex(8)))
+            .bind(&now)
+            .bind(&now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Queues an alert on its own (one that no campaign change carries: a reconciler that
+    /// failed, a breach in the watch after success).
+    pub async fn queue_alert(&self, campaign_id: i64, alert: NewAlert) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        Self::queue_alert_in(&mut tx, campaign_id, alert).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn add_deliveries_in(
         conn: &mut SqliteConnection,
         notice_id: i64,
@@ -397,7 +463,7 @@ impl Store {
         }
         let upcoming: Vec<Upcoming> = sqlx::query_as(
             "SELECT n.id, n.due_at, w.components FROM notices n JOIN maintenance_windows w ON w.campaign_id = n.campaign_id \
-             WHERE n.status = 'active' AND n.due_at > ? AND w.status = 'scheduled' ORDER BY n.id",
+             WHERE n.status = 'active' AND n.due_at > ? AND w.status = 'scheduled' AND n.kind NOT LIKE 'alert%' ORDER BY n.id",
         )
         .bind(&now)
         .fetch_all(&mut *tx)
@@ -482,7 +548,7 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT n.id, n.campaign_id, n.kind, n.sequence, n.due_at, n.payload FROM notices n \
              JOIN maintenance_windows w ON w.campaign_id = n.campaign_id \
-             WHERE n.status = 'active' AND n.due_at <= ? ORDER BY n.due_at DESC, n.id DESC LIMIT ?",
+             WHERE n.status = 'active' AND n.due_at <= ? AND n.kind NOT LIKE 'alert%' ORDER BY n.due_at DESC, n.id DESC LIMIT ?",
         )
         .bind(now_ts())
         .bind(i64::from(limit))

@@ -27,8 +27,8 @@ pub use campaigns::{
     EnvironmentUpdate, StepRun, StepRunRow,
 };
 pub use comms::{
-    CommsChange, DeliveryJob, DeliveryOutcome, DeliveryRow, FeedEntryRow, NewNotice, NoticeRow,
-    SubscriberRow, WindowPublish, WindowRow,
+    CommsChange, DeliveryJob, DeliveryOutcome, DeliveryRow, FeedEntryRow, NewAlert, NewNotice,
+    NoticeRow, SubscriberRow, WindowPublish, WindowRow,
 };
 pub use drift::{ExpectationRow, Expected};
 pub use lock::EngineLock;
