@@ -70,6 +70,15 @@ test('an operator starts a canary in the demo, sees traffic move live, aborts it
     expect(res.status()).toBe(200);
     expect(res.headers()['x-release']).toBe('v1');
   }
+
+  // The impact report: what users got from each release, the rollback time, each step.
+  await page.reload();
+  const impact = page.getByTestId('impact-report');
+  await expect(impact.getByTestId('impact-by-release')).toContainText('v2');
+  await expect(impact.getByTestId('impact-by-release')).toContainText('v1');
+  await expect(impact.getByTestId('impact-rollback')).toContainText('after the abort');
+  await expect(impact.getByTestId('impact-steps')).toContainText('rollback');
+  await impact.screenshot({ path: path.join(ARTIFACTS, `${info.project.name}-impact-report.png`) });
 });
 
 test('a viewer sees the campaign without controls and the server refuses a start', async ({ page }, info) => {

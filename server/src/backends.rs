@@ -89,7 +89,7 @@ pub async fn check_one(
         error: None,
     };
     match outcome {
-        None => report.detail = Some("not checked: channels are not built yet".into()),
+        None => report.detail = Some("not checked: notices go out through the server's outbox (e-mail via its SMTP settings); each delivery's result is on the campaign's communications".into()),
         Some(Ok(c)) => {
             report.reachable = true;
             report.version = c.version;

@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::audit::record;
 use crate::engine::Engine;
+use crate::engine::alerts::AlertEvent;
 use crate::notify::Notifier;
 use crate::notify::plan::{self as comms, CommsEvent};
 use crate::store::{
@@ -1269,10 +1270,12 @@ impl CampaignService {
                 ..Default::default()
             }
         } else {
+            let message = format!("{} aborted it: {reason}", actor.username);
             CampaignPatch {
                 status: Some(CampaignState::Aborting),
                 abort_reason: Some(reason.to_string()),
                 abort_requested_at: Some(now_ts()),
+                alert: self.engine.alert_for_row(&row, AlertEvent::RollingBack, &message),
                 ..Default::default()
             }
         };

@@ -92,6 +92,8 @@ pub async fn report(store: &Store, row: &CampaignRow) -> Result<ImpactReport, St
             }
         }
     }
+    // In the order they ran: the plan's steps, then the rollback's.
+    steps.sort_by_key(|s| (s.phase == Phase::Rollback, s.step));
     // What continuous analysis found between gate steps and after success.
     for kind in ["aborting", "error", "watch_breach"] {
         if let Some(e) = store.latest_event(row.id, kind).await? {

@@ -113,11 +113,18 @@ pub enum StepStatus {
     Done,
     Skipped,
     Failed,
+    /// The campaign rolled back while this step ran; it never finished.
+    Interrupted,
 }
 
 impl StepStatus {
-    pub const ALL: [StepStatus; 4] =
-        [StepStatus::Running, StepStatus::Done, StepStatus::Skipped, StepStatus::Failed];
+    pub const ALL: [StepStatus; 5] = [
+        StepStatus::Running,
+        StepStatus::Done,
+        StepStatus::Skipped,
+        StepStatus::Failed,
+        StepStatus::Interrupted,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -125,6 +132,7 @@ impl StepStatus {
             StepStatus::Done => "done",
             StepStatus::Skipped => "skipped",
             StepStatus::Failed => "failed",
+            StepStatus::Interrupted => "interrupted",
         }
     }
 

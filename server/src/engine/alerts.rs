@@ -135,6 +135,19 @@ impl Engine {
         )
     }
 
+    /// The alert of a change to campaign `row` (its spec and frozen environment give the
+    /// channels), to put in that change's `CampaignPatch`; `None` without a readable record.
+    pub fn alert_for_row(
+        &self,
+        row: &crate::store::CampaignRow,
+        event: AlertEvent,
+        message: &str,
+    ) -> Option<NewAlert> {
+        let spec: CampaignSpec = serde_json::from_str(&row.spec).ok()?;
+        let env: Environment = serde_json::from_str(row.env_snapshot.as_deref()?).ok()?;
+        self.alert_of(row.id, &row.name, &spec, &env, event, message)
+    }
+
     /// Queues an alert that no campaign change carries (a reconciler that failed, a breach
     /// after success), reading the campaign's frozen environment for its channels.
     pub async fn alert(&self, id: i64, event: AlertEvent, message: &str) {

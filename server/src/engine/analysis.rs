@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::Engine;
+use super::alerts::AlertEvent;
 use crate::store::{AuditRecord, CampaignPatch, CampaignRow, SampleRow, StoreError, now_ts};
 
 /// What the analysis of one round found.
@@ -197,7 +198,7 @@ impl Engine {
             self.store()
                 .append_audit(audit("campaign.watch_breach", json!({ "reason": verdict.reason })))
                 .await?;
-            self.alert(id, super::alerts::AlertEvent::WatchBreach, &message).await;
+            self.alert(id, AlertEvent::WatchBreach, &message).await;
             self.announce(id);
             return Ok(());
         }
@@ -213,6 +214,7 @@ impl Engine {
                 abort_reason: Some(message.clone()),
                 abort_requested_at: Some(now_ts()),
                 last_error: Some(Some(message.clone())),
+                alert: self.alert_for_row(row, AlertEvent::GateFailed, &message),
                 ..Default::default()
             }
         } else {
@@ -220,6 +222,7 @@ impl Engine {
                 status: Some(CampaignState::Paused),
                 pause_cause: Some(Some(PauseCause::Error)),
                 last_error: Some(Some(message.clone())),
+                alert: self.alert_for_row(row, AlertEvent::Paused, &message),
                 ..Default::default()
             }
         };

@@ -893,6 +893,7 @@ async fn roll_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
             // The current step may be half applied; counting it as reached is safe.
             let reached = usize::try_from(c.row.step_index).unwrap_or(0).saturating_add(1);
             let steps = rollback::rollback_plan(&c.plan, &valid, reached);
+            store.interrupt_forward_steps(id).await?;
             store
                 .patch_campaign(
                     id,

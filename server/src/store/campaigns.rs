@@ -613,6 +613,23 @@ impl Store {
         Ok(())
     }
 
+    /// Marks the forward steps still running when the rollback began as interrupted (they
+    /// never finish; the rollback undoes them).
+    pub async fn interrupt_forward_steps(&self, campaign_id: i64) -> StoreResult<u64> {
+        Ok(sqlx::query(
+            "UPDATE step_runs SET status = ?, finished_at = ? \
+             WHERE campaign_id = ? AND phase = ? AND status = ?",
+        )
+        .bind(StepStatus::Interrupted.as_str())
+        .bind(now_ts())
+        .bind(campaign_id)
+        .bind(Phase::Forward.as_str())
+        .bind(StepStatus::Running.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     pub async fn step_runs(&self, campaign_id: i64) -> StoreResult<Vec<StepRunRow>> {
         Ok(sqlx::query_as(
             "SELECT campaign_id, phase, step_index, status, started_at, finished_at, attempts, calls, verdict, log \

@@ -348,6 +348,9 @@ pub async fn canary_abort(api: &Api, bed: &Bed, label: &str) -> anyhow::Result<A
 pub struct GateTripResult {
     /// From v2 starting to fail to its last answer to a user.
     pub secs_to_zero: f64,
+    /// From v2 starting to fail to the campaign saying it rolls back (the gate's verdict),
+    /// polled every 50 ms.
+    pub secs_to_verdict: f64,
     /// Why the campaign rolled back, as it says.
     pub abort_reason: String,
     /// User requests that failed meanwhile.
@@ -394,6 +397,8 @@ pub async fn gate_trip(
     for m in canaries {
         http.post(format!("http://{}/admin/behaviour?fail_rate=1", m.address)).send().await?;
     }
+    api.wait_status(id, &["aborting", "rolled_back"], Duration::from_secs(90)).await?;
+    let secs_to_verdict = (load.elapsed() - failing_from).as_secs_f64();
     let done = api.wait_status(id, &["rolled_back"], Duration::from_secs(90)).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let outcomes = load.finish().await;
@@ -403,6 +408,7 @@ pub async fn gate_trip(
         after.iter().filter(|o| o.release == "v2").map(|o| o.at).max().unwrap_or(failing_from);
     Ok(GateTripResult {
         secs_to_zero: (last_v2 - failing_from).as_secs_f64(),
+        secs_to_verdict,
         abort_reason,
         failed: after.iter().filter(|o| !o.ok()).count(),
         sent: after.len(),

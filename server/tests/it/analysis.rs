@@ -7,14 +7,18 @@
 use std::time::Duration;
 
 use app::domain::auth::Role;
-use serde_json::json;
+use serde_json::{Value, json};
 use server::testbed::Load;
 use server::testbed::scenarios::{Api, Bed, RouterKind, canary};
 
-use crate::helpers::{TestApp, eventually, spawn_app};
+use crate::helpers::{TestApp, eventually, hmac_hex, receiver, spawn_app_with};
 
 async fn bed() -> (TestApp, Api, Bed, tempfile::TempDir) {
-    let app = spawn_app().await;
+    bed_with(&[]).await
+}
+
+async fn bed_with(config: &[(&str, &str)]) -> (TestApp, Api, Bed, tempfile::TempDir) {
+    let app = spawn_app_with(config).await;
     app.add_user("ada", Role::Admin).await;
     let api = Api::new(app.url.clone(), app.token_for("ada").await);
     let registry = app.registry.clone().expect("the server's adapters");
@@ -184,5 +188,106 @@ async fn after_success_the_gates_keep_watching_and_a_breach_alerts_and_offers_th
         .expect("audit");
     assert!(audit.to_string().contains("campaign.watch_breach"), "{audit}");
     let _ = load.finish().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_alerts_reach_the_environments_channel_signed_and_never_the_public_feed() {
+    const KEY: &str = "alert-signing-key-for-the-test";
+    let (app, api, bed, _dir) = bed_with(&[
+        ("SWITCHYARD_ALERT_WEBHOOK_SECRET", KEY),
+        ("SWITCHYARD_NOTIFY_RETRY_BASE_SECS", "1"),
+    ])
+    .await;
+    let hooks = receiver().await;
+    // The operators of this environment hear about its campaigns on their own webhook.
+    let envs = api.call(reqwest::Method::GET, "/api/v1/environments", None).await.expect("list");
+    let env_id = envs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == bed.name.as_str())
+        .and_then(|e| e["id"].as_i64())
+        .expect("the testbed's environment");
+    let mut env = bed.env.clone();
+    env["alerts"] = json!([{ "channel": "webhook", "url": format!("{}/hook/ops", hooks.url) }]);
+    api.call(reqwest::Method::PUT, &format!("/api/v1/environments/{env_id}"), Some(env))
+        .await
+        .expect("the operator channel is saved");
+
+    // One campaign aborted by a person, one that succeeds.
+    let aborted = api
+        .create_and_start(bed.spec("alerted-abort", canary(&[(25, 60), (100, 1)]), 0))
+        .await
+        .expect("start");
+    eventually("v2 takes traffic", Duration::from_secs(30), async || {
+        let t = api
+            .call(reqwest::Method::GET, &format!("/api/v1/campaigns/{aborted}/traffic"), None)
+            .await
+            .ok()?;
+        t.to_string().contains("\"v2\"").then_some(())
+    })
+    .await;
+    api.call(
+        reqwest::Method::POST,
+        &format!("/api/v1/campaigns/{aborted}/abort"),
+        Some(json!({ "reason": "the alert test aborts it" })),
+    )
+    .await
+    .expect("abort");
+    api.wait_status(aborted, &["rolled_back"], Duration::from_secs(60)).await.expect("rolled back");
+    let ok = api
+        .create_and_start(bed.spec("alerted-success", canary(&[(50, 1), (100, 1)]), 0))
+        .await
+        .expect("start");
+    api.wait_status(ok, &["succeeded"], Duration::from_secs(90)).await.expect("succeeded");
+
+    let want = ["rolling_back", "rolled_back", "succeeded"];
+    let seen = eventually("the alerts arrive", Duration::from_secs(30), async || {
+        let seen = hooks.seen.lock().expect("lock").clone();
+        let events: Vec<String> = seen
+            .iter()
+            .filter_map(|(_, _, b)| serde_json::from_slice::<Value>(b).ok())
+            .filter_map(|j| j["alert"]["event"].as_str().map(str::to_string))
+            .collect();
+        want.iter().all(|w| events.iter().any(|e| e == w)).then_some(seen)
+    })
+    .await;
+    for (name, headers, body) in &seen {
+        assert_eq!(name, "ops");
+        let ts = headers.get("x-switchyard-timestamp").expect("a timestamp header");
+        let mut signed = format!("{ts}.").into_bytes();
+        signed.extend_from_slice(body);
+        assert_eq!(
+            headers.get("x-switchyard-signature").map(String::as_str),
+            Some(format!("sha256={}", hmac_hex(KEY, &signed)).as_str()),
+            "signed with alerts.webhook_secret"
+        );
+        let j: Value = serde_json::from_slice(body).expect("a JSON body");
+        let text = j["text"].as_str().unwrap_or_default();
+        assert!(text.contains("alerted-"), "a Slack-compatible text names the campaign: {j}");
+        let link = format!("/campaigns/{}", j["alert"]["campaign_id"]);
+        assert!(text.contains(&link), "links the campaign: {j}");
+        let message = j["alert"]["message"].as_str().unwrap_or_default();
+        if j["alert"]["event"] == "rolling_back" {
+            assert!(message.contains("ada aborted it: the alert test aborts it"), "{j}");
+        }
+        if j["alert"]["event"] == "succeeded" {
+            assert!(message.contains("requests"), "the impact line: {j}");
+        }
+    }
+    // Alerts are for operators: never on the public status page or its feed.
+    for path in ["/status", "/status/feed.atom"] {
+        let body = reqwest::get(format!("{}{path}", app.url))
+            .await
+            .expect("public page")
+            .text()
+            .await
+            .expect("body");
+        assert!(
+            !body.contains("alerted-") && !body.contains("alert_"),
+            "{path} shows no alert: {body}"
+        );
+    }
     app.stop().await;
 }

@@ -292,3 +292,47 @@ pub async fn eventually<T>(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// What a receiver saw: the hook's name, the headers and the body of every POST.
+pub type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, BTreeMap<String, String>, Vec<u8>)>>>;
+
+/// A webhook receiver on loopback: records every request; `/gone` answers 410.
+pub struct Receiver {
+    pub url: String,
+    pub seen: Seen,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+pub async fn receiver() -> Receiver {
+    use axum::extract::{Path as AxPath, State};
+    async fn hook(
+        State(seen): State<Seen>,
+        AxPath(name): AxPath<String>,
+        headers: axum::http::HeaderMap,
+        body: axum::body::Bytes,
+    ) -> axum::http::StatusCode {
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+            .collect();
+        seen.lock().expect("lock").push((name.clone(), headers, body.to_vec()));
+        if name == "gone" { axum::http::StatusCode::GONE } else { axum::http::StatusCode::OK }
+    }
+    let seen: Seen = Default::default();
+    let app = axum::Router::new()
+        .route("/hook/{name}", axum::routing::post(hook))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Receiver { url, seen, _task: task }
+}
+
+pub fn hmac_hex(secret: &str, message: &[u8]) -> String {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
