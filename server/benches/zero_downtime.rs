@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use server::testbed::Tally;
 use server::testbed::bench::{BenchServer, percentile, write_section};
@@ -17,6 +17,18 @@ fn cell(t: &Tally) -> String {
     let retried = if t.retried > 0 { format!(", {} retried", t.retried) } else { String::new() };
     format!("**{}** of {}{retried}", t.failed, t.sent)
 }
+
+/// The gate-trip figures of 2026-11-22 (gates judged only in their gate step, after the bake).
+fn before_continuous(kind: RouterKind) -> &'static str {
+    match kind {
+        RouterKind::Haproxy => "5.02 s, 251 of 1055 failed",
+        RouterKind::Nginx => "6.18 s, 301 of 1317 failed",
+        RouterKind::Embedded => "4.98 s, 249 of 1048 failed",
+    }
+}
+
+/// How far into the bake v2 starts failing in the mid-bake gate trip.
+const MID_BAKE: Duration = Duration::from_secs(6);
 
 fn add(a: &mut Tally, b: &Tally) {
     a.sent += b.sent;
@@ -94,16 +106,26 @@ async fn main() -> anyhow::Result<()> {
             if all_v1 { "yes" } else { "**no**" }
         );
         let bed = Bed::start(kind, dir.path(), exe, &api, &registry).await?;
-        let g = scenarios::gate_trip(&api, &bed, "gate-trip", &registry, 120).await?;
-        eprintln!("   gate trip: {g:?}");
+        let g = scenarios::gate_trip(&api, &bed, "gate-trip", &registry, 120, MID_BAKE).await?;
+        eprintln!("   gate trip mid-bake: {g:?}");
+        let bed = Bed::start(kind, dir.path(), exe, &api, &registry).await?;
+        let s = scenarios::gate_trip(&api, &bed, "gate-trip-start", &registry, 120, Duration::ZERO)
+            .await?;
+        eprintln!("   gate trip as the stage begins: {s:?}");
         let _ = writeln!(
             gate_rows,
-            "| {} | {:.2} s | {} of {} | {} |",
+            "| {} | {:.2} s | {:.2} s | {} of {} | {:.2} s / {:.2} s, {} of {} | {} | {} |",
             kind.label(),
+            g.secs_to_verdict,
             g.secs_to_zero,
             g.failed,
             g.sent,
-            if g.after_ok { "yes" } else { "**no**" }
+            s.secs_to_verdict,
+            s.secs_to_zero,
+            s.failed,
+            s.sent,
+            if g.after_ok && s.after_ok { "yes" } else { "**no**" },
+            before_continuous(kind),
         );
     }
     srv.stop().await;
@@ -132,18 +154,24 @@ v1, over {aborts} canaries aborted once v2 had answered users at 25 %.\n\n\
 | router | aborts | min | p50 | p99 | max | failed requests (all aborts) | every answer from v1 afterwards |\n\
 |---|---|---|---|---|---|---|---|\n{abort_rows}\n\
 ### Gate trip: v2 starts failing at 25 %\n\n\
-Every v2 instance is told to answer 500 (and fail its health check) once v2 has answered users.\n\
-The gate (probe success ≥ 90 %, error rate ≤ 5 %, 4 s window, 2 samples, 2 consecutive\n\
-failures) trips and the automatic rollback takes v2 out. Time: from the failure being switched on\n\
-to the last answer any user got from v2. Failed: user requests that failed meanwhile (they were\n\
-sent to v2 while it failed; fewer is better, zero is impossible by construction).\n\n\
-| router | failure → 0 % on v2 | failed requests meanwhile | every answer from v1 afterwards |\n\
-|---|---|---|---|\n{gate_rows}\n\
+Every v2 instance is told to answer 500 (and fail its health check), {mid} s into a 120 s bake at\n\
+25 % (*mid-bake*: the gate's 4 s window already holds healthy samples of the stage), or as soon\n\
+as v2 has answered a user (*as the stage begins*: the gate first needs its 2 samples of the\n\
+stage, one sampling round more). The gates watch on every sampling round (1 s), bakes included:\n\
+the gate (probe success ≥ 90 %, error rate ≤ 5 %, 4 s window, 2 samples, 2 consecutive\n\
+failures) trips and the automatic rollback takes v2 out. *Verdict*: from the failure being\n\
+switched on to the campaign saying it rolls back (polled every 50 ms). *0 % on v2*: to the last\n\
+answer any user got from v2. Failed: user requests that failed meanwhile (sent to v2 while it\n\
+failed; zero is impossible by construction). *Before*: the same scenario on 2026-11-22, when\n\
+gates were judged only in their gate step after a 2 s bake.\n\n\
+| router | mid-bake: failure → verdict | mid-bake: failure → 0 % on v2 | mid-bake: failed meanwhile | as the stage begins: verdict / 0 % on v2, failed | every answer from v1 afterwards | before (gate step only) |\n\
+|---|---|---|---|---|---|---|\n{gate_rows}\n\
 <!-- zero-downtime:end -->",
         date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         mins = started.elapsed().as_secs_f64() / 60.0,
         rps = scenarios::RPS,
         clients = scenarios::CLIENTS,
+        mid = MID_BAKE.as_secs(),
     );
     println!("{section}");
     write_section("zero-downtime", &section)?;

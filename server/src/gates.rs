@@ -5,7 +5,7 @@
 use app::api::ApiError;
 use app::domain::auth::{Principal, Role};
 use app::domain::campaign::GateSpec;
-use app::domain::gate::{Outcome, replay};
+use app::domain::gate::{Outcome, fold_comparison, replay_with};
 use app::domain::lifecycle::Phase;
 use app::domain::plan::{BackendCall, HealthCall, Plan, StepKind};
 use app::domain::views::{GateReplay, GateReplayStep};
@@ -70,13 +70,41 @@ impl CampaignService {
                 .filter(|r| parse_ts(&r.at).is_some_and(|t| t <= until))
                 .collect();
             let samples = crate::engine::gate_samples(&rows, &targets);
+            // A comparative gate is judged as the gate step judges it: the comparison of the
+            // window ending at each moment folded into that moment's verdict.
+            let new_release: Vec<String> =
+                plan.new_release_targets(step.index).into_iter().map(|t| t.to_string()).collect();
+            let window = chrono::Duration::seconds(i64::try_from(gate.window_secs).unwrap_or(0));
+            let deadline =
+                chrono::Duration::seconds(i64::try_from(gate.deadline_secs).unwrap_or(0));
+            let points = replay_with(&gate, &samples, opened, |at, mut v| {
+                let Some(cmp_spec) = &gate.compare else { return v };
+                let from = opened.max(at - window);
+                let inside: Vec<crate::store::SampleRow> = rows
+                    .iter()
+                    .filter(|r| parse_ts(&r.at).is_some_and(|t| t >= from && t <= at))
+                    .cloned()
+                    .collect();
+                let (canary, baseline) = crate::engine::sides(
+                    &inside,
+                    &targets,
+                    &new_release,
+                    spec.from_release.as_str(),
+                );
+                let cmp = app::domain::compare::compare(cmp_spec, &canary, &baseline);
+                if let Some(why) = fold_comparison(&mut v, cmp_spec, cmp, at - opened >= deadline) {
+                    v.outcome = Outcome::Wait;
+                    v.reason = format!("{}; a person would decide: {why}", v.reason);
+                }
+                v
+            });
             steps.push(GateReplayStep {
                 step: step.index,
                 description: step.description.clone(),
                 opened: opened.to_rfc3339(),
                 targets,
                 samples: samples.len(),
-                points: replay(&gate, &samples, opened),
+                points,
             });
         }
         if steps.is_empty() {

@@ -29,6 +29,8 @@ pub struct Application {
     pub notifier: Notifier,
     /// Every (method, path) served, read from the router (for tests that must cover them all).
     pub routes: Vec<(String, String)>,
+    /// The part of `routes` anyone may reach (the public router); the rest needs a sign-in.
+    pub public_routes: Vec<(String, String)>,
     registry: Option<Arc<Registry>>,
     listener: TcpListener,
     router: axum::Router,
@@ -113,6 +115,7 @@ impl Application {
             closing: closing_rx,
         };
         let routes = http::route_table(&state);
+        let public_routes = http::public_route_table(&state);
         let router = http::app(state);
         Ok(Self {
             addr,
@@ -120,6 +123,7 @@ impl Application {
             engine,
             notifier,
             routes,
+            public_routes,
             registry: None,
             listener,
             router,

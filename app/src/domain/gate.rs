@@ -222,6 +222,44 @@ pub fn watch(
     })
 }
 
+/// Folds a canary-versus-baseline comparison into a gate's verdict, as the gate step does: a
+/// failed comparison fails the gate; a marginal one, or too little data, waits until the
+/// deadline, then fails (too little data with `on_low_data = "fail"`) or needs a person: the
+/// returned reason (only when the gate has not failed anyway).
+pub fn fold_comparison(
+    v: &mut Verdict,
+    spec: &super::compare::CompareSpec,
+    cmp: super::compare::Comparison,
+    past_deadline: bool,
+) -> Option<String> {
+    use super::compare::{CompareOutcome, LowData};
+    let mut for_a_person = None;
+    match cmp.outcome {
+        CompareOutcome::Fail => {
+            v.outcome = Outcome::Fail;
+            v.reason = format!("{}; canary vs baseline: {}", v.reason, cmp.reason);
+        }
+        CompareOutcome::Pass => {}
+        CompareOutcome::Marginal | CompareOutcome::NotEnoughData if !past_deadline => {
+            if v.outcome == Outcome::Pass {
+                v.outcome = Outcome::Wait;
+            }
+            v.reason = format!("{}; canary vs baseline: {}", v.reason, cmp.reason);
+        }
+        CompareOutcome::NotEnoughData if spec.on_low_data == LowData::Fail => {
+            v.outcome = Outcome::Fail;
+            v.reason = format!("{}; canary vs baseline at the deadline: {}", v.reason, cmp.reason);
+        }
+        CompareOutcome::Marginal | CompareOutcome::NotEnoughData => {
+            if v.outcome != Outcome::Fail {
+                for_a_person = Some(cmp.reason.clone());
+            }
+        }
+    }
+    v.comparison = Some(cmp);
+    for_a_person
+}
+
 /// One moment of a replay: the verdict the gate would have given then.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReplayPoint {
@@ -233,13 +271,24 @@ pub struct ReplayPoint {
 /// the gate had opened at `opened`: every point where the outcome changed (the first point
 /// always), so a person sees when it would have passed, waited or failed, and why.
 pub fn replay(gate: &GateSpec, samples: &[Sample], opened: DateTime<Utc>) -> Vec<ReplayPoint> {
+    replay_with(gate, samples, opened, |_, v| v)
+}
+
+/// [`replay`], with `then(at, verdict)` refining each moment's verdict (the replay of a
+/// comparative gate folds in its canary-versus-baseline comparison at that moment).
+pub fn replay_with(
+    gate: &GateSpec,
+    samples: &[Sample],
+    opened: DateTime<Utc>,
+    mut then: impl FnMut(DateTime<Utc>, Verdict) -> Verdict,
+) -> Vec<ReplayPoint> {
     let mut times: Vec<DateTime<Utc>> =
         samples.iter().filter(|s| s.at >= opened).map(|s| s.at).collect();
     times.sort();
     times.dedup();
     let mut out: Vec<ReplayPoint> = Vec::new();
     for at in times {
-        let verdict = judge(gate, samples, opened, at);
+        let verdict = then(at, judge(gate, samples, opened, at));
         if out.last().is_none_or(|p| p.verdict.outcome != verdict.outcome) {
             out.push(ReplayPoint { at, verdict });
         }

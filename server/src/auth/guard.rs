@@ -212,21 +212,6 @@ async fn session_principal(state: &AppState, session: &Session, ip: String) -> O
     }
 }
 
-/// Paths anyone may reach without signing in.
-fn is_public(path: &str) -> bool {
-    matches!(
-        path,
-        "/login"
-            | "/auth/login"
-            | "/healthz"
-            | "/readyz"
-            | "/metrics"
-            | "/favicon.svg"
-            | "/favicon.ico"
-    ) || path.starts_with("/pkg/")
-        || crate::http::status::PUBLIC_PATHS.contains(&path)
-}
-
 /// A webhook provider's completion callback: no session or token, authenticated by its HMAC
 /// signature in the handler. Only `POST` to exactly that path shape.
 pub fn is_signed_callback(method: &Method, path: &str) -> bool {
@@ -237,15 +222,13 @@ pub fn is_signed_callback(method: &Method, path: &str) -> bool {
             .is_some_and(|backend| !backend.is_empty() && !backend.contains('/'))
 }
 
-/// Anonymous callers get a sign-in redirect (pages) or a 401 (API and server functions).
+/// The protected routes' gate (their route layer, see `http::protected_routes`): anonymous
+/// callers get a sign-in redirect (pages) or a 401 (API and server functions).
 pub async fn require_login(req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if is_public(path)
-        || is_signed_callback(req.method(), path)
-        || req.extensions().get::<Principal>().is_some()
-    {
+    if req.extensions().get::<Principal>().is_some() {
         return next.run(req).await;
     }
+    let path = req.uri().path();
     if path.starts_with("/api/") {
         return json_error(
             StatusCode::UNAUTHORIZED,
@@ -351,16 +334,6 @@ mod tests {
         let inner = headers(&[("x-forwarded-for", "10.1.1.1:443, [::ffff:10.0.0.3]:80")]);
         assert_eq!(client_ip(&inner, peer("::ffff:127.0.0.1"), &trusted), "10.1.1.1");
         assert_eq!(client_ip(&spoofed, None, &trusted), "unknown");
-    }
-
-    #[test]
-    fn only_sign_in_health_and_assets_are_public() {
-        assert!(is_public("/login") && is_public("/pkg/switchyard.js") && is_public("/healthz"));
-        assert!(!is_public("/") && !is_public("/audit") && !is_public("/api/v1/me"));
-        assert!(is_public("/status") && is_public("/status/calendar.ics"));
-        assert!(
-            !is_public("/status/") && !is_public("/status/x") && !is_public("/api/v1/subscribers")
-        );
     }
 
     #[test]

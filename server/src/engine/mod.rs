@@ -9,7 +9,7 @@
 pub mod alerts;
 mod analysis;
 mod calls;
-pub use analysis::gate_samples;
+pub use analysis::{gate_samples, sides};
 pub use calls::Adapters;
 pub mod drift;
 mod failpoint;

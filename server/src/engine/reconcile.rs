@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::domain::campaign::{CampaignSpec, RollbackMode, Strategy};
-use app::domain::compare::{self, CompareOutcome, LowData};
+use app::domain::compare;
 use app::domain::environment::{BackendKind, Environment};
-use app::domain::gate::{Outcome, Sample, Verdict, judge};
+use app::domain::gate::{Outcome, Sample, Verdict, fold_comparison, judge};
 use app::domain::ids::Name;
 use app::domain::lifecycle::{self, CampaignState, Command, PauseCause, Phase, StepStatus};
 use app::domain::plan::{BackendCall, HealthCall, Plan, RouterCall, Step, StepKind};
@@ -717,34 +717,13 @@ async fn gate(
         let new_release: Vec<String> =
             c.plan.new_release_targets(idx).into_iter().map(|t| t.to_string()).collect();
         let (canary, baseline) =
-            super::analysis::sides(&rows, &targets, &new_release, c.spec.from_release.as_str());
+            super::sides(&rows, &targets, &new_release, c.spec.from_release.as_str());
         let cmp = compare::compare(spec, &canary, &baseline);
         let past_deadline =
             now - started >= chrono::Duration::seconds(i64::try_from(g.deadline_secs).unwrap_or(0));
-        match cmp.outcome {
-            CompareOutcome::Fail => {
-                v.outcome = Outcome::Fail;
-                v.reason = format!("{}; canary vs baseline: {}", v.reason, cmp.reason);
-            }
-            CompareOutcome::Pass => {}
-            CompareOutcome::Marginal | CompareOutcome::NotEnoughData if !past_deadline => {
-                if v.outcome == Outcome::Pass {
-                    v.outcome = Outcome::Wait;
-                }
-                v.reason = format!("{}; canary vs baseline: {}", v.reason, cmp.reason);
-            }
-            CompareOutcome::NotEnoughData if spec.on_low_data == LowData::Fail => {
-                v.outcome = Outcome::Fail;
-                v.reason =
-                    format!("{}; canary vs baseline at the deadline: {}", v.reason, cmp.reason);
-            }
-            CompareOutcome::Marginal | CompareOutcome::NotEnoughData => {
-                if v.outcome != Outcome::Fail {
-                    for_a_person.push(cmp.reason.clone());
-                }
-            }
+        if let Some(why) = fold_comparison(v, spec, cmp, past_deadline) {
+            for_a_person.push(why);
         }
-        v.comparison = Some(cmp);
     }
     if !for_a_person.is_empty() && verdicts.iter().all(|v| v.outcome != Outcome::Fail) {
         let verdict_json = serde_json::to_string(&verdicts).unwrap_or_default();

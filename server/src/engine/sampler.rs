@@ -6,7 +6,7 @@
 //! Gates do not use these rows: they keep their own samples in the step run, so a chart can
 //! never change a verdict.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,12 +22,27 @@ const AFTER_END_SECS: i64 = 30;
 /// The longest a succeeded campaign is watched (its `rollback.watch_secs` is at most this).
 const WATCH_MAX_SECS: i64 = 24 * 3600;
 
+/// Frees a campaign for the next tick when its round ends, however it ends (a panic too).
+struct Done(Arc<Mutex<HashSet<i64>>>, i64);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.0.lock() {
+            b.remove(&self.1);
+        }
+    }
+}
+
 impl Engine {
-    /// Samples every `every` until the server stops.
+    /// Samples every `every` until the server stops. Each campaign's round (sample, store,
+    /// analyse) runs on its own task, so a slow one (a watched campaign whose router is far
+    /// away or gone) never delays another's gates; a campaign whose previous round is still
+    /// running skips this tick.
     pub fn watch_samples(&self, every: Duration) {
         let engine = self.clone();
         let handle = tokio::spawn(async move {
             let last: Arc<Mutex<HashMap<i64, DateTime<Utc>>>> = Arc::default();
+            let busy: Arc<Mutex<HashSet<i64>>> = Arc::default();
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -43,10 +58,14 @@ impl Engine {
                         continue;
                     }
                 };
-                let rounds = ids.iter().map(|&id| {
-                    let engine = engine.clone();
-                    let last = last.clone();
-                    async move {
+                for &id in &ids {
+                    if !busy.lock().is_ok_and(|mut b| b.insert(id)) {
+                        continue;
+                    }
+                    let (engine, last) = (engine.clone(), last.clone());
+                    let done = Done(busy.clone(), id);
+                    tokio::spawn(async move {
+                        let _done = done;
                         let now = Utc::now();
                         let since =
                             last.lock().ok().and_then(|mut l| l.insert(id, now)).unwrap_or(
@@ -59,11 +78,12 @@ impl Engine {
                                 }
                             }
                             Ok(None) => {}
-                            Err(e) => tracing::warn!(campaign_id = id, error = %e, "health sample failed"),
+                            Err(e) => {
+                                tracing::warn!(campaign_id = id, error = %e, "health sample failed")
+                            }
                         }
-                    }
-                });
-                futures_util::future::join_all(rounds).await;
+                    });
+                }
                 if let Ok(mut l) = last.lock() {
                     l.retain(|id, _| ids.contains(id));
                 }

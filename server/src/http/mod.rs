@@ -31,34 +31,72 @@ use crate::config::SameSite;
 use crate::state::AppState;
 use crate::store::SqlSessionStore;
 
-/// Every route, without the fallback and the guards: what [`app`] serves, and what
-/// [`route_table`] lists.
+/// The sign-in page: the one page anyone may load.
+pub const LOGIN_PAGE: &str = "/login";
+
+/// Every route, without the fallback and the outer guards: what [`app`] serves, and what
+/// [`route_table`] lists. Two routers: [`public_routes`], the short list anyone may reach, and
+/// [`protected_routes`], everything else, behind the sign-in gate by construction.
 fn routes(state: &AppState) -> Router<AppState> {
-    let ports = state.ports.clone();
-    let context = move || provide_context(ports.clone());
+    public_routes(state).merge(protected_routes(state))
+}
+
+/// What anyone may reach: health and metrics, signing in and out, the public status page with
+/// its feeds and sign-up, and the webhook provider's callback (which its handler authenticates
+/// by signature). Static assets are served by the fallback. Nothing else is public.
+fn public_routes(state: &AppState) -> Router<AppState> {
+    let context = {
+        let state = state.clone();
+        move || {
+            provide_context(state.clone());
+            provide_context(state.ports.clone());
+            provide_context(leptos_router::Method::Get);
+        }
+    };
+    let options = state.leptos_options.clone();
+    let login_page =
+        leptos_axum::render_app_to_stream_with_context(context, move || shell(options.clone()));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics::handler))
+        .route(LOGIN_PAGE, get(login_page))
         .route("/auth/login", post(login::login))
         .route("/auth/logout", post(login::logout))
+        .merge(status::public_router())
+        .merge(provider_callbacks::router())
+}
+
+/// Every other route (the REST API, every page, every server function) answers only a
+/// signed-in caller: the sign-in gate is this router's route layer, so whatever is added here
+/// is private without anyone having to remember it. Roles are checked in the services.
+fn protected_routes(state: &AppState) -> Router<AppState> {
+    let ports = state.ports.clone();
+    let context = move || provide_context(ports.clone());
+    let pages = generate_route_list(App).into_iter().filter(|r| r.path() != LOGIN_PAGE).collect();
+    Router::new()
         .route("/api/v1/openapi.json", get(openapi::handler))
         .merge(api::router())
         .merge(backends::router())
         .merge(campaigns::router())
         .merge(editor::router())
-        .merge(provider_callbacks::router())
-        .merge(status::router())
-        .leptos_routes_with_context(state, generate_route_list(App), context, {
+        .merge(status::subscribers_router())
+        .leptos_routes_with_context(state, pages, context, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
+        .route_layer(from_fn(guard::require_login))
 }
 
 /// Every (method, path) the router serves — REST routes, pages and server functions — read
 /// from the router itself, for the role-matrix test (a route nobody listed fails it).
 pub fn route_table(state: &AppState) -> Vec<(String, String)> {
     parse_route_debug(&format!("{:?}", routes(state)))
+}
+
+/// The (method, path) pairs of [`public_routes`]: what anyone may reach.
+pub fn public_route_table(state: &AppState) -> Vec<(String, String)> {
+    parse_route_debug(&format!("{:?}", public_routes(state)))
 }
 
 /// Reads axum's `Debug` of a router: `RouteId(n): MethodRouter(MethodRouter { get: BoxedHandler,
@@ -107,10 +145,9 @@ pub fn app(state: AppState) -> Router {
     routes(&state)
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
         // Layers run bottom-up on the way in: security headers (on every answer, panics too) →
-        // body limit → metrics → sessions → caller → cross-site check → sign-in gate →
-        // password-change gate, so refused requests are counted too.
+        // body limit → metrics → sessions → caller → cross-site check → password-change gate,
+        // so refused requests are counted too; the sign-in gate is the protected routes' own.
         .layer(from_fn(guard::require_password_change))
-        .layer(from_fn(guard::require_login))
         .layer(from_fn(guard::same_origin_mutations))
         .layer(from_fn_with_state(state.clone(), guard::resolve_principal))
         .layer(sessions)

@@ -22,21 +22,12 @@ use crate::notify::render::{self, CalendarEvent, FeedEntry, Notice, esc};
 use crate::state::AppState;
 use crate::store::{StoreError, SubscriberRow, WindowRow};
 
-/// The public paths, exactly; `auth::guard` lets these (and nothing under them) through.
-pub const PUBLIC_PATHS: [&str; 6] = [
-    "/status",
-    "/status/feed.atom",
-    "/status/calendar.ics",
-    "/status/subscribe",
-    "/status/confirm",
-    "/status/unsubscribe",
-];
-
 /// Sign-ups per client IP per minute: enough for a person correcting a typo, not for a script
 /// filling the outbox with confirmation e-mails to strangers.
 pub const SUBSCRIBE_PER_MINUTE: usize = 5;
 
-pub fn router() -> Router<AppState> {
+/// The public status page, its feeds and the sign-up: anyone may reach these.
+pub fn public_router() -> Router<AppState> {
     let throttle =
         Arc::new(Throttle::new(SUBSCRIBE_PER_MINUTE, std::time::Duration::from_secs(60)));
     Router::new()
@@ -46,7 +37,11 @@ pub fn router() -> Router<AppState> {
         .route("/status/subscribe", post(subscribe).layer(Extension(throttle)))
         .route("/status/confirm", get(confirm))
         .route("/status/unsubscribe", get(unsubscribe_page).post(unsubscribe))
-        .route("/api/v1/subscribers", get(list_subscribers))
+}
+
+/// The subscriber list, for operators (behind the sign-in gate).
+pub fn subscribers_router() -> Router<AppState> {
+    Router::new().route("/api/v1/subscribers", get(list_subscribers))
 }
 
 fn internal(e: StoreError) -> AppError {

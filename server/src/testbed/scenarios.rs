@@ -359,14 +359,18 @@ pub struct GateTripResult {
     pub after_ok: bool,
 }
 
-/// A canary whose v2 starts failing every request at 25 %, during a bake of `bake_secs`: the
-/// gates (watching continuously) trip and traffic leaves v2.
+/// A canary whose v2 starts failing every request at 25 %, `into_bake` after it first
+/// answered a user, during a bake of `bake_secs`: the gates (watching continuously) trip and
+/// traffic leaves v2. With `into_bake` past the gate's window the window already holds healthy
+/// samples of the stage (the failure is mid-bake); with zero the stage has just begun, and the
+/// gate first needs its `min_samples` of the stage.
 pub async fn gate_trip(
     api: &Api,
     bed: &Bed,
     label: &str,
     registry: &Registry,
     bake_secs: u64,
+    into_bake: Duration,
 ) -> anyhow::Result<GateTripResult> {
     let load = load(bed);
     let id = api.create_and_start(bed.spec(label, canary(&[(25, bake_secs), (100, 1)]), 1)).await?;
@@ -377,6 +381,7 @@ pub async fn gate_trip(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    tokio::time::sleep(into_bake).await;
     // Tell every v2 instance (the pool's members that are not the original four) to fail.
     let environment: app::domain::environment::Environment =
         serde_json::from_value(bed.env.clone())?;

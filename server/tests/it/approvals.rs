@@ -1,13 +1,13 @@
 //! Approval policy on the server: nobody who created, edited or started a campaign approves
 //! it, and an environment's approval floor is one a spec cannot lower.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use app::domain::auth::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, eventually, spawn_app};
 
 async fn call(
     app: &TestApp,
@@ -106,11 +106,10 @@ async fn the_creator_an_editor_and_the_starter_cannot_approve_and_the_environmen
     let (status, body) =
         call(&app, &sam, Method::POST, &format!("/api/v1/campaigns/{id}/start"), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while status_of(&app, &ada, &id).await != "awaiting_approval" {
-        assert!(Instant::now() < deadline, "the campaign never waited for approval");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the campaign waits for approval", Duration::from_secs(20), async || {
+        (status_of(&app, &ada, &id).await == "awaiting_approval").then_some(())
+    })
+    .await;
     for (who, token, expected) in
         [("olivia", &olivia, "role"), ("eve", &eve, "edited"), ("sam", &sam, "started")]
     {

@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use server::testbed::{Daemon, free_port_block};
 
-use crate::helpers::{TestApp, hmac_hex, receiver, spawn_app_on};
+use crate::helpers::{TestApp, eventually, hmac_hex, receiver, spawn_app_on};
 
 // ---- the SMTP server and the parsers ------------------------------------------------------------
 
@@ -875,29 +875,26 @@ async fn webhook_notices_are_signed_slack_bodies_are_plain_text_and_a_refused_on
             .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let deliveries = loop {
-        let (_, d) = call(
-            &c.app,
-            &c.operator,
-            Method::GET,
-            &format!("/api/v1/campaigns/{id}/notices"),
-            None,
-        )
+    let deliveries =
+        eventually("the webhook deliveries settle", Duration::from_secs(30), async || {
+            let (_, d) = call(
+                &c.app,
+                &c.operator,
+                Method::GET,
+                &format!("/api/v1/campaigns/{id}/notices"),
+                None,
+            )
+            .await;
+            let settled = d
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|d| d["kind"] == "scheduled" && d["channel"] == "webhook")
+                .filter(|d| d["status"] == "sent" || d["status"] == "failed")
+                .count();
+            (settled == 3).then_some(d)
+        })
         .await;
-        let settled = d
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|d| d["kind"] == "scheduled" && d["channel"] == "webhook")
-            .filter(|d| d["status"] == "sent" || d["status"] == "failed")
-            .count();
-        if settled == 3 {
-            break d;
-        }
-        assert!(Instant::now() < deadline, "webhook deliveries did not settle: {d:#}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
 
     let seen = hooks.seen.lock().expect("lock").clone();
     for (name, headers, body) in &seen {
@@ -980,15 +977,11 @@ async fn a_window_that_runs_over_is_extended_announced_and_republished_with_a_hi
     assert_eq!(before[0]["sequence"], 0);
 
     // The dispatcher looks for overruns every 15 s.
-    let deadline = Instant::now() + Duration::from_secs(45);
-    let mails = loop {
+    let mails = eventually("an extension is announced", Duration::from_secs(45), async || {
         let mails = c.smtp.mails();
-        if !subjects_with(&mails, "Maintenance extended").is_empty() {
-            break mails;
-        }
-        assert!(Instant::now() < deadline, "no extension was announced: {mails:#?}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+        (!subjects_with(&mails, "Maintenance extended").is_empty()).then_some(mails)
+    })
+    .await;
     let extended = subjects_with(&mails, "Maintenance extended")[0];
     let attached = parse_ics(extended["attachments"][0]["content"].as_str().unwrap_or_default());
     assert_eq!(attached[0]["sequence"], 1, "the e-mailed calendar entry is the new version");

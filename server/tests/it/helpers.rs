@@ -25,6 +25,7 @@ pub struct TestApp {
     pub db_path: PathBuf,
     /// Every (method, path) the server's router serves.
     pub routes: Vec<(String, String)>,
+    pub public_routes: Vec<(String, String)>,
     /// The server's adapters (to bring an environment up as an operator would have it).
     pub registry: Option<std::sync::Arc<server::adapters::registry::Registry>>,
     _dir: Option<tempfile::TempDir>,
@@ -66,6 +67,7 @@ pub async fn spawn_app_on(db_path: &Path, overrides: &[(&str, &str)]) -> TestApp
     let registry = app.registry();
     let engine = app.engine.clone();
     let routes = app.routes.clone();
+    let public_routes = app.public_routes.clone();
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         app.run_until(async {
@@ -80,6 +82,7 @@ pub async fn spawn_app_on(db_path: &Path, overrides: &[(&str, &str)]) -> TestApp
         engine,
         db_path: db_path.to_path_buf(),
         routes,
+        public_routes,
         registry,
         _dir: None,
         stop: Some(tx),

@@ -359,6 +359,19 @@ async fn every_route_and_server_function_answers_each_role_as_the_table_says() {
         "routes the router serves but the role table does not list: {missing:#?}"
     );
     assert!(stale.is_empty(), "rows for routes the router does not serve: {stale:#?}");
+    // Public by construction: the public router holds exactly the rows anyone may reach;
+    // every other route sits behind the protected router's sign-in gate.
+    for row in &table {
+        let key = (row.method.to_string(), row.path.clone());
+        let anyone = matches!(row.expect, Expect::Public | Expect::Signed | Expect::SignOut);
+        assert_eq!(
+            app.public_routes.contains(&key),
+            anyone,
+            "{} {}: in the public router exactly when anyone may reach it",
+            row.method,
+            row.path
+        );
+    }
     let mut dupes = listed.clone();
     dupes.sort();
     dupes.dedup();

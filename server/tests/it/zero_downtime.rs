@@ -6,6 +6,8 @@
 //! gate tripped), and afterwards every answer comes from the expected release. The benchmark
 //! (`cargo bench -p server --bench zero_downtime`) repeats these for the figures.
 
+use std::time::Duration;
+
 use app::domain::auth::Role;
 use server::testbed::scenarios::{self, Api, Bed, RouterKind};
 
@@ -80,8 +82,9 @@ async fn prove(kind: RouterKind) {
     let b = bed().await;
     // v2 breaks in the middle of a long bake: the gates, watching all the time, take it out
     // well before the bake (or its gate step) would have.
-    let r =
-        scenarios::gate_trip(&api, &b, "gate-trip", &registry, 120).await.expect("gate scenario");
+    let r = scenarios::gate_trip(&api, &b, "gate-trip", &registry, 120, Duration::from_secs(6))
+        .await
+        .expect("gate scenario");
     eprintln!("measured: {} gate trip during a bake: {r:?}", kind.label());
     assert!(r.failed > 0, "v2 really failed requests before the gate tripped");
     assert!(r.secs_to_zero < 30.0, "the gate took v2 out ({r:?})");
