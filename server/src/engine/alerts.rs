@@ -143,8 +143,17 @@ impl Engine {
         event: AlertEvent,
         message: &str,
     ) -> Option<NewAlert> {
-        let spec: CampaignSpec = serde_json::from_str(&row.spec).ok()?;
-        let env: Environment = serde_json::from_str(row.env_snapshot.as_deref()?).ok()?;
+        let spec: Option<CampaignSpec> = serde_json::from_str(&row.spec).ok();
+        let env: Option<Environment> =
+            row.env_snapshot.as_deref().and_then(|e| serde_json::from_str(e).ok());
+        let (Some(spec), Some(env)) = (spec, env) else {
+            tracing::error!(
+                campaign_id = row.id,
+                message,
+                "operator alert (no readable environment)"
+            );
+            return None;
+        };
         self.alert_of(row.id, &row.name, &spec, &env, event, message)
     }
 
@@ -159,16 +168,11 @@ impl Engine {
                 return;
             }
         };
-        let spec: Option<CampaignSpec> = serde_json::from_str(&row.spec).ok();
-        let env: Option<Environment> =
-            row.env_snapshot.as_deref().and_then(|e| serde_json::from_str(e).ok());
-        let (Some(spec), Some(env)) = (spec, env) else {
-            tracing::error!(campaign_id = id, message, "operator alert (no readable environment)");
+        let Some(alert) = self.alert_for_row(&row, event, message) else {
+            // Nowhere to send it: the log has it.
             return;
         };
-        if let Some(alert) = self.alert_of(id, &row.name, &spec, &env, event, message)
-            && let Err(e) = self.store().queue_alert(id, alert).await
-        {
+        if let Err(e) = self.store().queue_alert(id, alert).await {
             tracing::error!(campaign_id = id, error = %e, message, "an alert could not be queued");
         }
     }

@@ -95,6 +95,39 @@ impl Api {
         }
     }
 
+    /// Aborts campaign `id` with `reason` (the rollback starts).
+    pub async fn abort(&self, id: i64, reason: &str) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/v1/campaigns/{id}/abort"),
+            Some(json!({ "reason": reason })),
+        )
+        .await
+    }
+
+    /// Waits until the router of campaign `id` reads back a member on `release`.
+    pub async fn wait_traffic_on(
+        &self,
+        id: i64,
+        release: &str,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        let needle = format!("\"{release}\"");
+        loop {
+            let t = self
+                .call(reqwest::Method::GET, &format!("/api/v1/campaigns/{id}/traffic"), None)
+                .await?;
+            if t.to_string().contains(&needle) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("campaign {id}: no {release} member after {limit:?}: {t}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn create_and_start(&self, spec: Value) -> anyhow::Result<i64> {
         let id = self.call(reqwest::Method::POST, "/api/v1/campaigns", Some(spec)).await?["summary"]["id"]
             .as_i64()
@@ -328,12 +361,7 @@ pub async fn canary_abort(api: &Api, bed: &Bed, label: &str) -> anyhow::Result<A
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    api.call(
-        reqwest::Method::POST,
-        &format!("/api/v1/campaigns/{id}/abort"),
-        Some(json!({ "reason": "benchmark: abort at 25 %" })),
-    )
-    .await?;
+    api.abort(id, "benchmark: abort at 25 %").await?;
     let done = api.wait_status(id, &["rolled_back"], Duration::from_secs(60)).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let outcomes = load.finish().await;
@@ -556,12 +584,7 @@ pub async fn chain(api: &Api, bed: &Bed) -> anyhow::Result<Vec<ChainStep>> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    api.call(
-        reqwest::Method::POST,
-        &format!("/api/v1/campaigns/{again}/abort"),
-        Some(json!({ "reason": "chain: abort at 50 %" })),
-    )
-    .await?;
+    api.abort(again, "chain: abort at 50 %").await?;
     let d = api.wait_status(again, &["rolled_back"], Duration::from_secs(90)).await?;
     ends.push((
         "v1 → v2 again, aborted at 50 %".into(),

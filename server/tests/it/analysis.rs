@@ -65,14 +65,7 @@ async fn a_canary_slower_than_its_baseline_is_rolled_back_and_a_replay_says_when
         spec["gates"][0]["compare"] = json!({ "min_points": 5, "confidence": 0.95,
             "latency_tolerance": 0.2, "marginal_score": marginal });
         let id = api.create_and_start(spec).await.expect("start");
-        eventually("v2 takes traffic", Duration::from_secs(30), async || {
-            let t = api
-                .call(reqwest::Method::GET, &format!("/api/v1/campaigns/{id}/traffic"), None)
-                .await
-                .ok()?;
-            t.to_string().contains("\"v2\"").then_some(())
-        })
-        .await;
+        api.wait_traffic_on(id, "v2", Duration::from_secs(30)).await.expect("v2 takes traffic");
         new_release_behaves(&api, id, "delay_ms=120").await;
         id
     };
@@ -89,13 +82,7 @@ async fn a_canary_slower_than_its_baseline_is_rolled_back_and_a_replay_says_when
         why.contains("needs a person") && why.contains("score 50") && why.contains("latency"),
         "{why}"
     );
-    api.call(
-        reqwest::Method::POST,
-        &format!("/api/v1/campaigns/{id}/abort"),
-        Some(json!({ "reason": "too slow" })),
-    )
-    .await
-    .expect("abort");
+    api.abort(id, "too slow").await.expect("abort");
     api.wait_status(id, &["rolled_back"], Duration::from_secs(60)).await.expect("rolled back");
 
     // With every metric required, the same slow canary fails the gate and rolls back by itself.
@@ -226,21 +213,8 @@ async fn operator_alerts_reach_the_environments_channel_signed_and_never_the_pub
         .create_and_start(bed.spec("alerted-abort", canary(&[(25, 60), (100, 1)]), 0))
         .await
         .expect("start");
-    eventually("v2 takes traffic", Duration::from_secs(30), async || {
-        let t = api
-            .call(reqwest::Method::GET, &format!("/api/v1/campaigns/{aborted}/traffic"), None)
-            .await
-            .ok()?;
-        t.to_string().contains("\"v2\"").then_some(())
-    })
-    .await;
-    api.call(
-        reqwest::Method::POST,
-        &format!("/api/v1/campaigns/{aborted}/abort"),
-        Some(json!({ "reason": "the alert test aborts it" })),
-    )
-    .await
-    .expect("abort");
+    api.wait_traffic_on(aborted, "v2", Duration::from_secs(30)).await.expect("v2 takes traffic");
+    api.abort(aborted, "the alert test aborts it").await.expect("abort");
     api.wait_status(aborted, &["rolled_back"], Duration::from_secs(60)).await.expect("rolled back");
     let ok = api
         .create_and_start(bed.spec("alerted-success", canary(&[(50, 1), (100, 1)]), 0))

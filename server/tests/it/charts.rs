@@ -144,13 +144,7 @@ async fn a_running_canary_is_sampled_every_second_charted_per_target_and_announc
     }
 
     // After an abort the chart shows every serving weight back on v1.
-    api.call(
-        Method::POST,
-        &format!("/api/v1/campaigns/{id}/abort"),
-        Some(json!({ "reason": "chart test" })),
-    )
-    .await
-    .expect("abort");
+    api.abort(id, "chart test").await.expect("abort");
     api.wait_status(id, &["rolled_back"], Duration::from_secs(30)).await.expect("rolled back");
     let mut back = String::new();
     for _ in 0..50 {

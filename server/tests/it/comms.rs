@@ -247,6 +247,11 @@ async fn call(
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
+/// The notice deliveries of campaign `id`, as an operator reads them.
+async fn notices(c: &Comms, id: i64) -> (StatusCode, Value) {
+    call(&c.app, &c.operator, Method::GET, &format!("/api/v1/campaigns/{id}/notices"), None).await
+}
+
 async fn create(c: &Comms, spec: Value) -> i64 {
     let (status, body) =
         call(&c.app, &c.operator, Method::POST, "/api/v1/campaigns", Some(spec)).await;
@@ -350,14 +355,7 @@ async fn schedule_then_subscribe_and_confirm_through_the_emailed_link_then_recei
         "the reminder's delivery is recorded as sent",
         std::time::Duration::from_secs(5),
         async || {
-            let (_, deliveries) = call(
-                &c.app,
-                &c.operator,
-                Method::GET,
-                &format!("/api/v1/campaigns/{id}/notices"),
-                None,
-            )
-            .await;
+            let (_, deliveries) = notices(&c, id).await;
             let sent: Vec<String> = deliveries
                 .as_array()
                 .expect("list")
@@ -440,9 +438,7 @@ async fn a_reschedule_sends_an_update_and_raises_the_sequence_and_a_cancellation
         .to_utc();
     assert_eq!(got, expected, "the wall-clock start was read in Europe/Berlin");
 
-    let (_, deliveries) =
-        call(&c.app, &c.operator, Method::GET, &format!("/api/v1/campaigns/{id}/notices"), None)
-            .await;
+    let (_, deliveries) = notices(&c, id).await;
     let by_kind = |kind: &str| -> Vec<String> {
         deliveries
             .as_array()
@@ -804,9 +800,7 @@ async fn a_campaign_without_notices_is_still_published_and_one_with_publish_off_
         atom.contains("Maintenance scheduled: web: v1.4.2 → v1.5.0") && !atom.contains("v1.6.0")
     );
 
-    let (_, deliveries) =
-        call(&c.app, &c.operator, Method::GET, &format!("/api/v1/campaigns/{id}/notices"), None)
-            .await;
+    let (_, deliveries) = notices(&c, id).await;
     assert_eq!(deliveries, json!([]), "nobody is sent anything");
     let mails = c.smtp.wait_for("the sign-up confirmation", |m| !m.is_empty()).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -877,14 +871,7 @@ async fn webhook_notices_are_signed_slack_bodies_are_plain_text_and_a_refused_on
 
     let deliveries =
         eventually("the webhook deliveries settle", Duration::from_secs(30), async || {
-            let (_, d) = call(
-                &c.app,
-                &c.operator,
-                Method::GET,
-                &format!("/api/v1/campaigns/{id}/notices"),
-                None,
-            )
-            .await;
+            let (_, d) = notices(&c, id).await;
             let settled = d
                 .as_array()
                 .into_iter()

@@ -262,13 +262,7 @@ async fn the_engine_survives_kill_9_at_nine_points_of_three_campaigns_without_a_
     points.push("aborted canary: during a bake at 25 %".into());
     let s = serve("rollback-router-applied");
     wait_step(&api, down, &["bake"]).await;
-    api.call(
-        reqwest::Method::POST,
-        &format!("/api/v1/campaigns/{down}/abort"),
-        Some(json!({ "reason": "crash test" })),
-    )
-    .await
-    .expect("abort");
+    api.abort(down, "crash test").await.expect("abort");
     s.wait_log("failpoint rollback-router-applied reached").await;
     s.kill9();
     points.push("rollback: between a router change and its record".into());
