@@ -143,9 +143,11 @@ async fn retention_prunes_old_samples_events_attempts_and_unconfirmed_subscriber
  {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("s.db");
-    let app = spawn_app_on(&db, &[]).await;
-    let store = app.store.clone();
-    let pool = app.raw_pool().await;
+    // The store alone, not a running server: the server's own hourly pruner runs its first
+    // sweep at start-up and would race these inserts.
+    let url = format!("sqlite://{}", db.display());
+    let store = server::store::Store::connect(&url).await.expect("store");
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("raw pool");
     let ts =
         |days: i64| server::store::format_ts(chrono::Utc::now() - chrono::Duration::days(days));
     sqlx::query(
@@ -186,6 +188,18 @@ async fn retention_prunes_old_samples_events_attempts_and_unconfirmed_subscriber
         .await
         .expect("subscriber");
     }
+    store
+        .append_audit(server::store::AuditRecord {
+            actor: "ada".into(),
+            role: "admin".into(),
+            source_ip: "127.0.0.1".into(),
+            action: "campaign.create".into(),
+            object: "campaign:1".into(),
+            outcome: "ok".into(),
+            details: serde_json::json!({}),
+        })
+        .await
+        .expect("audit");
     let audit_before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
         .fetch_one(&pool)
         .await
@@ -217,6 +231,7 @@ async fn retention_prunes_old_samples_events_attempts_and_unconfirmed_subscriber
         .fetch_one(&pool)
         .await
         .expect("count");
+    assert!(audit_before >= 1, "the test has an audit event to keep");
     assert_eq!(audit_after, audit_before, "the audit trail is never pruned");
     assert_eq!(
         store
@@ -234,5 +249,23 @@ async fn retention_prunes_old_samples_events_attempts_and_unconfirmed_subscriber
         server::store::Pruned::default(),
         "a second run finds nothing"
     );
-    app.stop().await;
+    // Ten years on, every row is past every retention period; the audit trail still stays.
+    store
+        .prune(
+            server::store::Retention {
+                samples_days: 30,
+                events_days: 365,
+                deliveries_days: 365,
+                unconfirmed_subscribers_days: 7,
+            },
+            chrono::Utc::now() + chrono::Duration::days(3650),
+        )
+        .await
+        .expect("ten years on");
+    let audit_later: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(audit_later, audit_before, "the audit trail is never pruned, however old");
+    pool.close().await;
 }
