@@ -360,7 +360,7 @@ async fn client_command(command: Command) -> anyhow::Result<i32> {
             let report =
                 Client::new(&remote.url, remote.token.as_deref())?.check_backends().await?;
             print!("{}", render_backend_checks(&report.backends));
-            if report.backends.iter().any(crate::backends::BackendReport::unreachable) {
+            if report.backends.iter().any(crate::services::backends::BackendReport::unreachable) {
                 return Ok(1);
             }
         }

@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use app::domain::plan::Plan;
 use serde_json::Value;
 
-use crate::backends::{BackendReport, CheckReport};
+use crate::services::backends::{BackendReport, CheckReport};
 
 pub struct Client {
     base: String,

@@ -14,12 +14,12 @@ use crate::adapters::registry::{AdapterFactory, Registry};
 use crate::audit::{AuditService, system_record};
 use crate::auth::accounts::AccountsService;
 use crate::auth::password;
-use crate::campaigns::CampaignService;
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
 use crate::http;
+use crate::http::state::AppState;
 use crate::notify::Notifier;
-use crate::state::AppState;
+use crate::services::CampaignService;
 use crate::store::{NewUser, SqlSessionStore, Store};
 
 pub struct Application {
@@ -95,10 +95,15 @@ impl Application {
         let notifier = Notifier::new(store.clone(), config.notify.clone());
         let campaigns =
             CampaignService::new(store.clone(), engine.clone()).with_notifier(notifier.clone());
+        let charts = crate::services::ChartService::new(store.clone());
         let ports = Ports {
             accounts: Arc::new(AccountsService::new(store.clone())),
             audit: Arc::new(AuditService::new(store.clone())),
-            campaigns: Arc::new(campaigns.clone()),
+            campaigns: Arc::new(crate::services::Services {
+                campaigns: campaigns.clone(),
+                environments: campaigns.environments().clone(),
+                charts: charts.clone(),
+            }),
             editor: Arc::new(campaigns.clone()),
         };
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
@@ -108,7 +113,10 @@ impl Application {
             ports,
             leptos_options,
             metrics: Arc::default(),
+            environments: campaigns.environments().clone(),
             campaigns,
+            charts,
+            status: crate::services::StatusService::new(store.clone(), notifier.clone()),
             notifier: notifier.clone(),
             adapters,
             login_attempts: Arc::default(),

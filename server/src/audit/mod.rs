@@ -2,7 +2,7 @@
 //! Events are written by the store together with the change they record; this module reads,
 //! filters, exports and verifies them. It never writes events itself.
 
-pub mod chain;
+pub use crate::store::chain;
 
 use app::api::ApiError;
 use app::api::ports::AuditPort;

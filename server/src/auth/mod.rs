@@ -1,10 +1,7 @@
-//! Authentication and authorisation: passwords, sessions, API tokens, sign-in throttling,
-//! the request guards (who is calling, must they sign in, is a mutation same-origin) and the
-//! account services. Role checks for each action live in the services, not in the UI.
+//! Authentication and authorisation: passwords, sessions, API tokens, sign-in throttling and
+//! the account services (the request guards that use them are in `http::guard`). Role checks for each action live in the services, not in the UI.
 
 pub mod accounts;
-pub mod guard;
-pub mod login;
 pub mod password;
 pub mod throttle;
 pub mod tokens;

@@ -13,6 +13,8 @@ pub use analysis::{gate_samples, sides};
 pub use calls::Adapters;
 pub mod drift;
 mod failpoint;
+pub mod impact;
+pub mod observe;
 mod reconcile;
 mod sampler;
 #[cfg(test)]

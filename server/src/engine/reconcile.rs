@@ -21,8 +21,8 @@ use tokio::sync::Notify;
 use super::Engine;
 use super::alerts::AlertEvent;
 use super::calls::{Adapters, CallRecord, apply, with_retry};
+use super::observe::Probe;
 use crate::adapters::AdapterError;
-use crate::environments::Probe;
 use crate::notify::plan::CommsEvent;
 use crate::store::NewAlert;
 use crate::store::{
@@ -189,7 +189,7 @@ fn alert(engine: &Engine, c: &Loaded, event: AlertEvent, message: &str) -> Optio
 
 /// The closing notices of `c` with its impact report in one line (`{report}` in templates).
 async fn report_line(engine: &Engine, c: &Loaded) -> String {
-    match crate::impact::report(engine.store(), &c.row).await {
+    match super::impact::report(engine.store(), &c.row).await {
         Ok(r) => r.line(),
         Err(e) => format!("the request counts could not be read ({e})"),
     }
@@ -1046,14 +1046,8 @@ async fn roll_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
 async fn read_back(engine: &Engine, c: &Loaded, probe: Probe) -> TrafficView {
     let created: Vec<String> =
         c.plan.created_instances().into_iter().map(|(t, _, _)| t.to_string()).collect();
-    crate::environments::pool_traffic(
-        engine.adapters(),
-        &c.env,
-        c.spec.pool.as_str(),
-        &created,
-        probe,
-    )
-    .await
+    super::observe::pool_traffic(engine.adapters(), &c.env, c.spec.pool.as_str(), &created, probe)
+        .await
 }
 
 /// The environment record rewritten to what the pool really holds now, with the audit event
@@ -1256,7 +1250,7 @@ async fn dead_targets(engine: &Engine, c: &Loaded, targets: &[Name]) -> Vec<Stri
             continue;
         }
         let (Some(h), Ok(url)) = (&health, adapters.health_url(t.as_str()).await) else { continue };
-        if let (Some(false), why) = crate::environments::probe_once(&**h, t.as_str(), &url).await {
+        if let (Some(false), why) = super::observe::probe_once(&**h, t.as_str(), &url).await {
             dead.push(format!("{t} (fails its health probe: {why})"));
         }
     }

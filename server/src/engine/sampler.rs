@@ -144,13 +144,13 @@ impl Engine {
             },
         };
         let factory = self.adapters();
-        let created = crate::campaigns::created_targets(&row);
-        let traffic = crate::environments::pool_traffic(
+        let created = super::observe::created_targets(&row);
+        let traffic = super::observe::pool_traffic(
             factory,
             &env,
             &row.pool,
             &created,
-            crate::environments::Probe::Skip,
+            super::observe::Probe::Skip,
         )
         .await;
         if traffic.error.is_some() && traffic.members.is_empty() {

@@ -16,7 +16,7 @@ use super::{Engine, EngineConfig};
 use crate::adapters::AdapterError;
 use crate::adapters::fake::{Fake, World};
 use crate::audit::system_record;
-use crate::campaigns::CampaignService;
+use crate::services::CampaignService;
 use crate::store::Store;
 
 const V1: &str = "v1.0.0";
@@ -788,9 +788,19 @@ async fn a_start_on_a_pool_that_differs_from_its_record_is_refused_until_the_liv
     assert_eq!(h.status(id).await.0, "draft", "nothing was half-started");
 
     let viewer = who("vic", Role::Viewer);
-    assert!(h.service.accept_live_state(&viewer, "production", "web-pool").await.is_err());
-    let pool =
-        h.service.accept_live_state(&operator(), "production", "web-pool").await.expect("accepted");
+    assert!(
+        h.service
+            .environments()
+            .accept_live_state(&viewer, "production", "web-pool")
+            .await
+            .is_err()
+    );
+    let pool = h
+        .service
+        .environments()
+        .accept_live_state(&operator(), "production", "web-pool")
+        .await
+        .expect("accepted");
     assert!(pool.differences.is_empty(), "{:?}", pool.differences);
     assert_eq!(pool_names(&record(&h).await), ["web-1", "web-3", "web-4", "web-9"]);
     assert!(sqlx_free_audit(&h).await.iter().any(|(a, _)| a == "environment.accept_live_state"));

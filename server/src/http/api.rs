@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::AppError;
 use crate::audit;
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

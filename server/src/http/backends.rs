@@ -7,8 +7,8 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 
 use super::error::AppError;
-use crate::backends::{CHECK_TIMEOUT, CheckReport, check_all};
-use crate::state::AppState;
+use crate::http::state::AppState;
+use crate::services::backends::{CHECK_TIMEOUT, CheckReport, check_all};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/backends/check", get(check)).route("/api/v1/drift", get(drift))

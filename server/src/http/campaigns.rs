@@ -1,11 +1,10 @@
 //! REST API for environments and campaigns, and the campaign event stream (SSE).
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
 use app::api::ApiError;
-use app::domain::auth::{Principal, Role};
+use app::domain::auth::Principal;
 use app::domain::campaign::CampaignSpec;
 use app::domain::environment::Environment;
 use app::domain::plan::Plan;
@@ -19,8 +18,9 @@ use futures_util::Stream;
 use serde::Deserialize;
 
 use super::error::AppError;
-use crate::state::AppState;
-use crate::store::{CampaignEventRow, CampaignQuery};
+use crate::http::state::AppState;
+use crate::services::campaigns::FeedItem;
+use crate::store::CampaignQuery;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -82,7 +82,7 @@ async fn list_environments(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
 ) -> Result<Json<Vec<EnvironmentView>>, AppError> {
-    Ok(Json(s.campaigns.list_environments(&p).await?))
+    Ok(Json(s.environments.list(&p).await?))
 }
 
 async fn create_environment(
@@ -90,7 +90,7 @@ async fn create_environment(
     Extension(p): Extension<Principal>,
     Body(env): Body<Environment>,
 ) -> Result<(StatusCode, Json<EnvironmentView>), AppError> {
-    Ok((StatusCode::CREATED, Json(s.campaigns.create_environment(&p, env).await?)))
+    Ok((StatusCode::CREATED, Json(s.environments.create(&p, env).await?)))
 }
 
 async fn get_environment(
@@ -98,7 +98,7 @@ async fn get_environment(
     Extension(p): Extension<Principal>,
     Path(id): Path<i64>,
 ) -> Result<Json<EnvironmentView>, AppError> {
-    Ok(Json(s.campaigns.get_environment(&p, id).await?))
+    Ok(Json(s.environments.get(&p, id).await?))
 }
 
 async fn update_environment(
@@ -107,7 +107,7 @@ async fn update_environment(
     Path(id): Path<i64>,
     Body(env): Body<Environment>,
 ) -> Result<Json<EnvironmentView>, AppError> {
-    Ok(Json(s.campaigns.update_environment(&p, id, env).await?))
+    Ok(Json(s.environments.update(&p, id, env).await?))
 }
 
 async fn delete_environment(
@@ -115,7 +115,7 @@ async fn delete_environment(
     Extension(p): Extension<Principal>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, AppError> {
-    s.campaigns.delete_environment(&p, id).await?;
+    s.environments.delete(&p, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -125,7 +125,7 @@ async fn pool_overview(
     Extension(p): Extension<Principal>,
     Path((id, pool)): Path<(i64, String)>,
 ) -> Result<Json<app::domain::views::PoolOverview>, AppError> {
-    Ok(Json(s.campaigns.pool_overview(&p, id, &pool).await?))
+    Ok(Json(s.environments.pool_overview(&p, id, &pool).await?))
 }
 
 /// Rewrites the pool's record from its router and provider (operators; audited).
@@ -134,7 +134,7 @@ async fn accept_live(
     Extension(p): Extension<Principal>,
     Path((id, pool)): Path<(i64, String)>,
 ) -> Result<Json<app::domain::views::PoolOverview>, AppError> {
-    Ok(Json(s.campaigns.accept_live_state_of(&p, id, &pool).await?))
+    Ok(Json(s.environments.accept_live_state_of(&p, id, &pool).await?))
 }
 
 /// What the campaign did to its users, measured.
@@ -175,7 +175,7 @@ async fn clone_campaign(
     Extension(p): Extension<Principal>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<CampaignDetail>), AppError> {
-    let d = s.campaigns.create_from(&p, id, crate::campaigns::DraftFrom::Clone).await?;
+    let d = s.campaigns.create_from(&p, id, crate::services::campaigns::DraftFrom::Clone).await?;
     Ok((StatusCode::CREATED, Json(d)))
 }
 
@@ -185,7 +185,10 @@ async fn rollback_release(
     Extension(p): Extension<Principal>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<CampaignDetail>), AppError> {
-    let d = s.campaigns.create_from(&p, id, crate::campaigns::DraftFrom::RollbackRelease).await?;
+    let d = s
+        .campaigns
+        .create_from(&p, id, crate::services::campaigns::DraftFrom::RollbackRelease)
+        .await?;
     Ok((StatusCode::CREATED, Json(d)))
 }
 
@@ -214,7 +217,7 @@ async fn list_campaigns(
 ) -> Result<Json<CampaignPage>, AppError> {
     let opt = |v: String| (!v.trim().is_empty()).then(|| v.trim().to_string());
     let query = CampaignQuery {
-        status: crate::campaigns::status_filter(Some(q.status))?,
+        status: crate::services::campaigns::status_filter(Some(q.status))?,
         environment: opt(q.environment),
         search: opt(q.q),
     };
@@ -358,7 +361,7 @@ async fn chart(
 ) -> Result<Json<app::domain::views::ChartView>, AppError> {
     let target = (!q.target.is_empty()).then_some(q.target);
     let width = if q.width == 0 { 760 } else { q.width };
-    Ok(Json(s.campaigns.chart(&p, id, target, &q.tz, width).await?))
+    Ok(Json(s.charts.chart(&p, id, target, &q.tz, width).await?))
 }
 async fn traffic(
     State(s): State<AppState>,
@@ -430,91 +433,28 @@ async fn events(
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
-    if !p.role.allows(Role::Viewer) {
-        return Err(ApiError::forbidden(Role::Viewer).into());
-    }
-    s.store
-        .find_campaign(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("campaign {id}")))?;
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok())
         .unwrap_or(q.after);
-    struct Tail {
-        store: crate::store::Store,
-        rx: tokio::sync::broadcast::Receiver<i64>,
-        samples: tokio::sync::broadcast::Receiver<(i64, i64, i64)>,
-        closing: tokio::sync::watch::Receiver<bool>,
-        last: i64,
-        pending: VecDeque<CampaignEventRow>,
-        /// The event log may have rows this stream has not read yet.
-        dirty: bool,
-    }
-    let tail = Tail {
-        store: s.store.clone(),
-        rx: s.campaigns.engine().subscribe(),
-        samples: s.campaigns.engine().subscribe_samples(),
-        closing: s.closing.clone(),
-        last: after,
-        pending: VecDeque::new(),
-        dirty: true,
-    };
-    let stream = futures_util::stream::unfold(tail, move |mut t| async move {
-        loop {
-            if let Some(ev) = t.pending.pop_front() {
+    let feed = s.campaigns.event_feed(&p, id, after, s.closing.clone()).await?;
+    let stream = futures_util::stream::unfold(feed, |mut feed| async move {
+        let event = match feed.next().await? {
+            FeedItem::Event(ev) => {
                 let data = serde_json::json!({
                     "id": ev.id, "ts": ev.ts, "kind": ev.kind,
                     "data": serde_json::from_str::<serde_json::Value>(&ev.data).unwrap_or_default(),
                 });
                 // Unnamed events reach every EventSource `onmessage`; the kind is in the data.
-                let event = Event::default().id(ev.id.to_string()).data(data.to_string());
-                return Some((Ok(event), t));
+                Event::default().id(ev.id.to_string()).data(data.to_string())
             }
-            if *t.closing.borrow() {
-                return None;
-            }
-            if std::mem::take(&mut t.dirty) {
-                match t.store.campaign_events_since(id, t.last, 200).await {
-                    Ok(rows) if !rows.is_empty() => {
-                        t.last = rows.last().map(|r| r.id).unwrap_or(t.last);
-                        t.pending.extend(rows);
-                        t.dirty = true;
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "event stream read failed"),
-                }
-            }
-            // Wait for news about this campaign; re-read now and then in case a wake-up was lost.
-            // A stored sampling round goes out at once as a named `sample` event without an id
-            // (it is not part of the event log; a reconnecting chart simply redraws).
-            use tokio::sync::broadcast::error::RecvError;
-            let wait = tokio::time::sleep(Duration::from_secs(5));
-            tokio::pin!(wait);
-            loop {
-                tokio::select! {
-                    r = t.rx.recv() => match r {
-                        Ok(other) if other != id => continue,
-                        Ok(_) | Err(RecvError::Lagged(_)) => break,
-                        Err(RecvError::Closed) => return None,
-                    },
-                    r = t.samples.recv() => match r {
-                        Ok((campaign, sample, stored_ms)) if campaign == id => {
-                            let data = serde_json::json!({ "sample": sample, "stored_ms": stored_ms });
-                            let event = Event::default().event("sample").data(data.to_string());
-                            return Some((Ok(event), t));
-                        }
-                        Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                        Err(RecvError::Closed) => return None,
-                    },
-                    _ = t.closing.changed() => return None,
-                    () = &mut wait => break,
-                }
-            }
-            t.dirty = true;
-        }
+            // Not part of the event log, so without an id: a reconnecting chart simply redraws.
+            FeedItem::Sample { sample, stored_ms } => Event::default()
+                .event("sample")
+                .data(serde_json::json!({ "sample": sample, "stored_ms": stored_ms }).to_string()),
+        };
+        Some((Ok(event), feed))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -10,8 +10,8 @@ use axum::{Extension, Router};
 use serde::Deserialize;
 
 use super::error::AppError;
-use crate::editor::{SpecFormat, write_spec};
-use crate::state::AppState;
+use crate::http::state::AppState;
+use crate::services::editor::{SpecFormat, write_spec};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/campaigns/{id}/spec", get(campaign_spec))

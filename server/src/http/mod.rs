@@ -6,10 +6,13 @@ pub mod backends;
 pub mod campaigns;
 pub mod editor;
 pub mod error;
+pub mod guard;
 pub mod hardening;
+pub mod login;
 pub mod metrics;
 pub mod openapi;
 pub mod provider_callbacks;
+pub mod state;
 pub mod status;
 
 use std::sync::Arc;
@@ -26,9 +29,8 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_sessions::cookie::time::Duration as CookieDuration;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::auth::{guard, login};
 use crate::config::SameSite;
-use crate::state::AppState;
+use crate::http::state::AppState;
 use crate::store::SqlSessionStore;
 
 /// The sign-in page: the one page anyone may load.

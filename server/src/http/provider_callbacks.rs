@@ -13,7 +13,7 @@ use axum::routing::post;
 
 use crate::adapters::webhook::{Callback, Status};
 use crate::http::error::json_error;
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 pub const WEBHOOK_COMPLETE: &str = "/api/v1/providers/webhook/{backend}/complete";
 

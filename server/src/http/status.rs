@@ -4,7 +4,7 @@
 //! work for anyone, with no script.
 
 use app::api::ApiError;
-use app::domain::auth::{Principal, Role};
+use app::domain::auth::Principal;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -16,10 +16,10 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use super::error::AppError;
-use crate::auth::guard::ClientIp;
 use crate::auth::throttle::Throttle;
+use crate::http::guard::ClientIp;
+use crate::http::state::AppState;
 use crate::notify::render::{self, CalendarEvent, FeedEntry, Notice, esc};
-use crate::state::AppState;
 use crate::store::{StoreError, SubscriberRow, WindowRow};
 
 /// Sign-ups per client IP per minute: enough for a person correcting a typo, not for a script
@@ -126,7 +126,7 @@ fn window_table(rows: &[&WindowRow], caption: &str) -> String {
 }
 
 async fn page(State(s): State<AppState>) -> Result<Html<String>, AppError> {
-    let windows = s.store.published_windows(200).await.map_err(internal)?;
+    let windows = s.status.windows(200).await.map_err(internal)?;
     let now = Utc::now();
     let current: Vec<&WindowRow> = windows.iter().filter(|w| w.status == "in_progress").collect();
     let mut upcoming: Vec<&WindowRow> =
@@ -180,7 +180,7 @@ async fn page(State(s): State<AppState>) -> Result<Html<String>, AppError> {
 
 async fn atom(State(s): State<AppState>) -> Result<Response, AppError> {
     let base = s.notifier.public_url().to_string();
-    let entries = s.store.feed_entries(50).await.map_err(internal)?;
+    let entries = s.status.feed(50).await.map_err(internal)?;
     let entries: Vec<FeedEntry> = entries
         .iter()
         .map(|e| {
@@ -207,7 +207,7 @@ async fn atom(State(s): State<AppState>) -> Result<Response, AppError> {
 
 async fn ics(State(s): State<AppState>) -> Result<Response, AppError> {
     let base = s.notifier.public_url().to_string();
-    let windows = s.store.published_windows(500).await.map_err(internal)?;
+    let windows = s.status.windows(500).await.map_err(internal)?;
     let events: Vec<CalendarEvent> = windows
         .iter()
         .map(|w| CalendarEvent {
@@ -259,7 +259,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
 async fn subscribe(
     State(s): State<AppState>,
     Extension(throttle): Extension<Arc<Throttle>>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     axum::Form(form): axum::Form<SubscribeForm>,
 ) -> Response {
@@ -318,9 +318,8 @@ async fn subscribe(
         .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty() && c.len() <= 64)
         .collect();
-    match s.store.subscribe_with_format(&email, webhook, format, &components).await {
+    match s.status.subscribe(&email, webhook, format, &components).await {
         Ok(_) => {
-            s.notifier.wake();
             if json {
                 (StatusCode::ACCEPTED, Json(serde_json::json!({ "status": "confirmation_sent" })))
                     .into_response()
@@ -343,7 +342,7 @@ async fn confirm(
     State(s): State<AppState>,
     Query(q): Query<TokenQuery>,
 ) -> Result<Response, AppError> {
-    let Some(sub) = s.store.confirm_subscriber(q.token.trim()).await.map_err(internal)? else {
+    let Some(sub) = s.status.confirm(q.token.trim()).await.map_err(internal)? else {
         return Ok((StatusCode::NOT_FOUND, shell("Subscription", "<h1>Link not valid</h1><p>This confirmation link is unknown. Subscribe again from the <a href=\"/status\">status page</a>.</p>")).into_response());
     };
     let secret = match (&sub.webhook_url, &sub.webhook_secret) {
@@ -367,8 +366,7 @@ async fn unsubscribe_page(
     State(s): State<AppState>,
     Query(q): Query<TokenQuery>,
 ) -> Result<Response, AppError> {
-    let Some(sub) = s.store.find_subscriber_by_token(q.token.trim()).await.map_err(internal)?
-    else {
+    let Some(sub) = s.status.subscriber(q.token.trim()).await.map_err(internal)? else {
         return Ok((
             StatusCode::NOT_FOUND,
             shell("Unsubscribe", "<h1>Link not valid</h1><p>This link is unknown.</p>"),
@@ -388,7 +386,7 @@ async fn unsubscribe(
     State(s): State<AppState>,
     axum::Form(q): axum::Form<TokenQuery>,
 ) -> Result<Response, AppError> {
-    match s.store.unsubscribe(q.token.trim()).await.map_err(internal)? {
+    match s.status.unsubscribe(q.token.trim()).await.map_err(internal)? {
         Some(sub) => Ok(shell("Unsubscribed", &format!("<h1>Unsubscribed</h1><p class=\"notice notice-ok\" role=\"status\">{} will get no more notices.</p>", esc(&sub.email))).into_response()),
         None => Ok((StatusCode::NOT_FOUND, shell("Unsubscribe", "<h1>Link not valid</h1><p>This link is unknown.</p>")).into_response()),
     }
@@ -398,8 +396,5 @@ async fn list_subscribers(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
 ) -> Result<Json<Vec<SubscriberRow>>, AppError> {
-    if !p.role.allows(Role::Operator) {
-        return Err(ApiError::forbidden(Role::Operator).into());
-    }
-    Ok(Json(s.store.list_subscribers().await.map_err(internal)?))
+    Ok(Json(s.status.subscribers(&p).await?))
 }

@@ -3,8 +3,8 @@
 
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 
+use super::chain;
 use super::{Store, StoreResult, now_ts};
-use crate::audit::chain;
 
 /// What happened, as a service describes it; the store adds id, time and the chain hashes.
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@
 mod approvals;
 mod audit;
 mod campaigns;
+pub mod chain;
 mod comms;
 mod drift;
 mod lock;

@@ -665,7 +665,7 @@ async fn killing_the_server_mid_batch_still_delivers_every_notice_exactly_once()
             std::sync::Arc::new(server::adapters::registry::Registry::new(None)),
             server::engine::EngineConfig::default(),
         );
-        let service = server::campaigns::CampaignService::new(store.clone(), engine);
+        let service = server::services::CampaignService::new(store.clone(), engine);
         let admin = Principal {
             user_id: 0,
             username: "ada".into(),
@@ -675,10 +675,8 @@ async fn killing_the_server_mid_batch_still_delivers_every_notice_exactly_once()
             must_change_password: false,
         };
         service
-            .create_environment(
-                &admin,
-                serde_json::from_value(environment(json!([]))).expect("env"),
-            )
+            .environments()
+            .create(&admin, serde_json::from_value(environment(json!([]))).expect("env"))
             .await
             .expect("environment");
         let spec = serde_json::from_value(campaign(window_in(48, 0))).expect("spec");

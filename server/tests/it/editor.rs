@@ -239,8 +239,9 @@ async fn export_writes_the_form_and_a_saved_campaign_as_toml_or_yaml_that_read_b
     let disposition = res.headers()["content-disposition"].to_str().expect("ascii").to_string();
     assert!(disposition.contains("web-canary.toml"), "{disposition}");
     let toml_text = res.text().await.expect("body");
-    let back = server::editor::read_spec(&toml_text, server::editor::SpecFormat::Toml)
-        .expect("served TOML reads");
+    let back =
+        server::services::editor::read_spec(&toml_text, server::services::editor::SpecFormat::Toml)
+            .expect("served TOML reads");
     assert_eq!(serde_json::to_value(back).expect("json"), spec);
 
     let (status, err) = call(

@@ -19,6 +19,7 @@ mod haproxy;
 mod hardening;
 mod helpers;
 mod injection;
+mod layers;
 mod nginx;
 mod operations;
 mod outbound;

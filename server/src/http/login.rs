@@ -10,10 +10,10 @@ use serde_json::json;
 use tower_sessions::Session;
 
 use super::guard::ClientIp;
-use super::throttle::InFlight;
-use super::{SESSION_EPOCH, SESSION_LOGIN_AT, SESSION_USER, password};
 use crate::audit;
-use crate::state::AppState;
+use crate::auth::throttle::InFlight;
+use crate::auth::{SESSION_EPOCH, SESSION_LOGIN_AT, SESSION_USER, password};
+use crate::http::state::AppState;
 use crate::store::{AuditRecord, format_ts};
 
 #[derive(Deserialize)]
@@ -54,7 +54,7 @@ fn failure(username: &str, ip: &str, reason: &str) -> AuditRecord {
 #[tracing::instrument(skip_all, fields(username = %form.username))]
 pub async fn login(
     State(state): State<AppState>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    ClientIp(ip): ClientIp,
     session: Session,
     Form(form): Form<LoginForm>,
 ) -> Response {

@@ -5,8 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use app::api::ApiError;
-use app::domain::auth::{Principal, Role};
 use app::domain::campaign::CampaignSpec;
 use app::domain::environment::{BackendKind, Environment};
 use app::domain::gate::Verdict;
@@ -15,19 +13,10 @@ use app::domain::plan::{Plan, Step};
 use app::domain::views::{GateMoment, ImpactReport, ReleaseImpact, StepTime};
 use chrono::{DateTime, Utc};
 
-use crate::campaigns::{CampaignService, require};
 use crate::store::{CampaignRow, Store, StoreError};
 
 fn parse_ts(t: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&Utc))
-}
-
-impl CampaignService {
-    pub async fn impact(&self, actor: &Principal, id: i64) -> Result<ImpactReport, ApiError> {
-        require(actor, Role::Viewer)?;
-        let row = self.row(id).await?;
-        Ok(report(&self.store, &row).await?)
-    }
 }
 
 /// The report of campaign `row` as it stands (a running campaign's so far).

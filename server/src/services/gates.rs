@@ -11,7 +11,8 @@ use app::domain::plan::{BackendCall, HealthCall, Plan, StepKind};
 use app::domain::views::{GateReplay, GateReplayStep};
 use chrono::{DateTime, Utc};
 
-use crate::campaigns::{CampaignService, require};
+use crate::services::access::{invalid, require};
+use crate::services::campaigns::CampaignService;
 
 fn parse_ts(t: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&Utc))
@@ -32,7 +33,7 @@ impl CampaignService {
         let gate = gate.or_else(|| spec.gates.first().cloned()).unwrap_or_default();
         let errors = app::domain::validate::check_gate_spec("gate", &gate);
         if !errors.is_empty() {
-            return Err(crate::campaigns::invalid(&errors));
+            return Err(invalid(&errors));
         }
         let plan: Plan =
             row.plan.as_deref().and_then(|p| serde_json::from_str(p).ok()).ok_or_else(|| {

@@ -13,7 +13,7 @@ use plotters::prelude::*;
 
 use app::domain::views::ChartView;
 
-use crate::store::SampleRow;
+use crate::store::{SampleRow, Store};
 
 /// One time bucket of samples.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -432,7 +432,21 @@ fn summary(rows: &[SampleRow], target: Option<&str>) -> String {
     parts.join(" · ")
 }
 
-impl crate::campaigns::CampaignService {
+/// Draws campaign charts, each once per sample round however many viewers ask.
+#[derive(Clone)]
+pub struct ChartService {
+    store: Store,
+    /// Charts already drawn, shared by every viewer of the same campaign and sample round.
+    cache: Cache,
+    /// One drawing at a time per campaign.
+    flights: crate::services::flights::Flights,
+}
+
+impl ChartService {
+    pub fn new(store: Store) -> Self {
+        Self { store, cache: Cache::default(), flights: Default::default() }
+    }
+
     /// The campaign's health chart from its stored samples: one target or the whole pool, time
     /// labelled in `tz` (IANA; empty means UTC), `width` pixels wide (clamped to 320–1200).
     pub async fn chart(
@@ -444,7 +458,7 @@ impl crate::campaigns::CampaignService {
         width: u32,
     ) -> Result<ChartView, app::api::ApiError> {
         use app::api::ApiError;
-        crate::campaigns::require(actor, app::domain::auth::Role::Viewer)?;
+        crate::services::access::require(actor, app::domain::auth::Role::Viewer)?;
         let zone: Tz = if tz.trim().is_empty() {
             chrono_tz::UTC
         } else {
@@ -457,7 +471,11 @@ impl crate::campaigns::CampaignService {
         };
         let width = width.clamp(320, 1200);
         let target = target.filter(|t| !t.trim().is_empty());
-        let row = self.row(id).await?;
+        let row = self
+            .store
+            .find_campaign(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("campaign {id}")))?;
         let last_sample = self.store.latest_sample(id).await?;
         let key: CacheKey = (
             id,
@@ -466,7 +484,7 @@ impl crate::campaigns::CampaignService {
             width,
             last_sample.as_ref().map_or(0, |l| l.0),
         );
-        let cached = || self.chart_cache.lock().ok().and_then(|c| c.get(&key).cloned());
+        let cached = || self.cache.lock().ok().and_then(|c| c.get(&key).cloned());
         if let Some(hit) = cached() {
             return Ok(hit);
         }
@@ -540,7 +558,7 @@ impl crate::campaigns::CampaignService {
             tz: zone.name().to_string(),
             last_sample: last_id,
         };
-        if let Ok(mut c) = self.chart_cache.lock() {
+        if let Ok(mut c) = self.cache.lock() {
             if c.len() >= CACHE_ENTRIES {
                 c.clear();
             }

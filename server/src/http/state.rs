@@ -7,9 +7,9 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::adapters::registry::AdapterFactory;
-use crate::campaigns::CampaignService;
 use crate::config::Config;
 use crate::http::metrics::Metrics;
+use crate::services::{CampaignService, ChartService, EnvironmentService, StatusService};
 use crate::store::Store;
 
 #[derive(Clone, FromRef)]
@@ -20,6 +20,9 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub metrics: Arc<Metrics>,
     pub campaigns: CampaignService,
+    pub environments: EnvironmentService,
+    pub charts: ChartService,
+    pub status: StatusService,
     pub notifier: crate::notify::Notifier,
     /// The adapters the engine uses (provider callbacks are routed to them).
     pub adapters: Arc<dyn AdapterFactory>,

@@ -9,7 +9,7 @@ use app::domain::campaign::CampaignSpec;
 use app::domain::environment::Environment;
 use serde_json::{Map, Value};
 
-use crate::campaigns::CampaignService;
+use crate::services::campaigns::{CampaignService, DraftFrom};
 
 /// The spec file formats people write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +145,7 @@ pub fn without_secrets(mut env: Environment) -> Environment {
 #[async_trait::async_trait]
 impl app::api::ports::EditorPort for CampaignService {
     async fn environments(&self, actor: &Principal) -> Result<Vec<Environment>, ApiError> {
-        let views = self.list_environments(actor).await?;
+        let views = self.environments().list(actor).await?;
         Ok(views.into_iter().map(|v| without_secrets(v.spec)).collect())
     }
 
@@ -176,8 +176,8 @@ impl app::api::ports::EditorPort for CampaignService {
         mode: &str,
     ) -> Result<CampaignSpec, ApiError> {
         let mode = match mode {
-            "clone" => crate::campaigns::DraftFrom::Clone,
-            "rollback_release" => crate::campaigns::DraftFrom::RollbackRelease,
+            "clone" => DraftFrom::Clone,
+            "rollback_release" => DraftFrom::RollbackRelease,
             other => {
                 return Err(ApiError::field(
                     "mode",
@@ -203,7 +203,7 @@ impl app::api::ports::EditorPort for CampaignService {
 mod tests {
     use super::*;
 
-    const CANARY: &str = include_str!("../../examples/canary.toml");
+    const CANARY: &str = include_str!("../../../examples/canary.toml");
 
     #[test]
     fn the_example_canary_reads_and_writes_back_equal_in_every_format() {

@@ -1,25 +1,22 @@
-//! Environments as they are now, for the environments page: each target's health, each pool
-//! as its router reads it back (with each member's release), drift, and `backends check`.
+//! Reading an environment back: each pool as its router has it (with each member's release as
+//! its provider reports it), probes through the health source, and every way a pool differs
+//! from its record. Used by the engine (start checks, rollback checks, the sampler) and by the
+//! environments and campaign services.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use app::api::ApiError;
 use std::collections::BTreeSet;
 
 use app::domain::environment::{BackendConfig, BackendKind, Environment};
 use app::domain::ids::{Name, Weight};
 use app::domain::reality::{self, Difference, DifferenceKind};
-use app::domain::views::{
-    BackendCheckView, DriftView, EnvironmentOverview, MemberView, PoolOverview, TargetHealthView,
-    TrafficView,
-};
+use app::domain::views::{MemberView, TrafficView};
 
+use super::Adapters;
 use crate::adapters::MemberReadback;
 use crate::adapters::registry::AdapterFactory;
-use crate::engine::Adapters;
-use crate::engine::Engine;
-use crate::store::Store;
+use crate::store::CampaignRow;
 
 /// How to read a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,104 +232,11 @@ pub async fn pool_check(
     (live, diffs)
 }
 
-/// Probes each target through the environment's first health source (2 s at most each).
-async fn target_health(factory: &dyn AdapterFactory, env: &Environment) -> Vec<TargetHealthView> {
-    let health = env.first_backend(BackendKind::HealthSource).and_then(|b| factory.health(b).ok());
-    let provider = env.first_backend(BackendKind::Provider).and_then(|b| factory.provider(b).ok());
-    let mut out = Vec::new();
-    for t in &env.targets {
-        let release = match &provider {
-            Some(p) => p.describe(t.name.as_str()).await.ok().flatten().map(|i| i.release),
-            None => None,
-        }
-        .unwrap_or_else(|| t.release.to_string());
-        let (healthy, detail) = match &health {
-            Some(h) => probe_once(&**h, t.name.as_str(), &t.health_url).await,
-            None => (None, "no health source in this environment".into()),
-        };
-        out.push(TargetHealthView {
-            name: t.name.to_string(),
-            address: t.address.clone(),
-            group: t.group.clone(),
-            release,
-            healthy,
-            detail,
-        });
-    }
-    out
-}
-
-pub async fn overviews(
-    store: &Store,
-    engine: &Engine,
-) -> Result<Vec<EnvironmentOverview>, ApiError> {
-    let drift = engine.drift();
-    let mut out = Vec::new();
-    for row in store.list_environments().await? {
-        let env: Environment = serde_json::from_str(&row.spec).map_err(|e| {
-            tracing::error!(error = %e, environment = %row.name, "stored environment unreadable");
-            ApiError::internal()
-        })?;
-        let factory = engine.adapters();
-        let mut pools = Vec::new();
-        for p in &env.pools {
-            let (live, differences) = pool_check(factory, &env, p.name.as_str()).await;
-            let campaign = store
-                .campaign_holding_pool(env.name.as_str(), p.name.as_str())
-                .await?
-                .map(|c| (c.id, c.name, c.status));
-            pools.push(PoolOverview {
-                name: p.name.to_string(),
-                router: p.router.to_string(),
-                record: env.pool_targets(p).into_iter().cloned().collect(),
-                live,
-                differences,
-                campaign,
-            });
-        }
-        out.push(EnvironmentOverview {
-            id: row.id,
-            name: env.name.to_string(),
-            targets: target_health(factory, &env).await,
-            pools,
-            drift: drift
-                .iter()
-                .filter(|d| d.environment == env.name.as_str())
-                .map(|d| DriftView {
-                    backend: d.backend.clone(),
-                    pool: d.pool.clone(),
-                    differences: d.differences.clone(),
-                    since: d.since.to_rfc3339(),
-                })
-                .collect(),
-            backends: env
-                .backends
-                .iter()
-                .map(|b| (b.name.to_string(), b.kind.label().to_string(), b.driver.clone()))
-                .collect(),
-        });
-    }
-    Ok(out)
-}
-
-pub async fn check(
-    store: &Store,
-    factory: &dyn AdapterFactory,
-) -> Result<Vec<BackendCheckView>, ApiError> {
-    let report = crate::backends::check_all(store, factory, crate::backends::CHECK_TIMEOUT).await?;
-    Ok(report
-        .backends
-        .into_iter()
-        .map(|b| BackendCheckView {
-            environment: b.environment,
-            name: b.name,
-            kind: b.kind.label().to_string(),
-            driver: b.driver,
-            checked: b.checked,
-            reachable: b.reachable,
-            version: b.version,
-            capabilities: b.capabilities,
-            detail: b.error.or(b.detail).unwrap_or_default(),
-        })
-        .collect())
+/// The instances a started campaign's plan creates (a DNS pool's read-back looks for them).
+pub fn created_targets(row: &CampaignRow) -> Vec<String> {
+    row.plan
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<app::domain::plan::Plan>(p).ok())
+        .map(|p| p.created_instances().into_iter().map(|(t, _, _)| t.to_string()).collect())
+        .unwrap_or_default()
 }

@@ -10,16 +10,35 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 
-use super::{SESSION_EPOCH, SESSION_LOGIN_AT, SESSION_USER, tokens};
+use crate::auth::{SESSION_EPOCH, SESSION_LOGIN_AT, SESSION_USER, tokens};
 use crate::http::error::json_error;
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// The address a request came from: the peer itself, unless the peer is one of the configured
 /// trusted proxies; then the rightmost `X-Forwarded-For` hop that is not a trusted proxy (each
 /// proxy appends the address it saw, so everything left of the last untrusted hop is whatever
 /// the client chose to write).
+///
+/// An extractor: [`resolve_principal`] works it out once per request, before any handler.
 #[derive(Clone, Debug)]
 pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        // Only a handler mounted outside the guards could miss it; it then gets what the
+        // audit trail writes for an unknown peer rather than a failed request.
+        Ok(parts
+            .extensions
+            .get::<ClientIp>()
+            .cloned()
+            .unwrap_or_else(|| ClientIp("unknown".into())))
+    }
+}
 
 pub fn client_ip(
     headers: &HeaderMap,
