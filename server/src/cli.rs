@@ -12,7 +12,7 @@ use crate::audit::{system_record, verify_chain};
 use crate::auth::{accounts, password};
 use crate::config::Config;
 use crate::startup::{Application, bootstrap_admin, shutdown_signal};
-use crate::store::{NewUser, Store};
+use crate::store::NewUser;
 use crate::telemetry;
 
 #[derive(Parser, Debug)]
@@ -215,7 +215,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<i32> {
         | Command::Gate(_)
         | Command::Backends(_)) => client_command(c).await,
         Command::User(UserCommand::Add { name, role, password_stdin: _ }) => {
-            let store = Store::connect(&config.database_url).await?;
+            let store = crate::store::connect(&config.database_url).await?;
             let name = Username::parse(&name).map_err(anyhow::Error::msg)?;
             let mut input = String::new();
             std::io::stdin()
@@ -245,7 +245,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Token(TokenCommand::Create { name, label }) => {
-            let store = Store::connect(&config.database_url).await?;
+            let store = crate::store::connect(&config.database_url).await?;
             let user = store
                 .find_user_by_name(&name)
                 .await?
@@ -269,7 +269,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Backup { file } => {
-            let store = Store::connect(&config.database_url).await?;
+            let store = crate::store::connect(&config.database_url).await?;
             store.backup_to(&file).await?;
             let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
             println!("backed up {} to {} ({size} bytes)", config.database_url, file.display());
@@ -282,7 +282,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Audit(AuditCommand::Verify) => {
-            let store = Store::connect(&config.database_url).await?;
+            let store = crate::store::connect(&config.database_url).await?;
             let report = verify_chain(&store).await?;
             match report.first_broken {
                 None => {

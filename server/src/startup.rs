@@ -71,7 +71,7 @@ impl Application {
             tracing::info!(certificates = n, file = %ca.display(), "trusting extra CA certificates for outbound HTTPS");
         }
         crate::auth::password::set_concurrency(config.security.hash_concurrency);
-        let store = Store::connect(&config.database_url).await?;
+        let store = crate::store::connect(&config.database_url).await?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| {
             format!("cannot listen on {} (is another server running there?)", config.listen)
         })?;

@@ -99,7 +99,7 @@ fn fast() -> EngineConfig {
 
 async fn harness() -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+    let store = crate::store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
         .await
         .expect("store");
     let env = environment();
@@ -324,21 +324,22 @@ async fn the_creator_cannot_approve_their_own_campaign_but_another_approver_can(
     assert_eq!(err.code, app::api::ErrorCode::Forbidden);
     h.service.approve(&who("carol", Role::Approver), id).await.expect("approve");
     h.wait_for(id, "succeeded").await;
-    let actions: Vec<(String, String)> =
-        sqlx::query_as("SELECT actor, action FROM audit_events WHERE object = ?")
-            .bind(format!("campaign:{id}"))
-            .fetch_all(&h.store_pool().await)
-            .await
-            .expect("audit");
+    // The whole id: `campaign:1` as a prefix would match campaign 12 too.
+    let q = crate::store::AuditQuery {
+        object_prefix: Some(format!("campaign:{id}")),
+        ..Default::default()
+    };
+    let actions: Vec<(String, String)> = h
+        .store
+        .search_audit(&q, 500, 0)
+        .await
+        .expect("audit")
+        .0
+        .into_iter()
+        .filter(|r| r.object == format!("campaign:{id}"))
+        .map(|r| (r.actor, r.action))
+        .collect();
     assert!(actions.contains(&("carol".into(), "campaign.approve".into())), "{actions:?}");
-}
-
-impl Harness {
-    async fn store_pool(&self) -> sqlx::SqlitePool {
-        sqlx::SqlitePool::connect(&format!("sqlite://{}", self._dir.path().join("t.db").display()))
-            .await
-            .expect("pool")
-    }
 }
 
 /// How many recorded (state-changing) calls the plan makes before step `i`.
@@ -520,13 +521,14 @@ async fn a_gate_without_data_waits_and_then_fails_at_its_deadline() {
     let (status, _) = h.status(id).await;
     assert_eq!(status, "running", "no data: the gate waits instead of passing or failing");
     h.wait_for(id, "rolled_back").await;
-    let waits: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM campaign_events WHERE campaign_id = ? AND kind = 'gate'",
-    )
-    .bind(id)
-    .fetch_one(&h.store_pool().await)
-    .await
-    .expect("count");
+    let waits = h
+        .store
+        .campaign_events_since(id, 0, 5000)
+        .await
+        .expect("events")
+        .iter()
+        .filter(|e| e.kind == "gate")
+        .count();
     assert!(waits >= 2, "the gate reported waiting");
     assert_eq!(h.shares(), all_on(V1));
 }
@@ -582,9 +584,10 @@ async fn a_crash_mid_run_is_survived_and_every_backend_call_was_repeatable() {
     // The "process" is gone: its connections close, dropping any lock a cut-off write held.
     h.store.close().await;
     // A new process: a new store on the same file and a new engine resume the campaign.
-    let store = Store::connect(&format!("sqlite://{}", h._dir.path().join("t.db").display()))
-        .await
-        .expect("store");
+    let store =
+        crate::store::connect(&format!("sqlite://{}", h._dir.path().join("t.db").display()))
+            .await
+            .expect("store");
     let engine = Engine::new(store.clone(), Arc::new(h.fake.clone()), fast());
     assert_eq!(engine.resume_all().await.expect("resume"), 1);
     let mut status = String::new();
@@ -714,7 +717,7 @@ async fn a_succeeded_campaign_leaves_the_record_as_the_pool_is_and_a_downgrade_t
             .map(|t| t.address.clone()),
         fake_addr
     );
-    let audit: Vec<(String, String)> = sqlx_free_audit(&h).await;
+    let audit: Vec<(String, String)> = audit_actions(&h).await;
     assert!(
         audit.iter().any(|(a, d)| a == "environment.updated_by_campaign"
             && d.contains("web-1 v1.0.0")
@@ -746,7 +749,7 @@ async fn a_succeeded_campaign_leaves_the_record_as_the_pool_is_and_a_downgrade_t
 }
 
 /// (action, details) of every audit event, through the store.
-async fn sqlx_free_audit(h: &Harness) -> Vec<(String, String)> {
+async fn audit_actions(h: &Harness) -> Vec<(String, String)> {
     h.store
         .search_audit(&Default::default(), 500, 0)
         .await
@@ -803,7 +806,7 @@ async fn a_start_on_a_pool_that_differs_from_its_record_is_refused_until_the_liv
         .expect("accepted");
     assert!(pool.differences.is_empty(), "{:?}", pool.differences);
     assert_eq!(pool_names(&record(&h).await), ["web-1", "web-3", "web-4", "web-9"]);
-    assert!(sqlx_free_audit(&h).await.iter().any(|(a, _)| a == "environment.accept_live_state"));
+    assert!(audit_actions(&h).await.iter().any(|(a, _)| a == "environment.accept_live_state"));
     h.service.start(&operator(), id).await.expect("starts now");
     h.wait_for(id, "succeeded").await;
 }

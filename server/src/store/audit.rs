@@ -4,7 +4,8 @@
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::chain;
-use super::{Store, StoreResult, now_ts};
+use super::traits::*;
+use super::{SqliteStore, StoreResult, now_ts};
 
 /// What happened, as a service describes it; the store adds id, time and the chain hashes.
 #[derive(Debug, Clone)]
@@ -89,15 +90,76 @@ fn push_where(qb: &mut QueryBuilder<'_, Sqlite>, q: &AuditQuery) {
     }
 }
 
-impl Store {
-    /// Appends one event on its own (for events that change nothing else, like a failed login).
-    pub async fn append_audit(&self, audit: AuditRecord) -> StoreResult<()> {
+#[async_trait::async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, audit: AuditRecord) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         Self::append_audit_in(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
 
+    async fn search_audit(
+        &self,
+        q: &AuditQuery,
+        limit: u32,
+        offset: u64,
+    ) -> StoreResult<(Vec<AuditRow>, i64)> {
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM audit_events");
+        push_where(&mut count, q);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut qb =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_events"));
+        push_where(&mut qb, q);
+        qb.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(limit))
+            .push(" OFFSET ")
+            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        let rows = qb.build_query_as().fetch_all(&self.pool).await?;
+        Ok((rows, total))
+    }
+
+    async fn export_audit(&self, q: &AuditQuery, limit: u32) -> StoreResult<Vec<AuditRow>> {
+        let mut qb =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_events"));
+        push_where(&mut qb, q);
+        qb.push(" ORDER BY id ASC LIMIT ").push_bind(i64::from(limit));
+        Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+    }
+
+    async fn audit_chain_batch(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRow>> {
+        let sql =
+            format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE id > ? ORDER BY id LIMIT ?");
+        Ok(sqlx::query_as(&sql).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?)
+    }
+
+    async fn audit_head(&self) -> StoreResult<ChainHead> {
+        Ok(sqlx::query_as("SELECT last_id, last_hash FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn count_login_failures(
+        &self,
+        username: Option<&str>,
+        source_ip: Option<&str>,
+        since_ts: &str,
+    ) -> StoreResult<i64> {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'auth.login' AND outcome = 'failure' AND ts >= ",
+        );
+        qb.push_bind(since_ts.to_string());
+        if let Some(u) = username {
+            qb.push(" AND object = ").push_bind(format!("user:{u}")).push(" COLLATE NOCASE");
+        }
+        if let Some(ip) = source_ip {
+            qb.push(" AND source_ip = ").push_bind(ip.to_string());
+        }
+        Ok(qb.build_query_scalar().fetch_one(&self.pool).await?)
+    }
+}
+
+impl SqliteStore {
     /// Appends within a write transaction opened by `write_tx` (which holds the write lock, so
     /// the head read here is the head the new event links to).
     pub(super) async fn append_audit_in(
@@ -147,68 +209,5 @@ impl Store {
             .execute(&mut *conn)
             .await?;
         Ok(id)
-    }
-
-    /// One page of matching events, newest first, and the total count.
-    pub async fn search_audit(
-        &self,
-        q: &AuditQuery,
-        limit: u32,
-        offset: u64,
-    ) -> StoreResult<(Vec<AuditRow>, i64)> {
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM audit_events");
-        push_where(&mut count, q);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
-        let mut qb =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_events"));
-        push_where(&mut qb, q);
-        qb.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(limit))
-            .push(" OFFSET ")
-            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
-        let rows = qb.build_query_as().fetch_all(&self.pool).await?;
-        Ok((rows, total))
-    }
-
-    /// Matching events in chain order, for exports; at most `limit`.
-    pub async fn export_audit(&self, q: &AuditQuery, limit: u32) -> StoreResult<Vec<AuditRow>> {
-        let mut qb =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_events"));
-        push_where(&mut qb, q);
-        qb.push(" ORDER BY id ASC LIMIT ").push_bind(i64::from(limit));
-        Ok(qb.build_query_as().fetch_all(&self.pool).await?)
-    }
-
-    /// Events with id > `after`, in chain order, `limit` at a time (for verification).
-    pub async fn audit_chain_batch(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRow>> {
-        let sql =
-            format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE id > ? ORDER BY id LIMIT ?");
-        Ok(sqlx::query_as(&sql).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?)
-    }
-
-    pub async fn audit_head(&self) -> StoreResult<ChainHead> {
-        Ok(sqlx::query_as("SELECT last_id, last_hash FROM audit_head WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    /// Failed sign-ins since `since_ts` for a user name (case-insensitive) or a source address.
-    pub async fn count_login_failures(
-        &self,
-        username: Option<&str>,
-        source_ip: Option<&str>,
-        since_ts: &str,
-    ) -> StoreResult<i64> {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT COUNT(*) FROM audit_events WHERE action = 'auth.login' AND outcome = 'failure' AND ts >= ",
-        );
-        qb.push_bind(since_ts.to_string());
-        if let Some(u) = username {
-            qb.push(" AND object = ").push_bind(format!("user:{u}")).push(" COLLATE NOCASE");
-        }
-        if let Some(ip) = source_ip {
-            qb.push(" AND source_ip = ").push_bind(ip.to_string());
-        }
-        Ok(qb.build_query_scalar().fetch_one(&self.pool).await?)
     }
 }

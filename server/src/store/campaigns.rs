@@ -5,7 +5,8 @@ use app::domain::lifecycle::{CampaignState, PauseCause, Phase, StepStatus};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, QueryBuilder, Row as _, Sqlite, SqliteConnection};
 
-use super::{AuditRecord, Store, StoreError, StoreResult, now_ts};
+use super::traits::*;
+use super::{AuditRecord, SqliteStore, StoreError, StoreResult, now_ts};
 
 /// A text column read into one of the domain's enums; an unknown value is a decode error.
 fn enum_col<T: TryFrom<String, Error = String>>(row: &SqliteRow, col: &str) -> sqlx::Result<T> {
@@ -186,7 +187,7 @@ impl FromRow<'_, SqliteRow> for StepRunRow {
     }
 }
 
-/// One step's execution as it stands: written (or updated) by [`Store::record_step_run`].
+/// One step's execution as it stands: written (or updated) by [`CampaignStore::record_step_run`](super::CampaignStore::record_step_run).
 #[derive(Debug, Clone, Copy)]
 pub struct StepRun<'a> {
     pub campaign_id: i64,
@@ -209,39 +210,35 @@ pub struct CampaignQuery {
     pub search: Option<String>,
 }
 
-impl Store {
-    // ---- environments -------------------------------------------------------------------
-
-    pub async fn list_environments(&self) -> StoreResult<Vec<EnvironmentRow>> {
+#[async_trait::async_trait]
+impl EnvironmentStore for SqliteStore {
+    async fn list_environments(&self) -> StoreResult<Vec<EnvironmentRow>> {
         Ok(sqlx::query_as(&format!("SELECT {ENV_COLUMNS} FROM environments ORDER BY name"))
             .fetch_all(&self.pool)
             .await?)
     }
 
-    pub async fn environment_names(&self) -> StoreResult<Vec<String>> {
+    async fn environment_names(&self) -> StoreResult<Vec<String>> {
         Ok(sqlx::query_scalar("SELECT name FROM environments ORDER BY name")
             .fetch_all(&self.pool)
             .await?)
     }
 
-    pub async fn find_environment(&self, id: i64) -> StoreResult<Option<EnvironmentRow>> {
+    async fn find_environment(&self, id: i64) -> StoreResult<Option<EnvironmentRow>> {
         Ok(sqlx::query_as(&format!("SELECT {ENV_COLUMNS} FROM environments WHERE id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?)
     }
 
-    pub async fn find_environment_by_name(
-        &self,
-        name: &str,
-    ) -> StoreResult<Option<EnvironmentRow>> {
+    async fn find_environment_by_name(&self, name: &str) -> StoreResult<Option<EnvironmentRow>> {
         Ok(sqlx::query_as(&format!("SELECT {ENV_COLUMNS} FROM environments WHERE name = ?"))
             .bind(name)
             .fetch_optional(&self.pool)
             .await?)
     }
 
-    pub async fn create_environment(
+    async fn create_environment(
         &self,
         name: &str,
         spec: &str,
@@ -267,12 +264,7 @@ impl Store {
         Ok(row)
     }
 
-    pub async fn update_environment(
-        &self,
-        id: i64,
-        spec: &str,
-        audit: AuditRecord,
-    ) -> StoreResult<()> {
+    async fn update_environment(&self, id: i64, spec: &str, audit: AuditRecord) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         let n = sqlx::query("UPDATE environments SET spec = ?, updated_at = ? WHERE id = ?")
             .bind(spec)
@@ -289,13 +281,7 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes an environment no campaign refers to.
-    pub async fn delete_environment(
-        &self,
-        id: i64,
-        name: &str,
-        audit: AuditRecord,
-    ) -> StoreResult<()> {
+    async fn delete_environment(&self, id: i64, name: &str, audit: AuditRecord) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM campaigns WHERE environment = ?")
             .bind(name)
@@ -318,15 +304,16 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
 
-    // ---- campaigns ----------------------------------------------------------------------
-
-    pub async fn find_campaign(&self, id: i64) -> StoreResult<Option<CampaignRow>> {
+#[async_trait::async_trait]
+impl CampaignStore for SqliteStore {
+    async fn find_campaign(&self, id: i64) -> StoreResult<Option<CampaignRow>> {
         let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?");
         Ok(sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?)
     }
 
-    pub async fn list_campaigns(
+    async fn list_campaigns(
         &self,
         q: &CampaignQuery,
         limit: u32,
@@ -364,8 +351,7 @@ impl Store {
         Ok((qb.build_query_as().fetch_all(&self.pool).await?, total))
     }
 
-    /// Ids of campaigns the engine must be working on (after a restart, all of them resume).
-    pub async fn active_campaign_ids(&self) -> StoreResult<Vec<i64>> {
+    async fn active_campaign_ids(&self) -> StoreResult<Vec<i64>> {
         let active = in_list(CampaignState::ALL.into_iter().filter(|s| s.is_active()));
         Ok(sqlx::query_scalar(&format!(
             "SELECT id FROM campaigns WHERE status IN ({active}) ORDER BY id"
@@ -374,8 +360,7 @@ impl Store {
         .await?)
     }
 
-    /// The campaign that holds a pool now (active, or with its rollback paused), if any.
-    pub async fn campaign_holding_pool(
+    async fn campaign_holding_pool(
         &self,
         environment: &str,
         pool: &str,
@@ -388,7 +373,7 @@ impl Store {
         Ok(sqlx::query_as(&sql).bind(environment).bind(pool).fetch_optional(&self.pool).await?)
     }
 
-    pub async fn create_campaign(
+    async fn create_campaign(
         &self,
         f: DraftFields<'_>,
         created_by: &str,
@@ -425,8 +410,7 @@ impl Store {
         Ok(row)
     }
 
-    /// Replaces a draft's spec; `Conflict` if it is no longer a draft.
-    pub async fn update_draft(
+    async fn update_draft(
         &self,
         id: i64,
         f: DraftFields<'_>,
@@ -456,7 +440,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_draft(&self, id: i64, audit: AuditRecord) -> StoreResult<()> {
+    async fn delete_draft(&self, id: i64, audit: AuditRecord) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         let n = sqlx::query("DELETE FROM campaigns WHERE id = ? AND status = 'draft'")
             .bind(id)
@@ -471,24 +455,7 @@ impl Store {
         Ok(())
     }
 
-    async fn not_draft(&self, conn: &mut SqliteConnection, id: i64) -> StoreError {
-        match sqlx::query_scalar::<_, String>("SELECT status FROM campaigns WHERE id = ?")
-            .bind(id)
-            .fetch_optional(conn)
-            .await
-        {
-            Ok(Some(status)) => StoreError::Conflict(format!(
-                "campaign {id} is {}; only drafts can be changed",
-                CampaignState::parse(&status).map_or(status.clone(), |s| s.label().to_string())
-            )),
-            Ok(None) => StoreError::NotFound(format!("campaign {id}")),
-            Err(e) => StoreError::Other(e),
-        }
-    }
-
-    /// Applies `patch` if the campaign's status is one of `expect` (compare-and-set, so a
-    /// command and the engine never overwrite each other), with its audit and stream events.
-    pub async fn patch_campaign(
+    async fn patch_campaign(
         &self,
         id: i64,
         expect: &[CampaignState],
@@ -584,10 +551,7 @@ impl Store {
         Ok(())
     }
 
-    // ---- step runs and events -----------------------------------------------------------
-
-    /// Creates or updates the record of one step's execution.
-    pub async fn record_step_run(&self, run: StepRun<'_>) -> StoreResult<()> {
+    async fn record_step_run(&self, run: StepRun<'_>) -> StoreResult<()> {
         let now = now_ts();
         let finished = run.status.is_finished().then(|| now.clone());
         let line = run.log_line.map(|l| format!("{now} {l}\n")).unwrap_or_default();
@@ -613,9 +577,7 @@ impl Store {
         Ok(())
     }
 
-    /// Marks the forward steps still running when the rollback began as interrupted (they
-    /// never finish; the rollback undoes them).
-    pub async fn interrupt_forward_steps(&self, campaign_id: i64) -> StoreResult<u64> {
+    async fn interrupt_forward_steps(&self, campaign_id: i64) -> StoreResult<u64> {
         Ok(sqlx::query(
             "UPDATE step_runs SET status = ?, finished_at = ? \
              WHERE campaign_id = ? AND phase = ? AND status = ?",
@@ -630,7 +592,7 @@ impl Store {
         .rows_affected())
     }
 
-    pub async fn step_runs(&self, campaign_id: i64) -> StoreResult<Vec<StepRunRow>> {
+    async fn step_runs(&self, campaign_id: i64) -> StoreResult<Vec<StepRunRow>> {
         Ok(sqlx::query_as(
             "SELECT campaign_id, phase, step_index, status, started_at, finished_at, attempts, calls, verdict, log \
              FROM step_runs WHERE campaign_id = ? ORDER BY phase DESC, step_index",
@@ -640,7 +602,7 @@ impl Store {
         .await?)
     }
 
-    pub async fn append_event(
+    async fn append_event(
         &self,
         campaign_id: i64,
         kind: &str,
@@ -650,6 +612,53 @@ impl Store {
         let id = Self::append_event_in(&mut tx, campaign_id, kind, data).await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    async fn latest_event(
+        &self,
+        campaign_id: i64,
+        kind: &str,
+    ) -> StoreResult<Option<CampaignEventRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, campaign_id, ts, kind, data FROM campaign_events WHERE campaign_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(campaign_id)
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn campaign_events_since(
+        &self,
+        campaign_id: i64,
+        after_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<CampaignEventRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, campaign_id, ts, kind, data FROM campaign_events WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(campaign_id)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+impl SqliteStore {
+    async fn not_draft(&self, conn: &mut SqliteConnection, id: i64) -> StoreError {
+        match sqlx::query_scalar::<_, String>("SELECT status FROM campaigns WHERE id = ?")
+            .bind(id)
+            .fetch_optional(conn)
+            .await
+        {
+            Ok(Some(status)) => StoreError::Conflict(format!(
+                "campaign {id} is {}; only drafts can be changed",
+                CampaignState::parse(&status).map_or(status.clone(), |s| s.label().to_string())
+            )),
+            Ok(None) => StoreError::NotFound(format!("campaign {id}")),
+            Err(e) => StoreError::Other(e),
+        }
     }
 
     pub(super) async fn append_event_in(
@@ -665,37 +674,5 @@ impl Store {
             .bind(data.to_string())
             .fetch_one(conn)
             .await?)
-    }
-
-    /// The newest event of `kind` of a campaign, if any.
-    pub async fn latest_event(
-        &self,
-        campaign_id: i64,
-        kind: &str,
-    ) -> StoreResult<Option<CampaignEventRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, campaign_id, ts, kind, data FROM campaign_events WHERE campaign_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
-        )
-        .bind(campaign_id)
-        .bind(kind)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
-    /// Events of a campaign after `after_id`, oldest first (SSE catch-up with Last-Event-ID).
-    pub async fn campaign_events_since(
-        &self,
-        campaign_id: i64,
-        after_id: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<CampaignEventRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, campaign_id, ts, kind, data FROM campaign_events WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(campaign_id)
-        .bind(after_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
     }
 }

@@ -5,7 +5,8 @@
 use rand::RngCore as _;
 use sqlx::{FromRow, SqliteConnection};
 
-use super::{Store, StoreError, StoreResult, format_ts, now_ts};
+use super::traits::*;
+use super::{SqliteStore, StoreError, StoreResult, format_ts, now_ts};
 
 /// How a campaign's published window changes.
 #[derive(Debug, Clone)]
@@ -175,7 +176,396 @@ struct Recipient {
 const WINDOW_COLUMNS: &str = "campaign_id, uid, sequence, status, title, start_at, end_at, \
     timezone, impact, components, message, created_at, updated_at";
 
-impl Store {
+#[async_trait::async_trait]
+impl OutboxStore for SqliteStore {
+    async fn queue_alert(&self, campaign_id: i64, alert: NewAlert) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        Self::queue_alert_in(&mut tx, campaign_id, alert).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        email: &str,
+        webhook_url: Option<&str>,
+        components: &[String],
+    ) -> StoreResult<SubscriberRow> {
+        self.subscribe_with_format(email, webhook_url, "json", components).await
+    }
+
+    async fn subscribe_with_format(
+        &self,
+        email: &str,
+        webhook_url: Option<&str>,
+        webhook_format: &str,
+        components: &[String],
+    ) -> StoreResult<SubscriberRow> {
+        let mut tx = self.write_tx().await?;
+        let now = now_ts();
+        let existing: Option<SubscriberRow> =
+            sqlx::query_as("SELECT * FROM subscribers WHERE email = ?")
+                .bind(email)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let token = random_hex(24);
+        let row: SubscriberRow = match existing {
+            Some(s) if s.confirmed_at.is_some() && s.unsubscribed_at.is_none() => {
+                return Err(StoreError::Conflict(
+                    "this address is already subscribed; every e-mail has a link to change or stop it".into(),
+                ));
+            }
+            Some(s) => {
+                sqlx::query_as(
+                    "UPDATE subscribers SET webhook_url = ?, webhook_secret = ?, webhook_format = ?, components = ?, token = ?, \
+                     created_at = ?, confirmed_at = NULL, unsubscribed_at = NULL WHERE id = ? RETURNING *",
+                )
+                .bind(webhook_url)
+                .bind(webhook_url.map(|_| random_hex(24)))
+                .bind(webhook_format)
+                .bind(serde_json::json!(components).to_string())
+                .bind(&token)
+                .bind(&now)
+                .bind(s.id)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+            None => {
+                sqlx::query_as(
+                    "INSERT INTO subscribers (email, webhook_url, webhook_secret, webhook_format, components, token, created_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                )
+                .bind(email)
+                .bind(webhook_url)
+                .bind(webhook_url.map(|_| random_hex(24)))
+                .bind(webhook_format)
+                .bind(serde_json::json!(components).to_string())
+                .bind(&token)
+                .bind(&now)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        let notice_id: i64 = sqlx::query_scalar(
+            "INSERT INTO notices (campaign_id, kind, sequence, due_at, payload, created_at) VALUES (NULL, 'confirm', 0, ?, ?, ?) RETURNING id",
+        )
+        .bind(&now)
+        .bind(serde_json::json!({ "subscriber": row.id }).to_string())
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await?;
+        Self::add_deliveries_in(&mut tx, notice_id, row.id, &row.email, None, &now).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    async fn confirm_subscriber(&self, token: &str) -> StoreResult<Option<SubscriberRow>> {
+        let mut tx = self.write_tx().await?;
+        let now = now_ts();
+        let row: Option<SubscriberRow> = sqlx::query_as(
+            "UPDATE subscribers SET confirmed_at = COALESCE(confirmed_at, ?), unsubscribed_at = NULL \
+             WHERE token = ? RETURNING *",
+        )
+        .bind(&now)
+        .bind(token)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        #[derive(FromRow)]
+        struct Upcoming {
+            id: i64,
+            due_at: String,
+            components: String,
+        }
+        let upcoming: Vec<Upcoming> = sqlx::query_as(
+            "SELECT n.id, n.due_at, w.components FROM notices n JOIN maintenance_windows w ON w.campaign_id = n.campaign_id \
+             WHERE n.status = 'active' AND n.due_at > ? AND w.status = 'scheduled' AND n.kind NOT LIKE 'alert%' ORDER BY n.id",
+        )
+        .bind(&now)
+        .fetch_all(&mut *tx)
+        .await?;
+        for u in upcoming {
+            let components: Vec<String> = serde_json::from_str(&u.components).unwrap_or_default();
+            if overlaps(&row.components, &components) {
+                Self::add_deliveries_in(
+                    &mut tx,
+                    u.id,
+                    row.id,
+                    &row.email,
+                    row.webhook_url.as_deref(),
+                    &u.due_at,
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(row))
+    }
+
+    async fn unsubscribe(&self, token: &str) -> StoreResult<Option<SubscriberRow>> {
+        let mut tx = self.write_tx().await?;
+        let row: Option<SubscriberRow> = sqlx::query_as(
+            "UPDATE subscribers SET unsubscribed_at = COALESCE(unsubscribed_at, ?) WHERE token = ? RETURNING *",
+        )
+        .bind(now_ts())
+        .bind(token)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(r) = &row {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'skipped', last_error = 'unsubscribed' WHERE subscriber_id = ? AND status = 'pending'",
+            )
+            .bind(r.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    async fn find_subscriber_by_token(&self, token: &str) -> StoreResult<Option<SubscriberRow>> {
+        Ok(sqlx::query_as("SELECT * FROM subscribers WHERE token = ?")
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn list_subscribers(&self) -> StoreResult<Vec<SubscriberRow>> {
+        Ok(sqlx::query_as("SELECT * FROM subscribers ORDER BY id").fetch_all(&self.pool).await?)
+    }
+
+    async fn published_windows(&self, limit: u32) -> StoreResult<Vec<WindowRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {WINDOW_COLUMNS} FROM maintenance_windows ORDER BY start_at DESC LIMIT ?"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn published_window(&self, campaign_id: i64) -> StoreResult<Option<WindowRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE campaign_id = ?"
+        ))
+        .bind(campaign_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn feed_entries(&self, limit: u32) -> StoreResult<Vec<FeedEntryRow>> {
+        Ok(sqlx::query_as(
+            "SELECT n.id, n.campaign_id, n.kind, n.sequence, n.due_at, n.payload FROM notices n \
+             JOIN maintenance_windows w ON w.campaign_id = n.campaign_id \
+             WHERE n.status = 'active' AND n.due_at <= ? AND n.kind NOT LIKE 'alert%' ORDER BY n.due_at DESC, n.id DESC LIMIT ?",
+        )
+        .bind(now_ts())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn overrun_windows(&self, now: &str) -> StoreResult<Vec<WindowRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE status = 'in_progress' AND end_at <= ?"
+        ))
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn extend_window(
+        &self,
+        campaign_id: i64,
+        old_end: &str,
+        new_end: &str,
+        notice: NewNotice,
+        components: Vec<String>,
+        quiet: bool,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE maintenance_windows SET end_at = ?, sequence = sequence + 1, updated_at = ? \
+             WHERE campaign_id = ? AND status = 'in_progress' AND end_at = ?",
+        )
+        .bind(new_end)
+        .bind(now_ts())
+        .bind(campaign_id)
+        .bind(old_end)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        Self::apply_comms_in(
+            &mut tx,
+            campaign_id,
+            CommsChange { notices: vec![notice], components, quiet, ..Default::default() },
+        )
+        .await?;
+        Self::append_event_in(
+            &mut tx,
+            campaign_id,
+            "window_extended",
+            &serde_json::json!({ "end": new_end }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn reclaim_interrupted_deliveries(&self) -> StoreResult<u64> {
+        let mut tx = self.write_tx().await?;
+        let now = now_ts();
+        sqlx::query(
+            "UPDATE delivery_attempts SET finished_at = ?, outcome = 'interrupted', \
+             detail = 'the server stopped during this attempt; the message may or may not have been accepted' \
+             WHERE finished_at IS NULL",
+        )
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        let n = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', lease_until = NULL, next_attempt_at = ? WHERE status = 'sending'",
+        )
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn claim_delivery(&self, lease_secs: i64) -> StoreResult<Option<DeliveryJob>> {
+        let mut tx = self.write_tx().await?;
+        let now = chrono::Utc::now();
+        let now_s = format_ts(now);
+        sqlx::query(
+            "UPDATE deliveries SET status = 'skipped', last_error = 'unsubscribed' WHERE status IN ('pending', 'sending') \
+             AND subscriber_id IN (SELECT id FROM subscribers WHERE unsubscribed_at IS NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT d.id FROM deliveries d JOIN notices n ON n.id = d.notice_id \
+             WHERE n.status = 'active' AND ((d.status = 'pending' AND d.next_attempt_at <= ?) OR (d.status = 'sending' AND d.lease_until <= ?)) \
+             ORDER BY d.next_attempt_at, d.id LIMIT 1",
+        )
+        .bind(&now_s)
+        .bind(&now_s)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, lease_until = ? WHERE id = ?",
+        )
+        .bind(format_ts(now + chrono::Duration::seconds(lease_secs)))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let attempt_id: i64 = sqlx::query_scalar(
+            "INSERT INTO delivery_attempts (delivery_id, started_at) VALUES (?, ?) RETURNING id",
+        )
+        .bind(id)
+        .bind(&now_s)
+        .fetch_one(&mut *tx)
+        .await?;
+        let job: DeliveryJob = sqlx::query_as(
+            "SELECT d.id, ? AS attempt_id, d.channel, d.recipient, d.idempotency_key, d.attempts, n.kind, n.sequence, \
+             n.campaign_id, n.payload, w.uid, s.token, s.webhook_secret, s.webhook_format \
+             FROM deliveries d JOIN notices n ON n.id = d.notice_id \
+             LEFT JOIN maintenance_windows w ON w.campaign_id = n.campaign_id \
+             LEFT JOIN subscribers s ON s.id = d.subscriber_id WHERE d.id = ?",
+        )
+        .bind(attempt_id)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(job))
+    }
+
+    async fn finish_delivery(
+        &self,
+        job: &DeliveryJob,
+        outcome: DeliveryOutcome,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let now = now_ts();
+        let (attempt, detail) = match &outcome {
+            DeliveryOutcome::Sent(d) => ("sent", d.clone()),
+            DeliveryOutcome::Retry { error, .. } => ("retry", error.clone()),
+            DeliveryOutcome::Failed(e) => ("failed", e.clone()),
+        };
+        sqlx::query(
+            "UPDATE delivery_attempts SET finished_at = ?, outcome = ?, detail = ? WHERE id = ?",
+        )
+        .bind(&now)
+        .bind(attempt)
+        .bind(&detail)
+        .bind(job.attempt_id)
+        .execute(&mut *tx)
+        .await?;
+        let q = match outcome {
+            DeliveryOutcome::Sent(_) => sqlx::query(
+                "UPDATE deliveries SET status = 'sent', sent_at = ?, lease_until = NULL, last_error = NULL WHERE id = ?",
+            )
+            .bind(now.clone())
+            .bind(job.id),
+            DeliveryOutcome::Retry { error, next_attempt_at } => sqlx::query(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, lease_until = NULL, last_error = ? WHERE id = ?",
+            )
+            .bind(next_attempt_at)
+            .bind(error)
+            .bind(job.id),
+            DeliveryOutcome::Failed(error) => sqlx::query(
+                "UPDATE deliveries SET status = 'failed', lease_until = NULL, last_error = ? WHERE id = ?",
+            )
+            .bind(error)
+            .bind(job.id),
+        };
+        q.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn next_delivery_due(&self) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(d.next_attempt_at) FROM deliveries d JOIN notices n ON n.id = d.notice_id \
+             WHERE d.status = 'pending' AND n.status = 'active'",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn campaign_deliveries(&self, campaign_id: i64) -> StoreResult<Vec<DeliveryRow>> {
+        Ok(sqlx::query_as(
+            "SELECT d.id, d.notice_id, n.kind, d.channel, d.recipient, d.idempotency_key, d.due_at, d.status, \
+             d.attempts, d.last_error, d.sent_at, \
+             (SELECT COALESCE(a.outcome, 'in progress') || COALESCE(': ' || a.detail, '') FROM delivery_attempts a \
+              WHERE a.delivery_id = d.id ORDER BY a.id DESC LIMIT 1) AS last_result \
+             FROM deliveries d JOIN notices n ON n.id = d.notice_id \
+             WHERE n.campaign_id = ? ORDER BY d.due_at, d.id",
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn campaign_notices(&self, campaign_id: i64) -> StoreResult<Vec<NoticeRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, kind, sequence, due_at, status, payload FROM notices WHERE campaign_id = ? ORDER BY due_at, id",
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+impl SqliteStore {
     /// Writes a campaign's window, cancelled reminders, notices and deliveries on `conn`
     /// (the caller's transaction).
     pub(super) async fn apply_comms_in(
@@ -323,15 +713,6 @@ impl Store {
         Ok(())
     }
 
-    /// Queues an alert on its own (one that no campaign change carries: a reconciler that
-    /// failed, a breach in the watch after success).
-    pub async fn queue_alert(&self, campaign_id: i64, alert: NewAlert) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        Self::queue_alert_in(&mut tx, campaign_id, alert).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     async fn add_deliveries_in(
         conn: &mut SqliteConnection,
         notice_id: i64,
@@ -360,413 +741,5 @@ impl Store {
             .await?;
         }
         Ok(())
-    }
-
-    // ---- subscribers ------------------------------------------------------------------------
-
-    /// Records a sign-up (or renews an unconfirmed or unsubscribed one) and queues its
-    /// confirmation e-mail in the same transaction. `Conflict` if the address is already confirmed.
-    pub async fn subscribe(
-        &self,
-        email: &str,
-        webhook_url: Option<&str>,
-        components: &[String],
-    ) -> StoreResult<SubscriberRow> {
-        self.subscribe_with_format(email, webhook_url, "json", components).await
-    }
-
-    /// [`Store::subscribe`] with the webhook body format (`json` or `slack`).
-    pub async fn subscribe_with_format(
-        &self,
-        email: &str,
-        webhook_url: Option<&str>,
-        webhook_format: &str,
-        components: &[String],
-    ) -> StoreResult<SubscriberRow> {
-        let mut tx = self.write_tx().await?;
-        let now = now_ts();
-        let existing: Option<SubscriberRow> =
-            sqlx::query_as("SELECT * FROM subscribers WHERE email = ?")
-                .bind(email)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let token = random_hex(24);
-        let row: SubscriberRow = match existing {
-            Some(s) if s.confirmed_at.is_some() && s.unsubscribed_at.is_none() => {
-                return Err(StoreError::Conflict(
-                    "this address is already subscribed; every e-mail has a link to change or stop it".into(),
-                ));
-            }
-            Some(s) => {
-                sqlx::query_as(
-                    "UPDATE subscribers SET webhook_url = ?, webhook_secret = ?, webhook_format = ?, components = ?, token = ?, \
-                     created_at = ?, confirmed_at = NULL, unsubscribed_at = NULL WHERE id = ? RETURNING *",
-                )
-                .bind(webhook_url)
-                .bind(webhook_url.map(|_| random_hex(24)))
-                .bind(webhook_format)
-                .bind(serde_json::json!(components).to_string())
-                .bind(&token)
-                .bind(&now)
-                .bind(s.id)
-                .fetch_one(&mut *tx)
-                .await?
-            }
-            None => {
-                sqlx::query_as(
-                    "INSERT INTO subscribers (email, webhook_url, webhook_secret, webhook_format, components, token, created_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
-                )
-                .bind(email)
-                .bind(webhook_url)
-                .bind(webhook_url.map(|_| random_hex(24)))
-                .bind(webhook_format)
-                .bind(serde_json::json!(components).to_string())
-                .bind(&token)
-                .bind(&now)
-                .fetch_one(&mut *tx)
-                .await?
-            }
-        };
-        let notice_id: i64 = sqlx::query_scalar(
-            "INSERT INTO notices (campaign_id, kind, sequence, due_at, payload, created_at) VALUES (NULL, 'confirm', 0, ?, ?, ?) RETURNING id",
-        )
-        .bind(&now)
-        .bind(serde_json::json!({ "subscriber": row.id }).to_string())
-        .bind(&now)
-        .fetch_one(&mut *tx)
-        .await?;
-        Self::add_deliveries_in(&mut tx, notice_id, row.id, &row.email, None, &now).await?;
-        tx.commit().await?;
-        Ok(row)
-    }
-
-    /// Confirms the subscriber holding `token`, and gives them the reminders still to come of
-    /// announced windows. `None` if no subscriber has the token.
-    pub async fn confirm_subscriber(&self, token: &str) -> StoreResult<Option<SubscriberRow>> {
-        let mut tx = self.write_tx().await?;
-        let now = now_ts();
-        let row: Option<SubscriberRow> = sqlx::query_as(
-            "UPDATE subscribers SET confirmed_at = COALESCE(confirmed_at, ?), unsubscribed_at = NULL \
-             WHERE token = ? RETURNING *",
-        )
-        .bind(&now)
-        .bind(token)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        #[derive(FromRow)]
-        struct Upcoming {
-            id: i64,
-            due_at: String,
-            components: String,
-        }
-        let upcoming: Vec<Upcoming> = sqlx::query_as(
-            "SELECT n.id, n.due_at, w.components FROM notices n JOIN maintenance_windows w ON w.campaign_id = n.campaign_id \
-             WHERE n.status = 'active' AND n.due_at > ? AND w.status = 'scheduled' AND n.kind NOT LIKE 'alert%' ORDER BY n.id",
-        )
-        .bind(&now)
-        .fetch_all(&mut *tx)
-        .await?;
-        for u in upcoming {
-            let components: Vec<String> = serde_json::from_str(&u.components).unwrap_or_default();
-            if overlaps(&row.components, &components) {
-                Self::add_deliveries_in(
-                    &mut tx,
-                    u.id,
-                    row.id,
-                    &row.email,
-                    row.webhook_url.as_deref(),
-                    &u.due_at,
-                )
-                .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(Some(row))
-    }
-
-    /// Stops everything to the subscriber holding `token`, including deliveries not sent yet.
-    pub async fn unsubscribe(&self, token: &str) -> StoreResult<Option<SubscriberRow>> {
-        let mut tx = self.write_tx().await?;
-        let row: Option<SubscriberRow> = sqlx::query_as(
-            "UPDATE subscribers SET unsubscribed_at = COALESCE(unsubscribed_at, ?) WHERE token = ? RETURNING *",
-        )
-        .bind(now_ts())
-        .bind(token)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(r) = &row {
-            sqlx::query(
-                "UPDATE deliveries SET status = 'skipped', last_error = 'unsubscribed' WHERE subscriber_id = ? AND status = 'pending'",
-            )
-            .bind(r.id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(row)
-    }
-
-    pub async fn find_subscriber_by_token(
-        &self,
-        token: &str,
-    ) -> StoreResult<Option<SubscriberRow>> {
-        Ok(sqlx::query_as("SELECT * FROM subscribers WHERE token = ?")
-            .bind(token)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    pub async fn list_subscribers(&self) -> StoreResult<Vec<SubscriberRow>> {
-        Ok(sqlx::query_as("SELECT * FROM subscribers ORDER BY id").fetch_all(&self.pool).await?)
-    }
-
-    // ---- the public side --------------------------------------------------------------------
-
-    /// Published windows, most recent start first.
-    pub async fn published_windows(&self, limit: u32) -> StoreResult<Vec<WindowRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {WINDOW_COLUMNS} FROM maintenance_windows ORDER BY start_at DESC LIMIT ?"
-        ))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    pub async fn published_window(&self, campaign_id: i64) -> StoreResult<Option<WindowRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE campaign_id = ?"
-        ))
-        .bind(campaign_id)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
-    /// Campaign notices that are due (published), newest first, for the Atom feed.
-    pub async fn feed_entries(&self, limit: u32) -> StoreResult<Vec<FeedEntryRow>> {
-        Ok(sqlx::query_as(
-            "SELECT n.id, n.campaign_id, n.kind, n.sequence, n.due_at, n.payload FROM notices n \
-             JOIN maintenance_windows w ON w.campaign_id = n.campaign_id \
-             WHERE n.status = 'active' AND n.due_at <= ? AND n.kind NOT LIKE 'alert%' ORDER BY n.due_at DESC, n.id DESC LIMIT ?",
-        )
-        .bind(now_ts())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    /// Running campaigns whose published window has ended before `now`.
-    pub async fn overrun_windows(&self, now: &str) -> StoreResult<Vec<WindowRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE status = 'in_progress' AND end_at <= ?"
-        ))
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    /// Extends a window that ran over to `new_end` and announces it, in one transaction;
-    /// `false` if it was no longer in progress or already extended past `old_end`.
-    pub async fn extend_window(
-        &self,
-        campaign_id: i64,
-        old_end: &str,
-        new_end: &str,
-        notice: NewNotice,
-        components: Vec<String>,
-        quiet: bool,
-    ) -> StoreResult<bool> {
-        let mut tx = self.write_tx().await?;
-        let n = sqlx::query(
-            "UPDATE maintenance_windows SET end_at = ?, sequence = sequence + 1, updated_at = ? \
-             WHERE campaign_id = ? AND status = 'in_progress' AND end_at = ?",
-        )
-        .bind(new_end)
-        .bind(now_ts())
-        .bind(campaign_id)
-        .bind(old_end)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Ok(false);
-        }
-        Self::apply_comms_in(
-            &mut tx,
-            campaign_id,
-            CommsChange { notices: vec![notice], components, quiet, ..Default::default() },
-        )
-        .await?;
-        Self::append_event_in(
-            &mut tx,
-            campaign_id,
-            "window_extended",
-            &serde_json::json!({ "end": new_end }),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    // ---- the dispatcher ---------------------------------------------------------------------
-
-    /// At start-up: deliveries a previous process left in `sending` died with it (one server
-    /// per database file). Their open attempt is logged as interrupted and they are due again.
-    pub async fn reclaim_interrupted_deliveries(&self) -> StoreResult<u64> {
-        let mut tx = self.write_tx().await?;
-        let now = now_ts();
-        sqlx::query(
-            "UPDATE delivery_attempts SET finished_at = ?, outcome = 'interrupted', \
-             detail = 'the server stopped during this attempt; the message may or may not have been accepted' \
-             WHERE finished_at IS NULL",
-        )
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        let n = sqlx::query(
-            "UPDATE deliveries SET status = 'pending', lease_until = NULL, next_attempt_at = ? WHERE status = 'sending'",
-        )
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(n)
-    }
-
-    /// Claims the next due delivery: marks it `sending` with a lease and opens its attempt,
-    /// all committed before anything is sent. Deliveries whose notice was cancelled or whose
-    /// subscriber left are settled on the way.
-    pub async fn claim_delivery(&self, lease_secs: i64) -> StoreResult<Option<DeliveryJob>> {
-        let mut tx = self.write_tx().await?;
-        let now = chrono::Utc::now();
-        let now_s = format_ts(now);
-        sqlx::query(
-            "UPDATE deliveries SET status = 'skipped', last_error = 'unsubscribed' WHERE status IN ('pending', 'sending') \
-             AND subscriber_id IN (SELECT id FROM subscribers WHERE unsubscribed_at IS NOT NULL)",
-        )
-        .execute(&mut *tx)
-        .await?;
-        let id: Option<i64> = sqlx::query_scalar(
-            "SELECT d.id FROM deliveries d JOIN notices n ON n.id = d.notice_id \
-             WHERE n.status = 'active' AND ((d.status = 'pending' AND d.next_attempt_at <= ?) OR (d.status = 'sending' AND d.lease_until <= ?)) \
-             ORDER BY d.next_attempt_at, d.id LIMIT 1",
-        )
-        .bind(&now_s)
-        .bind(&now_s)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(id) = id else {
-            tx.commit().await?;
-            return Ok(None);
-        };
-        sqlx::query(
-            "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, lease_until = ? WHERE id = ?",
-        )
-        .bind(format_ts(now + chrono::Duration::seconds(lease_secs)))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        let attempt_id: i64 = sqlx::query_scalar(
-            "INSERT INTO delivery_attempts (delivery_id, started_at) VALUES (?, ?) RETURNING id",
-        )
-        .bind(id)
-        .bind(&now_s)
-        .fetch_one(&mut *tx)
-        .await?;
-        let job: DeliveryJob = sqlx::query_as(
-            "SELECT d.id, ? AS attempt_id, d.channel, d.recipient, d.idempotency_key, d.attempts, n.kind, n.sequence, \
-             n.campaign_id, n.payload, w.uid, s.token, s.webhook_secret, s.webhook_format \
-             FROM deliveries d JOIN notices n ON n.id = d.notice_id \
-             LEFT JOIN maintenance_windows w ON w.campaign_id = n.campaign_id \
-             LEFT JOIN subscribers s ON s.id = d.subscriber_id WHERE d.id = ?",
-        )
-        .bind(attempt_id)
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Some(job))
-    }
-
-    /// Records how an attempt ended and what the delivery does next.
-    pub async fn finish_delivery(
-        &self,
-        job: &DeliveryJob,
-        outcome: DeliveryOutcome,
-    ) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        let now = now_ts();
-        let (attempt, detail) = match &outcome {
-            DeliveryOutcome::Sent(d) => ("sent", d.clone()),
-            DeliveryOutcome::Retry { error, .. } => ("retry", error.clone()),
-            DeliveryOutcome::Failed(e) => ("failed", e.clone()),
-        };
-        sqlx::query(
-            "UPDATE delivery_attempts SET finished_at = ?, outcome = ?, detail = ? WHERE id = ?",
-        )
-        .bind(&now)
-        .bind(attempt)
-        .bind(&detail)
-        .bind(job.attempt_id)
-        .execute(&mut *tx)
-        .await?;
-        let q = match outcome {
-            DeliveryOutcome::Sent(_) => sqlx::query(
-                "UPDATE deliveries SET status = 'sent', sent_at = ?, lease_until = NULL, last_error = NULL WHERE id = ?",
-            )
-            .bind(now.clone())
-            .bind(job.id),
-            DeliveryOutcome::Retry { error, next_attempt_at } => sqlx::query(
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, lease_until = NULL, last_error = ? WHERE id = ?",
-            )
-            .bind(next_attempt_at)
-            .bind(error)
-            .bind(job.id),
-            DeliveryOutcome::Failed(error) => sqlx::query(
-                "UPDATE deliveries SET status = 'failed', lease_until = NULL, last_error = ? WHERE id = ?",
-            )
-            .bind(error)
-            .bind(job.id),
-        };
-        q.execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// The earliest time a pending delivery becomes due, to sleep until then.
-    pub async fn next_delivery_due(&self) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(d.next_attempt_at) FROM deliveries d JOIN notices n ON n.id = d.notice_id \
-             WHERE d.status = 'pending' AND n.status = 'active'",
-        )
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    /// Every delivery of a campaign's notices, in order: the schedule and the delivery log.
-    pub async fn campaign_deliveries(&self, campaign_id: i64) -> StoreResult<Vec<DeliveryRow>> {
-        Ok(sqlx::query_as(
-            "SELECT d.id, d.notice_id, n.kind, d.channel, d.recipient, d.idempotency_key, d.due_at, d.status, \
-             d.attempts, d.last_error, d.sent_at, \
-             (SELECT COALESCE(a.outcome, 'in progress') || COALESCE(': ' || a.detail, '') FROM delivery_attempts a \
-              WHERE a.delivery_id = d.id ORDER BY a.id DESC LIMIT 1) AS last_result \
-             FROM deliveries d JOIN notices n ON n.id = d.notice_id \
-             WHERE n.campaign_id = ? ORDER BY d.due_at, d.id",
-        )
-        .bind(campaign_id)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    /// A campaign's notices (with or without recipients): kind, when due, status.
-    pub async fn campaign_notices(&self, campaign_id: i64) -> StoreResult<Vec<NoticeRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, kind, sequence, due_at, status, payload FROM notices WHERE campaign_id = ? ORDER BY due_at, id",
-        )
-        .bind(campaign_id)
-        .fetch_all(&self.pool)
-        .await?)
     }
 }

@@ -2,7 +2,8 @@
 
 use sqlx::FromRow;
 
-use super::{AuditRecord, Store, StoreResult, now_ts};
+use super::traits::*;
+use super::{AuditRecord, SqliteStore, StoreResult, now_ts};
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct ExpectationRow {
@@ -29,9 +30,9 @@ pub struct Expected {
     pub state: String,
 }
 
-impl Store {
-    /// Replaces a pool's expectations with `members` (what the router read back after a change).
-    pub async fn set_expectations(
+#[async_trait::async_trait]
+impl DriftStore for SqliteStore {
+    async fn set_expectations(
         &self,
         environment: &str,
         backend: &str,
@@ -78,9 +79,7 @@ impl Store {
         Ok(())
     }
 
-    /// Notes that `campaign_id` is about to change the pool (cleared when the change is
-    /// recorded by [`Store::set_expectations`]).
-    pub async fn mark_router_change(
+    async fn mark_router_change(
         &self,
         environment: &str,
         backend: &str,
@@ -101,8 +100,7 @@ impl Store {
         Ok(())
     }
 
-    /// The campaign whose change to the pool was begun and not recorded, if any.
-    pub async fn pending_router_change(
+    async fn pending_router_change(
         &self,
         environment: &str,
         backend: &str,
@@ -118,7 +116,7 @@ impl Store {
         .await?)
     }
 
-    pub async fn expectations(
+    async fn expectations(
         &self,
         environment: &str,
         backend: &str,
@@ -135,8 +133,7 @@ impl Store {
             .await?)
     }
 
-    /// Every pool with expectations: (environment, backend, pool).
-    pub async fn watched_pools(&self) -> StoreResult<Vec<(String, String, String)>> {
+    async fn watched_pools(&self) -> StoreResult<Vec<(String, String, String)>> {
         Ok(sqlx::query_as(
             "SELECT DISTINCT environment, backend, pool FROM router_expectations ORDER BY 1, 2, 3",
         )
@@ -144,8 +141,7 @@ impl Store {
         .await?)
     }
 
-    /// Forgets a pool's expectations (an operator accepted the router's state), audited.
-    pub async fn accept_router_state(
+    async fn accept_router_state(
         &self,
         environment: &str,
         pool: &str,

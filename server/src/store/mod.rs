@@ -1,7 +1,8 @@
 //! The store: the only place with SQL. Every method is one unit of work; a method that
 //! changes state takes the audit record of that change and writes both in one transaction.
-//! Services see only these methods and plain row types, so another engine (PostgreSQL) can be
-//! added behind the same methods without touching them.
+//! Services hold a [`Store`] (`Arc<dyn Repository>`: one trait per aggregate, in `traits.rs`)
+//! and see only those methods and plain row types; [`SqliteStore`] implements them, and another
+//! engine (PostgreSQL) can be added behind the same traits without touching a service.
 
 mod approvals;
 mod audit;
@@ -14,6 +15,7 @@ mod retention;
 mod samples;
 mod sessions;
 mod tokens;
+mod traits;
 mod users;
 
 use std::str::FromStr;
@@ -21,6 +23,8 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
+
+pub use traits::*;
 
 pub use audit::{AuditQuery, AuditRecord, AuditRow, ChainHead};
 pub use campaigns::{
@@ -65,12 +69,13 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The SQLite store: one file, WAL, migrations from `migrations/sqlite/` applied at open.
 #[derive(Clone, Debug)]
-pub struct Store {
+pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if missing) the database and applies pending migrations.
     #[tracing::instrument(skip_all, err)]
     pub async fn connect(database_url: &str) -> anyhow::Result<Self> {
@@ -101,21 +106,59 @@ impl Store {
         Ok(Self { pool })
     }
 
-    /// `SELECT 1`, for readiness checks.
-    pub async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     /// A write transaction that holds SQLite's write lock from its first statement, so a
     /// read-then-write (the audit chain's head) cannot race another writer.
     async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+/// Every aggregate's store, as the services hold it.
+pub type Store = std::sync::Arc<dyn Repository>;
+
+/// All of the store: each aggregate's trait, and what concerns the database as a whole.
+#[async_trait::async_trait]
+pub trait Repository:
+    ApprovalStore
+    + AuditStore
+    + CampaignStore
+    + DriftStore
+    + EnvironmentStore
+    + OutboxStore
+    + RetentionStore
+    + SampleStore
+    + SessionRecordStore
+    + TokenStore
+    + UserStore
+    + std::fmt::Debug
+{
+    /// A trivial query, for readiness checks.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Writes a consistent copy of the whole database to `path`. Refuses to overwrite a file.
+    async fn backup_to(&self, path: &std::path::Path) -> StoreResult<()>;
+
+    /// Closes every connection (at shutdown).
+    async fn close(&self);
+}
+
+/// Opens the store `database_url` names, creating it if missing and applying pending
+/// migrations.
+pub async fn connect(database_url: &str) -> anyhow::Result<Store> {
+    Ok(std::sync::Arc::new(SqliteStore::connect(database_url).await?))
+}
+
+#[async_trait::async_trait]
+impl Repository for SqliteStore {
+    /// `SELECT 1`, for readiness checks.
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
 
     /// Writes a consistent copy of the whole database to `path` (SQLite's `VACUUM INTO`, one
     /// read transaction, so it is safe while the server runs). Refuses to overwrite a file.
-    pub async fn backup_to(&self, path: &std::path::Path) -> StoreResult<()> {
+    async fn backup_to(&self, path: &std::path::Path) -> StoreResult<()> {
         if path.exists() {
             return Err(StoreError::Conflict(format!(
                 "{} already exists; choose a new file name",
@@ -129,7 +172,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn close(&self) {
+    async fn close(&self) {
         self.pool.close().await;
     }
 }

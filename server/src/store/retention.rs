@@ -2,7 +2,8 @@
 //! event streams, delivery attempts, subscribers who never confirmed) is deleted in small
 //! batches once older than its retention. The audit trail is never pruned.
 
-use super::{Store, StoreResult, format_ts};
+use super::traits::*;
+use super::{SqliteStore, StoreResult, format_ts};
 
 /// How many rows of each kind one pruning removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,9 +26,9 @@ pub struct Retention {
 /// Rows per delete, so a pruning never holds the write lock for long.
 const BATCH: i64 = 5000;
 
-impl Store {
-    /// Deletes what is older than `keep` as of `now`.
-    pub async fn prune(
+#[async_trait::async_trait]
+impl RetentionStore for SqliteStore {
+    async fn prune(
         &self,
         keep: Retention,
         now: chrono::DateTime<chrono::Utc>,
@@ -62,7 +63,9 @@ impl Store {
             .await?;
         Ok(Pruned { samples, events, delivery_attempts, unconfirmed_subscribers })
     }
+}
 
+impl SqliteStore {
     async fn delete_batches(&self, sql: &str, cutoff: &str) -> StoreResult<u64> {
         let mut total = 0;
         loop {

@@ -2,7 +2,8 @@
 
 use sqlx::FromRow;
 
-use super::{Store, StoreResult, format_ts};
+use super::traits::*;
+use super::{SqliteStore, StoreResult, format_ts};
 
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct SampleRow {
@@ -40,10 +41,9 @@ pub struct NewSample {
 const COLUMNS: &str = "id, campaign_id, at, secs, target, release, weight_bp, state, requests, \
                        errors, p50_ms, p99_ms, probe_ok, probe_ms";
 
-impl Store {
-    /// Stores one round (every target at the same instant) in one transaction; returns the id
-    /// of the last row, which live views use to tell rounds apart.
-    pub async fn insert_samples(
+#[async_trait::async_trait]
+impl SampleStore for SqliteStore {
+    async fn insert_samples(
         &self,
         campaign_id: i64,
         at: chrono::DateTime<chrono::Utc>,
@@ -81,8 +81,7 @@ impl Store {
         Ok(last)
     }
 
-    /// A campaign's samples from `since` on (oldest first), at most `limit` rows (the newest).
-    pub async fn samples_since(
+    async fn samples_since(
         &self,
         campaign_id: i64,
         since: chrono::DateTime<chrono::Utc>,
@@ -101,8 +100,7 @@ impl Store {
         Ok(rows)
     }
 
-    /// The newest sample's id and time for a campaign, if any.
-    pub async fn latest_sample(&self, campaign_id: i64) -> StoreResult<Option<(i64, String)>> {
+    async fn latest_sample(&self, campaign_id: i64) -> StoreResult<Option<(i64, String)>> {
         Ok(sqlx::query_as(
             "SELECT id, at FROM health_samples WHERE campaign_id = ? ORDER BY id DESC LIMIT 1",
         )
@@ -111,14 +109,7 @@ impl Store {
         .await?)
     }
 
-    /// Campaigns to sample now: the active ones, those that ended less than `grace_secs` ago
-    /// (so the chart shows traffic settling), and succeeded ones of the last `watch_secs` (the
-    /// caller keeps those whose own watch still lasts).
-    pub async fn campaigns_to_sample(
-        &self,
-        grace_secs: i64,
-        watch_secs: i64,
-    ) -> StoreResult<Vec<i64>> {
+    async fn campaigns_to_sample(&self, grace_secs: i64, watch_secs: i64) -> StoreResult<Vec<i64>> {
         let now = chrono::Utc::now();
         let grace = format_ts(now - chrono::Duration::seconds(grace_secs));
         let watch = format_ts(now - chrono::Duration::seconds(watch_secs));

@@ -1,10 +1,12 @@
-//! tower-sessions store on the same database, so sessions survive a restart.
+//! tower-sessions store on the same database, so sessions survive a restart. The records
+//! themselves go through [`SessionRecordStore`]; this adapter only encodes them.
 
 use async_trait::async_trait;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 
-use super::Store;
+use super::traits::SessionRecordStore;
+use super::{SqliteStore, Store, StoreResult};
 
 #[derive(Clone, Debug)]
 pub struct SqlSessionStore {
@@ -17,13 +19,8 @@ impl SqlSessionStore {
     }
 
     /// Deletes expired sessions; run periodically.
-    pub async fn delete_expired(&self) -> Result<u64, sqlx::Error> {
-        let now = time_now();
-        Ok(sqlx::query("DELETE FROM sessions WHERE expiry_date < ?")
-            .bind(now)
-            .execute(&self.store.pool)
-            .await?
-            .rows_affected())
+    pub async fn delete_expired(&self) -> StoreResult<u64> {
+        self.store.delete_expired_sessions(time_now()).await
     }
 }
 
@@ -42,17 +39,9 @@ impl SessionStore for SqlSessionStore {
             .map_err(|e| session_store::Error::Encode(e.to_string()))?;
         // A random 128-bit id colliding is astronomically unlikely, but never overwrite one.
         loop {
-            let done = sqlx::query(
-                "INSERT INTO sessions (id, data, expiry_date) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
-            )
-            .bind(record.id.to_string())
-            .bind(&data)
-            .bind(record.expiry_date.unix_timestamp())
-            .execute(&self.store.pool)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-            if done == 1 {
+            let id = record.id.to_string();
+            let expiry = record.expiry_date.unix_timestamp();
+            if self.store.insert_new_session(&id, &data, expiry).await.map_err(backend)? {
                 return Ok(());
             }
             record.id = Id::default();
@@ -62,28 +51,14 @@ impl SessionStore for SqlSessionStore {
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = serde_json::to_string(&record.data)
             .map_err(|e| session_store::Error::Encode(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO sessions (id, data, expiry_date) VALUES (?, ?, ?) \
-             ON CONFLICT(id) DO UPDATE SET data = excluded.data, expiry_date = excluded.expiry_date",
-        )
-        .bind(record.id.to_string())
-        .bind(data)
-        .bind(record.expiry_date.unix_timestamp())
-        .execute(&self.store.pool)
-        .await
-        .map_err(backend)?;
-        Ok(())
+        self.store
+            .save_session(&record.id.to_string(), &data, record.expiry_date.unix_timestamp())
+            .await
+            .map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let row: Option<(String, i64)> = sqlx::query_as(
-            "SELECT data, expiry_date FROM sessions WHERE id = ? AND expiry_date > ?",
-        )
-        .bind(id.to_string())
-        .bind(time_now())
-        .fetch_optional(&self.store.pool)
-        .await
-        .map_err(backend)?;
+        let row = self.store.load_session(&id.to_string(), time_now()).await.map_err(backend)?;
         let Some((data, expiry)) = row else { return Ok(None) };
         let data =
             serde_json::from_str(&data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
@@ -93,11 +68,58 @@ impl SessionStore for SqlSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&self.store.pool)
-            .await
-            .map_err(backend)?;
+        self.store.delete_session(&id.to_string()).await.map_err(backend)
+    }
+}
+
+#[async_trait]
+impl SessionRecordStore for SqliteStore {
+    async fn insert_new_session(&self, id: &str, data: &str, expiry: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO sessions (id, data, expiry_date) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(data)
+        .bind(expiry)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    async fn save_session(&self, id: &str, data: &str, expiry: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, data, expiry_date) VALUES (?, ?, ?) \
+             ON CONFLICT(id) DO UPDATE SET data = excluded.data, expiry_date = excluded.expiry_date",
+        )
+        .bind(id)
+        .bind(data)
+        .bind(expiry)
+        .execute(&self.pool)
+        .await?;
         Ok(())
+    }
+
+    async fn load_session(&self, id: &str, now: i64) -> StoreResult<Option<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT data, expiry_date FROM sessions WHERE id = ? AND expiry_date > ?",
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn delete_session(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn delete_expired_sessions(&self, now: i64) -> StoreResult<u64> {
+        Ok(sqlx::query("DELETE FROM sessions WHERE expiry_date < ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 }

@@ -2,7 +2,8 @@
 
 use sqlx::FromRow;
 
-use super::{AuditRecord, Store, StoreError, StoreResult, UserRow, now_ts};
+use super::traits::*;
+use super::{AuditRecord, SqliteStore, StoreError, StoreResult, UserRow, now_ts};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct TokenRow {
@@ -39,8 +40,9 @@ pub const TOKEN_EXPIRY_SETTING: &str = "tokens.default_expiry_days";
 /// Used until an admin sets one.
 pub const DEFAULT_TOKEN_EXPIRY_DAYS: u32 = 90;
 
-impl Store {
-    pub async fn create_token(
+#[async_trait::async_trait]
+impl TokenStore for SqliteStore {
+    async fn create_token(
         &self,
         user_id: i64,
         name: &str,
@@ -69,14 +71,13 @@ impl Store {
         Ok(row)
     }
 
-    pub async fn list_tokens(&self, user_id: i64) -> StoreResult<Vec<TokenRow>> {
+    async fn list_tokens(&self, user_id: i64) -> StoreResult<Vec<TokenRow>> {
         let sql =
             format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = ? ORDER BY id DESC");
         Ok(sqlx::query_as(&sql).bind(user_id).fetch_all(&self.pool).await?)
     }
 
-    /// Every user's tokens with their owners (admins), newest first.
-    pub async fn list_all_tokens(&self) -> StoreResult<Vec<TokenWithOwnerName>> {
+    async fn list_all_tokens(&self) -> StoreResult<Vec<TokenWithOwnerName>> {
         let cols: String =
             TOKEN_COLUMNS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ");
         let sql = format!(
@@ -85,14 +86,12 @@ impl Store {
         Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
     }
 
-    pub async fn find_token(&self, token_id: i64) -> StoreResult<Option<TokenRow>> {
+    async fn find_token(&self, token_id: i64) -> StoreResult<Option<TokenRow>> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?");
         Ok(sqlx::query_as(&sql).bind(token_id).fetch_optional(&self.pool).await?)
     }
 
-    /// Revokes a token of `user_id` (`None`: whoever owns it, for admins); `NotFound` when it
-    /// is not theirs, does not exist or is already revoked.
-    pub async fn revoke_token(
+    async fn revoke_token(
         &self,
         user_id: Option<i64>,
         token_id: i64,
@@ -118,8 +117,7 @@ impl Store {
         Ok(())
     }
 
-    /// The active token with this hash and its owner.
-    pub async fn find_active_token(&self, token_hash: &str) -> StoreResult<Option<TokenWithOwner>> {
+    async fn find_active_token(&self, token_hash: &str) -> StoreResult<Option<TokenWithOwner>> {
         let sql = format!(
             "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL \
              AND (expires_at IS NULL OR expires_at > ?)"
@@ -136,8 +134,7 @@ impl Store {
         Ok(Some(TokenWithOwner { token, owner }))
     }
 
-    /// Marks a token used; at most once a minute so reads stay reads.
-    pub async fn touch_token(&self, token_id: i64) -> StoreResult<()> {
+    async fn touch_token(&self, token_id: i64) -> StoreResult<()> {
         let now = now_ts();
         let cutoff = super::format_ts(chrono::Utc::now() - chrono::Duration::seconds(60));
         sqlx::query(
@@ -152,32 +149,14 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes every active token of `user_id` inside `tx` (password reset, disable).
-    pub(crate) async fn revoke_all_tokens_in(
-        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-        user_id: i64,
-        reason: &str,
-    ) -> StoreResult<u64> {
-        Ok(sqlx::query(
-            "UPDATE api_tokens SET revoked_at = ?, revoked_reason = ? WHERE user_id = ? AND revoked_at IS NULL",
-        )
-        .bind(now_ts())
-        .bind(reason)
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected())
-    }
-
-    /// An admin-set policy value, if one was set.
-    pub async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
         Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
             .bind(key)
             .fetch_optional(&self.pool)
             .await?)
     }
 
-    pub async fn set_setting(&self, key: &str, value: &str, audit: AuditRecord) -> StoreResult<()> {
+    async fn set_setting(&self, key: &str, value: &str, audit: AuditRecord) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO settings (key, value, updated_at, updated_by) VALUES (?, ?, ?, ?) \
@@ -195,12 +174,30 @@ impl Store {
         Ok(())
     }
 
-    /// The default (and longest) lifetime of new tokens in days; 0 means they never expire.
-    pub async fn token_expiry_days(&self) -> StoreResult<u32> {
+    async fn token_expiry_days(&self) -> StoreResult<u32> {
         Ok(self
             .setting(TOKEN_EXPIRY_SETTING)
             .await?
             .and_then(|v| v.parse().ok())
             .unwrap_or(DEFAULT_TOKEN_EXPIRY_DAYS))
+    }
+}
+
+impl SqliteStore {
+    /// Revokes every active token of `user_id` inside `tx` (password reset, disable).
+    pub(crate) async fn revoke_all_tokens_in(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        user_id: i64,
+        reason: &str,
+    ) -> StoreResult<u64> {
+        Ok(sqlx::query(
+            "UPDATE api_tokens SET revoked_at = ?, revoked_reason = ? WHERE user_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now_ts())
+        .bind(reason)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
     }
 }

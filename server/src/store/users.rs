@@ -2,7 +2,8 @@
 
 use sqlx::FromRow;
 
-use super::{AuditRecord, Store, StoreError, StoreResult, now_ts};
+use super::traits::*;
+use super::{AuditRecord, SqliteStore, StoreError, StoreResult, now_ts};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct UserRow {
@@ -27,27 +28,28 @@ pub struct NewUser<'a> {
 const USER_COLUMNS: &str = "id, username, password_hash, role, disabled, must_change_password, \
                             session_epoch, created_at, last_login_at";
 
-impl Store {
-    pub async fn user_count(&self) -> StoreResult<i64> {
+#[async_trait::async_trait]
+impl UserStore for SqliteStore {
+    async fn user_count(&self) -> StoreResult<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?)
     }
 
-    pub async fn find_user_by_name(&self, username: &str) -> StoreResult<Option<UserRow>> {
+    async fn find_user_by_name(&self, username: &str) -> StoreResult<Option<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?");
         Ok(sqlx::query_as(&sql).bind(username).fetch_optional(&self.pool).await?)
     }
 
-    pub async fn find_user(&self, id: i64) -> StoreResult<Option<UserRow>> {
+    async fn find_user(&self, id: i64) -> StoreResult<Option<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
         Ok(sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?)
     }
 
-    pub async fn list_users(&self) -> StoreResult<Vec<UserRow>> {
+    async fn list_users(&self) -> StoreResult<Vec<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
         Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
     }
 
-    pub async fn create_user(&self, new: NewUser<'_>, audit: AuditRecord) -> StoreResult<UserRow> {
+    async fn create_user(&self, new: NewUser<'_>, audit: AuditRecord) -> StoreResult<UserRow> {
         let mut tx = self.write_tx().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO users (username, password_hash, role, must_change_password, created_at) \
@@ -70,7 +72,7 @@ impl Store {
         Ok(row)
     }
 
-    pub async fn set_user_role(&self, id: i64, role: &str, audit: AuditRecord) -> StoreResult<()> {
+    async fn set_user_role(&self, id: i64, role: &str, audit: AuditRecord) -> StoreResult<()> {
         self.update_user(
             id,
             "UPDATE users SET role = ?, session_epoch = session_epoch + 1 WHERE id = ?",
@@ -80,7 +82,7 @@ impl Store {
         .await
     }
 
-    pub async fn set_user_disabled(
+    async fn set_user_disabled(
         &self,
         id: i64,
         disabled: bool,
@@ -106,10 +108,7 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces the password hash; every existing session of the user stops working (the
-    /// caller may carry its own over with the returned epoch). An admin's reset
-    /// (`must_change_password`) also revokes every API token of the user.
-    pub async fn set_password(
+    async fn set_password(
         &self,
         id: i64,
         password_hash: &str,
@@ -137,12 +136,13 @@ impl Store {
         Ok(epoch)
     }
 
-    /// Records a successful sign-in and its audit event together.
-    pub async fn record_login(&self, id: i64, audit: AuditRecord) -> StoreResult<()> {
+    async fn record_login(&self, id: i64, audit: AuditRecord) -> StoreResult<()> {
         self.update_user(id, "UPDATE users SET last_login_at = ? WHERE id = ?", &now_ts(), audit)
             .await
     }
+}
 
+impl SqliteStore {
     async fn update_user(
         &self,
         id: i64,

@@ -650,9 +650,8 @@ async fn killing_the_server_mid_batch_still_delivers_every_notice_exactly_once()
     // Build the outbox with no dispatcher running: sign-ups (a confirmation each) and one
     // scheduled campaign (an announcement to each confirmed subscriber).
     {
-        let store = server::store::Store::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .expect("store");
+        let store =
+            server::store::connect(&format!("sqlite://{}", db.display())).await.expect("store");
         for i in 0..SUBSCRIBERS {
             let s = store
                 .subscribe(&format!("reader{i}@example.test"), None, &[])

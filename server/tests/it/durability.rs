@@ -146,7 +146,7 @@ async fn retention_prunes_old_samples_events_attempts_and_unconfirmed_subscriber
     // The store alone, not a running server: the server's own hourly pruner runs its first
     // sweep at start-up and would race these inserts.
     let url = format!("sqlite://{}", db.display());
-    let store = server::store::Store::connect(&url).await.expect("store");
+    let store = server::store::connect(&url).await.expect("store");
     let pool = sqlx::SqlitePool::connect(&url).await.expect("raw pool");
     let ts =
         |days: i64| server::store::format_ts(chrono::Utc::now() - chrono::Duration::days(days));
