@@ -1,6 +1,7 @@
 //! `switchyard backends check`: builds every backend of every environment through the adapter
 //! registry and asks it what it is and can do (`check()`), each with a time limit, all at once.
-//! It changes nothing on any backend. Channels are not checked yet (there is no notifier).
+//! It changes nothing on any backend. Notification channels (SMTP, webhooks) are not part of it:
+//! a failed delivery shows in the outbox and on the campaign page.
 
 use std::time::Duration;
 

@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use server::testbed::scenarios::Api;
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::{eventually, spawn_app_with};
 
 fn canary(bake_secs: u64) -> Value {
     let now = chrono::Utc::now();
@@ -82,14 +82,11 @@ async fn a_running_canary_is_sampled_every_second_charted_per_target_and_announc
     assert!(gaps.iter().all(|g| *g < 2.5), "rounds arrive about a second apart: {gaps:?}");
 
     // Once the canary bakes at 25 %, the chart reads the router's weights back.
-    let mut whole = Value::Null;
-    for _ in 0..100 {
-        whole = chart(&api, id, "").await;
-        if whole["summary"].as_str().is_some_and(|s| s.contains("v2 25.0 %")) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let whole = eventually("the chart shows v2 at 25 %", Duration::from_secs(20), async || {
+        let c = chart(&api, id, "").await;
+        c["summary"].as_str().is_some_and(|s| s.contains("v2 25.0 %")).then_some(c)
+    })
+    .await;
     let summary = whole["summary"].as_str().unwrap_or_default().to_string();
     assert!(summary.contains("weight v1 75.0 % / v2 25.0 %"), "{summary}");
     assert!(summary.contains("req/s") && summary.contains("probes 5/5 ok"), "{summary}");
@@ -146,14 +143,11 @@ async fn a_running_canary_is_sampled_every_second_charted_per_target_and_announc
     // After an abort the chart shows every serving weight back on v1.
     api.abort(id, "chart test").await.expect("abort");
     api.wait_status(id, &["rolled_back"], Duration::from_secs(30)).await.expect("rolled back");
-    let mut back = String::new();
-    for _ in 0..50 {
-        back = chart(&api, id, "").await["summary"].as_str().unwrap_or_default().to_string();
-        if back.contains("weight v1 100.0 %") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let back = eventually("the chart shows v1 at 100 %", Duration::from_secs(10), async || {
+        let summary = chart(&api, id, "").await["summary"].as_str().unwrap_or_default().to_string();
+        summary.contains("weight v1 100.0 %").then_some(summary)
+    })
+    .await;
     assert!(back.contains("weight v1 100.0 %"), "{back}");
     let pool = app.raw_pool().await;
     let (rows, rounds): (i64, i64) = sqlx::query_as(

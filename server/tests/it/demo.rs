@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, eventually, spawn_app_with};
 
 fn free_port_block() -> u16 {
     server::testbed::free_port_block(64).expect("a free port block")
@@ -87,19 +87,16 @@ fn fast_canary(name: &str) -> Value {
 }
 
 async fn wait_status(app: &TestApp, token: &str, id: i64, want: &str) -> Value {
-    for _ in 0..600 {
+    eventually(&format!("campaign {id} becomes {want}"), Duration::from_secs(60), async || {
         let d = api(app, token, Method::GET, &format!("/api/v1/campaigns/{id}"), None).await;
-        if d["summary"]["status"] == want {
-            return d;
-        }
         assert_ne!(
             d["summary"]["status"], "paused",
             "campaign paused: {}",
             d["summary"]["last_error"]
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("campaign {id} never became {want}");
+        (d["summary"]["status"] == want).then_some(d)
+    })
+    .await
 }
 
 // Real processes and a real proxy: the server needs its own threads.
@@ -145,18 +142,12 @@ async fn in_the_demo_a_canary_aborted_at_25_percent_drops_no_request_and_ends_on
         .expect("id");
     api(&app, &token, Method::POST, &format!("/api/v1/campaigns/{id}/start"), None).await;
     // Wait until the router really sends a share to v2, then abort.
-    let mut saw_v2 = false;
-    for _ in 0..300 {
+    eventually("traffic reaches v2 before the abort", Duration::from_secs(30), async || {
         let t = api(&app, &token, Method::GET, &format!("/api/v1/campaigns/{id}"), None).await;
-        let on_v2 = load.results.lock().await.iter().any(|(_, r)| r == "v2");
-        if on_v2 {
-            saw_v2 = true;
-            break;
-        }
         assert_ne!(t["summary"]["status"], "paused", "{}", t["summary"]["last_error"]);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(saw_v2, "traffic reached v2 before the abort");
+        load.results.lock().await.iter().any(|(_, r)| r == "v2").then_some(())
+    })
+    .await;
     api(
         &app,
         &token,
