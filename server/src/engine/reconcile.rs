@@ -872,7 +872,6 @@ async fn roll_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
             // The current step may be half applied; counting it as reached is safe.
             let reached = usize::try_from(c.row.step_index).unwrap_or(0).saturating_add(1);
             let steps = rollback::rollback_plan(&c.plan, &valid, reached);
-            store.interrupt_forward_steps(id).await?;
             store
                 .patch_campaign(
                     id,
@@ -880,6 +879,7 @@ async fn roll_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
                     CampaignPatch {
                         rollback_plan: Some(serde_json::to_string(&steps).unwrap_or_default()),
                         rollback_index: Some(0),
+                        interrupt_forward_steps: true,
                         ..Default::default()
                     },
                     None,

@@ -9,6 +9,7 @@ use app::domain::auth::{AuthVia, Principal, Role};
 use app::domain::campaign::CampaignSpec;
 use app::domain::environment::Environment;
 use app::domain::gate::Sample;
+use app::domain::lifecycle::{Phase, StepStatus};
 use app::domain::plan::{Plan, StepKind};
 use serde_json::{Value, json};
 
@@ -421,6 +422,21 @@ async fn abort_at_every_kind(strategy: impl Fn(u64) -> Value) -> Vec<StepKind> {
         assert_eq!(flags_on, 0, "flags are back at 0 % after aborting during {:?}", step.kind);
         let row = h.store.find_campaign(id).await.expect("read").expect("exists");
         assert!(row.rollback_secs.is_some(), "the time to roll back is recorded");
+        let runs = h.store.step_runs(id).await.expect("step runs");
+        let forward = |r: &&crate::store::StepRunRow| r.phase == Phase::Forward;
+        assert!(
+            !runs.iter().filter(forward).any(|r| r.status == StepStatus::Running),
+            "no forward step is left running after aborting during {:?}: {runs:?}",
+            step.kind
+        );
+        if step.kind == StepKind::Bake {
+            let bake = runs.iter().filter(forward).find(|r| r.step_index == i as i64);
+            assert_eq!(
+                bake.map(|r| r.status),
+                Some(StepStatus::Interrupted),
+                "the bake the abort cut short is stored as interrupted"
+            );
+        }
     }
     seen
 }

@@ -136,6 +136,9 @@ pub struct CampaignPatch {
     pub environment: Option<EnvironmentUpdate>,
     /// The operator alert this change raises, queued in the outbox in its transaction.
     pub alert: Option<super::NewAlert>,
+    /// Marks the forward steps still running as interrupted (a rollback begins), in the same
+    /// transaction.
+    pub interrupt_forward_steps: bool,
 }
 
 /// A new spec for the environment named `name`, written with the campaign change.
@@ -534,6 +537,19 @@ impl CampaignStore for SqliteStore {
         if let Some(alert) = patch.alert {
             Self::queue_alert_in(&mut tx, id, alert).await?;
         }
+        if patch.interrupt_forward_steps {
+            sqlx::query(
+                "UPDATE step_runs SET status = ?, finished_at = ? \
+                 WHERE campaign_id = ? AND phase = ? AND status = ?",
+            )
+            .bind(StepStatus::Interrupted.as_str())
+            .bind(now_ts())
+            .bind(id)
+            .bind(Phase::Forward.as_str())
+            .bind(StepStatus::Running.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
         if let Some(env) = patch.environment {
             let n = sqlx::query("UPDATE environments SET spec = ?, updated_at = ? WHERE name = ?")
                 .bind(&env.spec)
@@ -575,21 +591,6 @@ impl CampaignStore for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    async fn interrupt_forward_steps(&self, campaign_id: i64) -> StoreResult<u64> {
-        Ok(sqlx::query(
-            "UPDATE step_runs SET status = ?, finished_at = ? \
-             WHERE campaign_id = ? AND phase = ? AND status = ?",
-        )
-        .bind(StepStatus::Interrupted.as_str())
-        .bind(now_ts())
-        .bind(campaign_id)
-        .bind(Phase::Forward.as_str())
-        .bind(StepStatus::Running.as_str())
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
     }
 
     async fn step_runs(&self, campaign_id: i64) -> StoreResult<Vec<StepRunRow>> {

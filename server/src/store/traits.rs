@@ -120,10 +120,6 @@ pub trait CampaignStore: Send + Sync {
     /// Creates or updates the record of one step's execution.
     async fn record_step_run(&self, run: StepRun<'_>) -> StoreResult<()>;
 
-    /// Marks the forward steps still running when the rollback began as interrupted (they
-    /// never finish; the rollback undoes them).
-    async fn interrupt_forward_steps(&self, campaign_id: i64) -> StoreResult<u64>;
-
     async fn step_runs(&self, campaign_id: i64) -> StoreResult<Vec<StepRunRow>>;
 
     async fn append_event(
