@@ -138,6 +138,19 @@ async fn a_backup_taken_during_a_running_campaign_restores_into_a_server_whose_a
     app.stop().await;
 }
 
+/// The retention the pruning test applies: samples 30 days, events and deliveries a year,
+/// unconfirmed subscribers a week.
+const KEEP: server::store::Retention = server::store::Retention {
+    samples_days: 30,
+    events_days: 365,
+    deliveries_days: 365,
+    unconfirmed_subscribers_days: 7,
+};
+
+async fn audit_count(pool: &sqlx::SqlitePool) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_events").fetch_one(pool).await.expect("count")
+}
+
 #[tokio::test]
 async fn retention_prunes_old_samples_events_attempts_and_unconfirmed_subscribers_but_never_the_audit_trail()
  {
@@ -200,22 +213,8 @@ async fn retention_prunes_old_samples_events_attempts_and_unconfirmed_subscriber
         })
         .await
         .expect("audit");
-    let audit_before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
-    let pruned = store
-        .prune(
-            server::store::Retention {
-                samples_days: 30,
-                events_days: 365,
-                deliveries_days: 365,
-                unconfirmed_subscribers_days: 7,
-            },
-            chrono::Utc::now(),
-        )
-        .await
-        .expect("prune");
+    let audit_before = audit_count(&pool).await;
+    let pruned = store.prune(KEEP, chrono::Utc::now()).await.expect("prune");
     assert_eq!(pruned.samples, 6, "samples older than 30 days, of every campaign: {pruned:?}");
     assert_eq!(
         pruned.events, 3,
@@ -227,45 +226,20 @@ async fn retention_prunes_old_samples_events_attempts_and_unconfirmed_subscriber
         .await
         .expect("subs");
     assert_eq!(left, ["kept@x.test", "new@x.test"]);
-    let audit_after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
+    let audit_after = audit_count(&pool).await;
     assert!(audit_before >= 1, "the test has an audit event to keep");
     assert_eq!(audit_after, audit_before, "the audit trail is never pruned");
     assert_eq!(
-        store
-            .prune(
-                server::store::Retention {
-                    samples_days: 30,
-                    events_days: 365,
-                    deliveries_days: 365,
-                    unconfirmed_subscribers_days: 7
-                },
-                chrono::Utc::now()
-            )
-            .await
-            .expect("again"),
+        store.prune(KEEP, chrono::Utc::now()).await.expect("again"),
         server::store::Pruned::default(),
         "a second run finds nothing"
     );
     // Ten years on, every row is past every retention period; the audit trail still stays.
     store
-        .prune(
-            server::store::Retention {
-                samples_days: 30,
-                events_days: 365,
-                deliveries_days: 365,
-                unconfirmed_subscribers_days: 7,
-            },
-            chrono::Utc::now() + chrono::Duration::days(3650),
-        )
+        .prune(KEEP, chrono::Utc::now() + chrono::Duration::days(3650))
         .await
         .expect("ten years on");
-    let audit_later: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
+    let audit_later = audit_count(&pool).await;
     assert_eq!(audit_later, audit_before, "the audit trail is never pruned, however old");
     pool.close().await;
 }
