@@ -58,6 +58,7 @@ pub async fn set_user_disabled(user_id: i64, disabled: bool) -> Result<(), ApiEr
 
 /// Who got a new password, and the password itself (shown once to the admin).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PasswordReset {
     pub user_id: i64,
     pub one_time_password: String,
@@ -107,6 +108,7 @@ pub async fn list_tokens() -> Result<Vec<TokenView>, ApiError> {
 
 /// A token just created: `secret` is shown once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CreatedToken {
     pub token: TokenView,
     pub secret: String,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CommsView {
     /// Notices go to subscribers.
     pub notify: bool,
@@ -20,6 +21,7 @@ pub struct CommsView {
 
 /// One notice: what, when it is (or was) due, and whether it still stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct NoticeView {
     pub id: i64,
     pub kind: String,
@@ -31,6 +33,7 @@ pub struct NoticeView {
 
 /// One notice to one recipient over one channel, with its last attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DeliveryView {
     pub notice_id: i64,
     pub kind: String,
@@ -46,6 +49,7 @@ pub struct DeliveryView {
 
 /// A notice kind rendered with the campaign's window and templates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct NoticePreview {
     pub kind: String,
     pub subject: String,

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AuditEventView {
     pub id: i64,
     pub ts: String,
@@ -19,14 +20,33 @@ pub struct AuditEventView {
 /// Filter for the audit page, the list API and the exports. Empty fields match everything;
 /// `from`/`to` are RFC 3339 instants or `YYYY-MM-DD` dates (UTC), `to` exclusive.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[serde(default)]
 pub struct AuditFilter {
+    /// Only events by this user (exact)
     pub actor: String,
+    /// Only this action (exact, e.g. `campaign.start`)
     pub action: String,
+    /// Only events about this object (exact, e.g. `campaign:12`)
     pub object: String,
+    /// From this day (UTC, inclusive); an RFC 3339 instant is accepted too
+    #[cfg_attr(
+        feature = "ssr",
+        param(pattern = "^(20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))?$")
+    )]
     pub from: String,
+    /// Up to this day (UTC, exclusive); an RFC 3339 instant is accepted too
+    #[cfg_attr(
+        feature = "ssr",
+        param(pattern = "^(20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))?$")
+    )]
     pub to: String,
+    /// Page number, from 0
+    #[cfg_attr(feature = "ssr", param(maximum = 1_000_000))]
     pub page: u32,
+    /// Events per page (0: 50; at most 500)
+    #[cfg_attr(feature = "ssr", param(maximum = 500))]
     pub per_page: u32,
 }
 
@@ -63,6 +83,7 @@ impl AuditFilter {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AuditPage {
     pub events: Vec<AuditEventView>,
     pub total: i64,
@@ -72,6 +93,7 @@ pub struct AuditPage {
 
 /// Result of checking the hash chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ChainReport {
     pub intact: bool,
     pub events_checked: i64,
@@ -79,6 +101,7 @@ pub struct ChainReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct BrokenLink {
     pub event_id: i64,
     pub reason: String,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// Roles are ordered: each one may do everything the ones before it may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,
@@ -59,6 +60,7 @@ impl FromStr for Role {
 
 /// How a request proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AuthVia {
     Session,
@@ -67,6 +69,7 @@ pub enum AuthVia {
 
 /// The authenticated caller of a request, resolved once by the server's auth middleware.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Principal {
     pub user_id: i64,
     pub username: String,
@@ -78,6 +81,7 @@ pub struct Principal {
 
 /// A login name: 1–64 characters of letters, digits, `.`, `_`, `-` and `@`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Username(String);
 
 impl Username {
@@ -126,6 +130,7 @@ pub fn check_new_password(password: &str) -> Result<(), String> {
 
 /// A user as the admin page and the API show it (never with its hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UserView {
     pub id: i64,
     pub username: String,
@@ -138,6 +143,7 @@ pub struct UserView {
 
 /// An API token as listed; the secret itself is shown once, at creation, and never stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TokenView {
     pub id: i64,
     pub name: String,
@@ -162,6 +168,7 @@ pub struct TokenView {
 /// How long new API tokens live, set by an admin: the default and the longest a creator may
 /// ask for; 0 days means tokens never expire unless their creator says when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TokenPolicy {
     pub default_expiry_days: u32,
 }

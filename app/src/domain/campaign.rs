@@ -15,6 +15,7 @@ use super::ids::{Percent, Weight};
 use super::window::{self, Impact, WindowTime};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CampaignSpec {
     pub name: String,
     pub service: String,
@@ -39,6 +40,7 @@ pub struct CampaignSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Strategy {
     /// Provision a full new (green) set beside the old (blue) one, then move traffic over.
@@ -77,6 +79,7 @@ impl Strategy {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Switch {
     AtOnce,
@@ -85,6 +88,7 @@ pub enum Switch {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BatchSize {
     Count(u32),
@@ -93,6 +97,7 @@ pub enum BatchSize {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Pause {
     #[default]
@@ -104,6 +109,7 @@ pub enum Pause {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CanaryStep {
     /// Share of the pool's traffic on the new release after this step.
     pub weight: Weight,
@@ -113,6 +119,7 @@ pub struct CanaryStep {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct FlagStep {
     pub percent: Percent,
     pub bake_secs: u64,
@@ -122,6 +129,7 @@ pub struct FlagStep {
 
 /// A health judgement over a sliding window of samples from the new release.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct GateSpec {
     /// Fraction of failed requests tolerated, 0–1.
     pub max_error_rate: f64,
@@ -160,6 +168,7 @@ impl Default for GateSpec {
 /// turns them into UTC instants by the rule in [`super::window`], so comparisons never depend on
 /// a zone's rules and a DST change is never crossed silently.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct MaintenanceWindow {
     pub start: WindowTime,
     pub end: WindowTime,
@@ -236,6 +245,7 @@ impl MaintenanceWindow {
 /// subscribers: when scheduled, at each reminder offset before the start, at start, at
 /// completion, and on reschedule, cancellation, extension and rollback.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CommunicationsPlan {
     #[serde(default)]
     pub notify: bool,
@@ -268,6 +278,7 @@ impl Default for CommunicationsPlan {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RollbackMode {
     /// A failed gate starts the rollback plan without waiting for anyone.
@@ -278,6 +289,7 @@ pub enum RollbackMode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RollbackPlan {
     pub mode: RollbackMode,
     /// How long the old set is kept, out of traffic, for an instant rollback before it is destroyed.
@@ -299,6 +311,7 @@ impl Default for RollbackPlan {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ApprovalPolicy {
     /// Distinct approvals needed at each approval step (0–5).
     pub required: u8,
@@ -314,6 +327,7 @@ impl Default for ApprovalPolicy {
 
 /// How a person reaches the new release before it takes real traffic.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PreviewRoute {
     #[serde(default)]
     pub header: Option<RouteMatch>,
@@ -322,6 +336,7 @@ pub struct PreviewRoute {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RouteMatch {
     pub name: String,
     pub value: String,
@@ -341,6 +356,7 @@ impl std::fmt::Display for PreviewRoute {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Upgrade,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a comparative gate asks for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CompareSpec {
     /// Latency points (target-rounds) and rounds with requests each side needs.
     #[serde(default = "default_min_points")]
@@ -67,6 +68,7 @@ impl Default for CompareSpec {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LowData {
     /// Still too little data at the deadline fails the gate (low traffic never passes).
@@ -88,6 +90,7 @@ pub struct Side {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MetricResult {
     Pass,
@@ -98,6 +101,7 @@ pub enum MetricResult {
 
 /// One metric compared, with the numbers behind it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct MetricComparison {
     pub metric: String,
     pub canary_points: u32,
@@ -111,6 +115,7 @@ pub struct MetricComparison {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CompareOutcome {
     Pass,
@@ -120,6 +125,7 @@ pub enum CompareOutcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Comparison {
     pub outcome: CompareOutcome,
     /// Share of metrics that passed, 0–100 (`None` when no metric had enough data).

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::ids::{Name, Release};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(from = "EnvironmentFields")]
 pub struct Environment {
     pub name: Name,
@@ -29,6 +30,7 @@ pub struct Environment {
 /// One operator channel: an e-mail address, or a webhook that gets a signed JSON body whose
 /// `text` field a Slack-compatible incoming webhook shows as the message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "channel")]
 pub enum AlertChannel {
     Email { to: String },
@@ -66,6 +68,7 @@ impl AlertChannel {
 
 /// An environment as written; reading it tells each backend which environment it is in.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 struct EnvironmentFields {
     name: Name,
     targets: Vec<Target>,
@@ -99,6 +102,7 @@ impl From<EnvironmentFields> for Environment {
 
 /// One instance of the service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Target {
     pub name: Name,
     /// `host:port` the router sends traffic to.
@@ -111,6 +115,7 @@ pub struct Target {
 
 /// Targets behind one load-balancer backend or DNS record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Pool {
     pub name: Name,
     /// Name of the [`BackendKind::Router`] backend that owns this pool.
@@ -119,6 +124,7 @@ pub struct Pool {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BackendKind {
     Provider,
@@ -139,6 +145,7 @@ impl BackendKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct BackendConfig {
     pub name: Name,
     pub kind: BackendKind,

@@ -11,6 +11,7 @@ use super::ids::Secs;
 
 /// One scrape or probe round for the new release, covering a short interval ending at `at`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Sample {
     pub at: DateTime<Utc>,
     pub requests: u64,
@@ -27,6 +28,7 @@ impl Sample {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Pass,
@@ -36,6 +38,7 @@ pub enum Outcome {
 
 /// The numbers behind a verdict, over the gate's window ending at `now`. `None`: no data for it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct GateMetrics {
     pub samples: u32,
     pub error_rate: Option<f64>,
@@ -45,6 +48,7 @@ pub struct GateMetrics {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Verdict {
     pub outcome: Outcome,
     /// For people: which limit was crossed or what is still missing.
@@ -262,6 +266,7 @@ pub fn fold_comparison(
 
 /// One moment of a replay: the verdict the gate would have given then.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ReplayPoint {
     pub at: DateTime<Utc>,
     pub verdict: Verdict,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// Why a raw value was refused; every message says what would have been accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum ParseError {
     #[error("{what} must not be empty; use 1–{max} characters")]
     Empty { what: String, max: usize },

@@ -10,6 +10,7 @@ use super::auth::Role;
 use super::campaign::ApprovalPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CampaignState {
     Draft,
@@ -107,6 +108,7 @@ impl TryFrom<String> for CampaignState {
 
 /// What one execution of a plan step is at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Running,
@@ -154,6 +156,7 @@ impl TryFrom<String> for StepStatus {
 
 /// Which list of steps a step run belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Forward,
@@ -182,6 +185,7 @@ impl TryFrom<String> for Phase {
 
 /// Why a campaign is paused, so resuming knows what to do (drift: accept the router's state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PauseCause {
     /// An operator paused it, or the plan did.
@@ -223,6 +227,7 @@ impl fmt::Display for CampaignState {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Command {
     /// Set or move the start time (also from `Scheduled`: reschedule).
@@ -283,6 +288,7 @@ impl Command {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[error("cannot {} a campaign that is {}", command.verb(), from.label())]
 pub struct TransitionError {
     pub from: CampaignState,
@@ -329,6 +335,7 @@ pub fn allowed_commands(state: CampaignState) -> Vec<Command> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum ApprovalError {
     #[error(
         "{approver} created this campaign and cannot approve it; ask another {needed} or admin"

@@ -14,6 +14,8 @@ pub mod notice;
 pub mod plan;
 pub mod reality;
 pub mod rollback;
+#[cfg(feature = "ssr")]
+mod schema;
 pub mod traffic;
 pub mod validate;
 pub mod views;

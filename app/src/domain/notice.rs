@@ -43,6 +43,7 @@ pub const MAX_REMINDER_SECS: i64 = 30 * 24 * 3600;
 /// A subject line and a plain-text body, both with `{variable}` placeholders. The body is the
 /// text of the notice; every e-mail adds the status page and unsubscribe links after it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct NoticeTemplate {
     pub subject: String,
     pub body: String,
@@ -51,6 +52,7 @@ pub struct NoticeTemplate {
 /// How long before the window's start a reminder goes out: a number of seconds, or text such as
 /// `24h`, `1h30m`, `15m`, `90s`, `2d`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Offset {
     Secs(i64),

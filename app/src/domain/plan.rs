@@ -24,12 +24,14 @@ use super::ids::{Name, Percent, Release, Secs, Weight};
 use super::validate::ValidSpec;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Plan {
     pub steps: Vec<Step>,
     pub summary: PlanSummary,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PlanSummary {
     /// One line: "canary web v1.0.0 → v2.1.0 on web-pool (4 targets): 17 steps, about 31m".
     pub headline: String,
@@ -48,6 +50,7 @@ pub struct PlanSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Step {
     pub index: usize,
     pub kind: StepKind,
@@ -116,6 +119,7 @@ impl Step {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     Provision,
@@ -179,6 +183,7 @@ impl StepKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MemberState {
     Ready,
@@ -200,6 +205,7 @@ impl fmt::Display for MemberState {
 
 /// One call to one backend, with every argument. The engine hands it to the named adapter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(tag = "to", rename_all = "snake_case")]
 pub enum BackendCall {
     Provider {
@@ -226,6 +232,7 @@ pub enum BackendCall {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ProviderCall {
     /// Ensure an instance named `target` exists and runs `release`, placed in `group`.
@@ -237,6 +244,7 @@ pub enum ProviderCall {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum RouterCall {
     SetWeight {
@@ -298,6 +306,7 @@ impl RouterCall {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum HealthCall {
     /// Probe the target's health endpoint (the engine resolves the URL of new instances).
@@ -305,12 +314,14 @@ pub enum HealthCall {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum FlagCall {
     Set { flag: Name, percent: Percent },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NotifyEvent {
     Started,

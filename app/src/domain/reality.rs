@@ -13,6 +13,7 @@ use super::ids::{Name, Release};
 use super::views::{MemberView, TrafficView};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DifferenceKind {
     /// In the record, not a member of the router.
@@ -40,6 +41,7 @@ impl DifferenceKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Difference {
     pub target: String,
     pub kind: DifferenceKind,

@@ -13,6 +13,7 @@ use super::plan::{BackendCall, FlagCall, MemberState, ProviderCall, RouterCall, 
 use super::validate::ValidSpec;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TrafficState {
     pub pool: Name,
     /// Pool members (for a DNS router: the record's targets), by target name.
@@ -27,12 +28,14 @@ pub struct TrafficState {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Member {
     pub weight: Weight,
     pub state: MemberState,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Instance {
     pub release: Release,
     pub group: String,

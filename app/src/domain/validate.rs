@@ -15,6 +15,7 @@ use super::ids::{Name, Release};
 pub const MAX_APPROVALS: u8 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// Dotted path into the spec, e.g. `strategy.steps[2].weight`, `window.end`, `pool`.
     pub field: String,
@@ -22,6 +23,7 @@ pub struct FieldError {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ValidationErrors(pub Vec<FieldError>);
 
 impl ValidationErrors {
@@ -72,6 +74,7 @@ impl fmt::Display for ValidationErrors {
 /// resolved. It snapshots the environment so a plan can only be compiled against the environment
 /// it was checked with. Deliberately not `Deserialize`: the only way to get one is to validate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ValidSpec {
     spec: CampaignSpec,
     name: Name,

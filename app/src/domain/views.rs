@@ -8,6 +8,7 @@ use super::lifecycle::{CampaignState, Command};
 use super::plan::{Plan, Step};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct EnvironmentView {
     pub id: i64,
     pub name: String,
@@ -17,6 +18,7 @@ pub struct EnvironmentView {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CampaignSummary {
     pub id: i64,
     pub name: String,
@@ -40,6 +42,7 @@ pub struct CampaignSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct StepRunView {
     pub phase: super::lifecycle::Phase,
     pub index: i64,
@@ -54,6 +57,7 @@ pub struct StepRunView {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CampaignDetail {
     pub summary: CampaignSummary,
     pub spec: CampaignSpec,
@@ -75,6 +79,7 @@ pub struct CampaignDetail {
 
 /// The gates watching a succeeded campaign's new release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct WatchView {
     /// RFC 3339: when the watch ends (or ended).
     pub until: String,
@@ -84,6 +89,7 @@ pub struct WatchView {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CampaignPage {
     pub campaigns: Vec<CampaignSummary>,
     pub total: i64,
@@ -96,6 +102,7 @@ pub struct CampaignPage {
 
 /// One pool member as the router reports it, with the release its instance runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct MemberView {
     pub target: String,
     pub address: String,
@@ -125,6 +132,7 @@ impl MemberView {
 
 /// What the router really has for a campaign's pool, read back now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TrafficView {
     pub pool: String,
     pub members: Vec<MemberView>,
@@ -136,6 +144,7 @@ pub struct TrafficView {
 
 /// One target of an environment with what a probe of its health URL says now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TargetHealthView {
     pub name: String,
     pub address: String,
@@ -149,6 +158,7 @@ pub struct TargetHealthView {
 
 /// A pool whose router differs from what Switchyard last set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DriftView {
     pub backend: String,
     pub pool: String,
@@ -159,6 +169,7 @@ pub struct DriftView {
 /// One pool of an environment: what the record says beside what the router and the provider
 /// really have now, and every difference between the two.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PoolOverview {
     pub name: String,
     pub router: String,
@@ -173,6 +184,7 @@ pub struct PoolOverview {
 /// An environment as it is now: targets and their health, each pool as its router reads it
 /// back beside the record, drift, and the backends it is driven through.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct EnvironmentOverview {
     #[serde(default)]
     pub id: i64,
@@ -186,6 +198,7 @@ pub struct EnvironmentOverview {
 
 /// What `backends check` found for one backend.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct BackendCheckView {
     pub environment: String,
     pub name: String,
@@ -206,6 +219,7 @@ pub const TZ_COOKIE: &str = "switchyard_tz";
 /// A campaign's health chart as the page shows it: the SVG drawn on the server and what the
 /// viewer can choose, plus the latest figures in words (the chart's text alternative).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ChartView {
     /// SVG markup; empty when there is no sample yet.
     pub svg: String,
@@ -223,6 +237,7 @@ pub struct ChartView {
 
 /// What a gate would have said at one of a past campaign's gate steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct GateReplayStep {
     /// The plan step (0-based) whose recorded samples were replayed.
     pub step: usize,
@@ -237,6 +252,7 @@ pub struct GateReplayStep {
 
 /// A gate definition replayed against a past campaign's stored samples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct GateReplay {
     pub campaign: i64,
     pub steps: Vec<GateReplayStep>,
@@ -246,6 +262,7 @@ pub struct GateReplay {
 
 /// Requests and errors one release answered during a campaign, as the router counted them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ReleaseImpact {
     pub release: String,
     pub requests: u64,
@@ -254,6 +271,7 @@ pub struct ReleaseImpact {
 
 /// One gate verdict on the campaign's way, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct GateMoment {
     pub at: String,
     /// 1-based plan step, or `None` for the watch after success.
@@ -266,6 +284,7 @@ pub struct GateMoment {
 
 /// How long one step took.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct StepTime {
     pub phase: super::lifecycle::Phase,
     /// 1-based.
@@ -278,6 +297,7 @@ pub struct StepTime {
 
 /// What a campaign did to its users, measured: the "zero-downtime report".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ImpactReport {
     pub campaign: i64,
     pub name: String,

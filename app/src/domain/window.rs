@@ -152,6 +152,7 @@ fn gap_around(local: NaiveDateTime, tz: Tz) -> (NaiveDateTime, NaiveDateTime) {
 
 /// Expected effect on users while the window is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Impact {
     #[default]
@@ -219,6 +220,7 @@ impl<'de> Deserialize<'de> for WeekTime {
 /// `{ name = "weekend", from = "Fri 16:00", to = "Mon 08:00", timezone = "Europe/Berlin" }`.
 /// `from` is inside, `to` is outside; `from` after `to` wraps over the end of the week.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct FreezeWindow {
     pub name: String,
     pub from: WeekTime,

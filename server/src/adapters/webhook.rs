@@ -203,7 +203,7 @@ pub fn idempotency_key(backend: &str, action: &str, target: &str, release: Optio
 }
 
 /// An instance as the endpoint reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reported {
     pub address: String,
     pub release: String,
@@ -221,7 +221,7 @@ impl Reported {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pending,
@@ -230,7 +230,7 @@ pub enum Status {
 }
 
 /// How an accepted (202) action ended, from its status URL or a callback.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Completion {
     pub status: Status,
     #[serde(default)]
@@ -243,7 +243,7 @@ pub struct Completion {
 }
 
 /// The body of a completion callback.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct Callback {
     pub idempotency_key: String,
     #[serde(flatten)]

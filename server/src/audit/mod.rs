@@ -74,6 +74,12 @@ pub fn to_view(row: AuditRow) -> AuditEventView {
 
 /// Turns the user's filter into a store query, naming the field that does not parse.
 pub fn parse_filter(f: &AuditFilter) -> Result<AuditQuery, ApiError> {
+    if f.per_page > AuditFilter::MAX_PER_PAGE {
+        return Err(ApiError::field("per_page", "at most 500 events per page"));
+    }
+    if f.page > 1_000_000 {
+        return Err(ApiError::field("page", "at most page 1000000"));
+    }
     let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
     let from_ts = opt(&f.from)
         .map(|s| parse_instant(&s).map_err(|m| ApiError::field("from", m)))

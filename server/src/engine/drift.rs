@@ -20,7 +20,7 @@ use crate::audit::system_record;
 use crate::store::{ExpectationRow, Expected, Store};
 
 /// A pool whose router differs from Switchyard's expectation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DriftFinding {
     pub environment: String,
     pub backend: String,

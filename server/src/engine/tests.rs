@@ -138,6 +138,15 @@ impl Harness {
         (row.status.as_str().to_string(), row.step_index)
     }
 
+    /// Waits until the campaign's step index satisfies `reached` (10 s at most).
+    async fn wait_step(&self, id: i64, what: &str, reached: impl Fn(i64) -> bool) -> (String, i64) {
+        crate::testbed::eventually(what, Duration::from_secs(10), async || {
+            let s = self.status(id).await;
+            reached(s.1).then_some(s)
+        })
+        .await
+    }
+
     /// Waits until the campaign's status is `want`, skipping bakes on the way if asked.
     async fn wait_for(&self, id: i64, want: &str) -> (String, i64) {
         for _ in 0..400 {
@@ -297,12 +306,7 @@ async fn pause_holds_the_campaign_and_resume_finishes_it() {
         json!([{ "weight": 25, "bake_secs": 2 }, { "weight": 100, "bake_secs": 1 }]),
     )));
     let bake = plan.steps.iter().position(|s| s.kind == StepKind::Bake).expect("a bake");
-    for _ in 0..200 {
-        if h.status(id).await.1 == bake as i64 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    h.wait_step(id, "step == bake as i64", |at| at == bake as i64).await;
     h.service.pause(&operator(), id).await.expect("pause");
     let (_, at) = h.wait_for(id, "paused").await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -586,12 +590,7 @@ async fn a_crash_mid_run_is_survived_and_every_backend_call_was_repeatable() {
     ));
     let id = h.create(s, &operator()).await;
     h.service.start(&operator(), id).await.expect("start");
-    for _ in 0..400 {
-        if h.status(id).await.1 >= 6 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    h.wait_step(id, "step >= 6", |at| at >= 6).await;
     h.engine.kill();
     let (_, at) = h.status(id).await;
     assert!(at >= 6, "crashed mid-run");
@@ -606,22 +605,15 @@ async fn a_crash_mid_run_is_survived_and_every_backend_call_was_repeatable() {
             .expect("store");
     let engine = Engine::new(store.clone(), Arc::new(h.fake.clone()), fast());
     assert_eq!(engine.resume_all().await.expect("resume"), 1);
-    let mut status = String::new();
-    for _ in 0..400 {
-        status = store
-            .find_campaign(id)
-            .await
-            .expect("read")
-            .expect("exists")
-            .status
-            .as_str()
-            .to_string();
-        if status == "succeeded" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(status, "succeeded", "the resumed campaign finished");
+    crate::testbed::eventually(
+        "the resumed campaign finished",
+        Duration::from_secs(10),
+        async || {
+            let row = store.find_campaign(id).await.expect("read").expect("exists");
+            (row.status.as_str() == "succeeded").then_some(())
+        },
+    )
+    .await;
     assert_eq!(h.shares(), all_on(V2));
     // Every call states a desired state: applying each one twice gives the same world.
     let (calls, final_state) = h.fake.with(|w| (w.calls.clone(), w.snapshot()));
@@ -843,12 +835,7 @@ async fn a_rollback_whose_stable_members_were_destroyed_pauses_instead_of_routin
         json!([{ "weight": 10, "bake_secs": 30 }, { "weight": 100, "bake_secs": 0 }]),
     )));
     let bake = plan.steps.iter().position(|s| s.kind == StepKind::Bake).expect("a bake") as i64;
-    for _ in 0..400 {
-        if h.status(id).await.1 == bake {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    h.wait_step(id, "step == bake", |at| at == bake).await;
     assert_eq!(h.status(id).await, ("running".to_string(), bake));
     // Out of band, the whole stable set is destroyed while the canary takes 10 %.
     h.fake.with(|w| {
@@ -895,12 +882,7 @@ async fn a_rollback_that_ends_with_the_pool_not_on_the_old_release_pauses_saying
         )
         .await;
     h.service.start(&operator(), id).await.expect("start");
-    for _ in 0..400 {
-        if h.status(id).await.1 >= 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    h.wait_step(id, "step >= 4", |at| at >= 4).await;
     // The stable set silently runs the new release (a provider that replaced it in place).
     h.fake.with(|w| {
         for t in ["web-1", "web-2", "web-3", "web-4"] {
@@ -960,12 +942,7 @@ async fn a_drain_that_would_leave_too_few_healthy_members_waits_then_pauses_sayi
     let plan = h.plan(&spec(rolling));
     let first_bake =
         plan.steps.iter().position(|s| s.kind == StepKind::Bake).expect("a bake") as i64;
-    for _ in 0..400 {
-        if h.status(id).await.1 == first_bake {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    h.wait_step(id, "step == first_bake", |at| at == first_bake).await;
     assert_eq!(h.status(id).await.1, first_bake, "batch 1 is baking");
     // web-1 (already on the new release) starts failing its probes: draining web-3 and web-4
     // would leave only web-2 healthy, fewer than min_healthy = 2.

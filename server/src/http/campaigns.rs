@@ -9,75 +9,52 @@ use app::domain::campaign::CampaignSpec;
 use app::domain::environment::Environment;
 use app::domain::plan::Plan;
 use app::domain::views::{CampaignDetail, CampaignPage, CampaignSummary, EnvironmentView};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use futures_util::Stream;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::AppError;
+use super::extract::{ApiPath, ApiQuery, Body, Reason, ReasonBody, is_absent, parse_json};
 use crate::http::state::AppState;
 use crate::services::campaigns::FeedItem;
 use crate::store::CampaignQuery;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/environments", get(list_environments).post(create_environment))
-        .route(
-            "/api/v1/environments/{id}",
-            get(get_environment).put(update_environment).delete(delete_environment),
-        )
-        .route("/api/v1/environments/{id}/pools/{pool}", get(pool_overview))
-        .route("/api/v1/environments/{id}/pools/{pool}/accept-live", post(accept_live))
-        .route("/api/v1/plan", post(plan_spec))
-        .route("/api/v1/campaigns", get(list_campaigns).post(create_campaign))
-        .route(
-            "/api/v1/campaigns/{id}",
-            get(get_campaign).put(update_campaign).delete(delete_campaign),
-        )
-        .route("/api/v1/campaigns/{id}/plan", post(plan_campaign))
-        .route("/api/v1/campaigns/{id}/clone", post(clone_campaign))
-        .route("/api/v1/campaigns/{id}/gate-replay", post(gate_replay))
-        .route("/api/v1/campaigns/{id}/impact", get(impact))
-        .route("/api/v1/campaigns/{id}/rollback-release", post(rollback_release))
-        .route("/api/v1/campaigns/{id}/start", post(start))
-        .route("/api/v1/campaigns/{id}/schedule", post(schedule))
-        .route("/api/v1/campaigns/{id}/reschedule", post(reschedule))
-        .route("/api/v1/campaigns/{id}/notices", get(notices))
-        .route("/api/v1/campaigns/{id}/pause", post(pause))
-        .route("/api/v1/campaigns/{id}/resume", post(resume))
-        .route("/api/v1/campaigns/{id}/approve", post(approve))
-        .route("/api/v1/campaigns/{id}/reject", post(reject))
-        .route("/api/v1/campaigns/{id}/skip", post(skip))
-        .route("/api/v1/campaigns/{id}/abort", post(abort))
-        .route("/api/v1/campaigns/{id}/events", get(events))
-        .route("/api/v1/campaigns/{id}/chart", get(chart))
-        .route("/api/v1/campaigns/{id}/traffic", get(traffic))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_environments, create_environment))
+        .routes(routes!(get_environment, update_environment, delete_environment))
+        .routes(routes!(pool_overview))
+        .routes(routes!(accept_live))
+        .routes(routes!(plan_spec))
+        .routes(routes!(list_campaigns, create_campaign))
+        .routes(routes!(get_campaign, update_campaign, delete_campaign))
+        .routes(routes!(plan_campaign))
+        .routes(routes!(clone_campaign))
+        .routes(routes!(gate_replay))
+        .routes(routes!(impact))
+        .routes(routes!(rollback_release))
+        .routes(routes!(start))
+        .routes(routes!(schedule))
+        .routes(routes!(reschedule))
+        .routes(routes!(notices))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(skip))
+        .routes(routes!(abort))
+        .routes(routes!(events))
+        .routes(routes!(chart))
+        .routes(routes!(traffic))
 }
 
-/// A JSON body that failed to parse is a 422 naming what is wrong, not axum's plain-text 400.
-pub struct Body<T>(pub T);
-
-impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
-    type Rejection = AppError;
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| {
-            AppError(ApiError::new(
-                app::api::ErrorCode::Invalid,
-                "the request body could not be read",
-            ))
-        })?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
-            let path = e.path().to_string();
-            let field = if path == "." { "body".to_string() } else { path };
-            AppError(ApiError::field(field, e.inner().to_string()))
-        })
-    }
-}
-
+#[utoipa::path(get, path = "/api/v1/environments", tag = "environments", summary = "List environments", description = "Needs the viewer role or higher.", responses((status = 200, body = Vec<EnvironmentView>)))]
 async fn list_environments(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -85,6 +62,7 @@ async fn list_environments(
     Ok(Json(s.environments.list(&p).await?))
 }
 
+#[utoipa::path(post, path = "/api/v1/environments", tag = "environments", summary = "Create an environment", description = "Needs the admin role.", request_body = Environment, responses((status = 201, body = EnvironmentView)))]
 async fn create_environment(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -93,97 +71,95 @@ async fn create_environment(
     Ok((StatusCode::CREATED, Json(s.environments.create(&p, env).await?)))
 }
 
+#[utoipa::path(get, path = "/api/v1/environments/{id}", tag = "environments", summary = "One environment", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The environment's id")), responses((status = 200, body = EnvironmentView)))]
 async fn get_environment(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<EnvironmentView>, AppError> {
     Ok(Json(s.environments.get(&p, id).await?))
 }
 
+#[utoipa::path(put, path = "/api/v1/environments/{id}", tag = "environments", summary = "Replace an environment", description = "Needs the admin role.", params(("id" = i64, Path, description = "The environment's id")), request_body = Environment, responses((status = 200, body = EnvironmentView)))]
 async fn update_environment(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     Body(env): Body<Environment>,
 ) -> Result<Json<EnvironmentView>, AppError> {
     Ok(Json(s.environments.update(&p, id, env).await?))
 }
 
+#[utoipa::path(delete, path = "/api/v1/environments/{id}", tag = "environments", summary = "Delete an unused environment", description = "Needs the admin role.", params(("id" = i64, Path, description = "The environment's id")), responses((status = 204, description = "Deleted")))]
 async fn delete_environment(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, AppError> {
     s.environments.delete(&p, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// A pool's record beside what its router and provider have now, with every difference.
+#[utoipa::path(get, path = "/api/v1/environments/{id}/pools/{pool}", tag = "environments", summary = "A pool's record beside what its router and provider have now, with every difference", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The environment's id"), ("pool" = String, Path, description = "The pool's name")), responses((status = 200, body = app::domain::views::PoolOverview)))]
 async fn pool_overview(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((id, pool)): Path<(i64, String)>,
+    ApiPath((id, pool)): ApiPath<(i64, String)>,
 ) -> Result<Json<app::domain::views::PoolOverview>, AppError> {
     Ok(Json(s.environments.pool_overview(&p, id, &pool).await?))
 }
 
 /// Rewrites the pool's record from its router and provider (operators; audited).
+#[utoipa::path(post, path = "/api/v1/environments/{id}/pools/{pool}/accept-live", tag = "environments", summary = "Rewrite the pool's record from its router and provider (audited)", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The environment's id"), ("pool" = String, Path, description = "The pool's name")), responses((status = 200, body = app::domain::views::PoolOverview)))]
 async fn accept_live(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((id, pool)): Path<(i64, String)>,
+    ApiPath((id, pool)): ApiPath<(i64, String)>,
 ) -> Result<Json<app::domain::views::PoolOverview>, AppError> {
     Ok(Json(s.environments.accept_live_state_of(&p, id, &pool).await?))
 }
 
 /// What the campaign did to its users, measured.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/impact", tag = "campaigns", summary = "The impact report: requests and failures by release, gate verdicts, rollback time, step durations", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = app::domain::views::ImpactReport)))]
 async fn impact(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<app::domain::views::ImpactReport>, AppError> {
     Ok(Json(s.campaigns.impact(&p, id).await?))
 }
 
 /// A gate definition (the body; empty: the campaign's own first gate) replayed against the
 /// campaign's stored samples at each of its gate steps.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/gate-replay", tag = "campaigns", summary = "Replay a gate (the body, or the campaign's own) against the campaign's stored samples", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The campaign's id")), request_body(content = Option<app::domain::campaign::GateSpec>, description = "Optional: a gate; an empty body replays the campaign's own first gate"), responses((status = 200, body = app::domain::views::GateReplay)))]
 async fn gate_replay(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     body: axum::body::Bytes,
 ) -> Result<Json<app::domain::views::GateReplay>, AppError> {
-    let gate = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        let de = &mut serde_json::Deserializer::from_slice(&body);
-        Some(serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            AppError(ApiError::field(
-                if path == "." { "gate".to_string() } else { format!("gate.{path}") },
-                e.inner().to_string(),
-            ))
-        })?)
-    };
+    let gate = if is_absent(&body) { None } else { Some(parse_json(&body, "gate.", "gate")?) };
     Ok(Json(s.campaigns.replay_gate(&p, id, gate).await?))
 }
 
 /// A new draft copied from the campaign, starting from what its pool runs now.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/clone", tag = "campaigns", summary = "A new draft copied from the campaign, from what its pool runs now", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 201, body = CampaignDetail)))]
 async fn clone_campaign(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<CampaignDetail>), AppError> {
     let d = s.campaigns.create_from(&p, id, crate::services::campaigns::DraftFrom::Clone).await?;
     Ok((StatusCode::CREATED, Json(d)))
 }
 
 /// A new draft that takes a succeeded campaign's pool back to the release it replaced.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/rollback-release", tag = "campaigns", summary = "A new draft taking a succeeded campaign's pool back to the release it replaced", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 201, body = CampaignDetail)))]
 async fn rollback_release(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<CampaignDetail>), AppError> {
     let d = s
         .campaigns
@@ -192,6 +168,7 @@ async fn rollback_release(
     Ok((StatusCode::CREATED, Json(d)))
 }
 
+#[utoipa::path(post, path = "/api/v1/plan", tag = "campaigns", summary = "Validate a campaign spec and preview its plan", description = "Needs the viewer role or higher.", request_body = CampaignSpec, responses((status = 200, body = Plan)))]
 async fn plan_spec(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -200,22 +177,40 @@ async fn plan_spec(
     Ok(Json(s.campaigns.preview(&p, &spec).await?))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 struct ListQuery {
+    /// Only campaigns in this state (empty: any)
+    #[param(
+        pattern = "^(draft|scheduled|running|paused|awaiting_approval|succeeded|aborting|rollback_paused|rolled_back|failed)?$"
+    )]
     status: String,
+    /// Only campaigns in this environment (its name)
     environment: String,
+    /// Text in the name, service or releases
     q: String,
+    /// Page number, from 0
+    #[param(maximum = 1_000_000)]
     page: u32,
+    /// Campaigns per page (0: 50)
+    #[param(maximum = 200)]
     per_page: u32,
 }
 
+#[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", summary = "List campaigns, newest first, filtered and paged", description = "Needs the viewer role or higher.", params(ListQuery), responses((status = 200, body = CampaignPage)))]
 async fn list_campaigns(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<CampaignPage>, AppError> {
     let opt = |v: String| (!v.trim().is_empty()).then(|| v.trim().to_string());
+    if q.per_page > 200 {
+        return Err(ApiError::field("per_page", "at most 200 campaigns per page").into());
+    }
+    if q.page > 1_000_000 {
+        return Err(ApiError::field("page", "at most page 1000000").into());
+    }
     let query = CampaignQuery {
         status: crate::services::campaigns::status_filter(Some(q.status))?,
         environment: opt(q.environment),
@@ -226,6 +221,7 @@ async fn list_campaigns(
     ))
 }
 
+#[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", summary = "Create a draft campaign", description = "Needs the operator role or higher.", request_body = CampaignSpec, responses((status = 201, body = CampaignDetail)))]
 async fn create_campaign(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -234,37 +230,41 @@ async fn create_campaign(
     Ok((StatusCode::CREATED, Json(s.campaigns.create(&p, spec).await?)))
 }
 
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", summary = "One campaign with its plan, step runs and approvals", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = CampaignDetail)))]
 async fn get_campaign(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<CampaignDetail>, AppError> {
     Ok(Json(s.campaigns.get(&p, id).await?))
 }
 
+#[utoipa::path(put, path = "/api/v1/campaigns/{id}", tag = "campaigns", summary = "Replace a draft's spec", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), request_body = CampaignSpec, responses((status = 200, body = CampaignDetail)))]
 async fn update_campaign(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     Body(spec): Body<CampaignSpec>,
 ) -> Result<Json<CampaignDetail>, AppError> {
     Ok(Json(s.campaigns.update(&p, id, spec).await?))
 }
 
+#[utoipa::path(delete, path = "/api/v1/campaigns/{id}", tag = "campaigns", summary = "Delete a draft", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 204, description = "Deleted")))]
 async fn delete_campaign(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, AppError> {
     s.campaigns.delete(&p, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The campaign's plan: frozen once started, otherwise a fresh preview of the draft.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/plan", tag = "campaigns", summary = "The campaign's plan: frozen once started, else a preview", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = Plan)))]
 async fn plan_campaign(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Plan>, AppError> {
     let detail = s.campaigns.get(&p, id).await?;
     match detail.plan {
@@ -273,150 +273,145 @@ async fn plan_campaign(
     }
 }
 
-/// `{"reason": "…"}`; an empty body means no reason (the service says if one is required).
-pub struct Reason(String);
-
-impl<S: Send + Sync> axum::extract::FromRequest<S> for Reason {
-    type Rejection = AppError;
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        #[derive(Deserialize)]
-        struct ReasonBody {
-            #[serde(default)]
-            reason: String,
-        }
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| {
-            AppError(ApiError::new(
-                app::api::ErrorCode::Invalid,
-                "the request body could not be read",
-            ))
-        })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Reason(String::new()));
-        }
-        serde_json::from_slice::<ReasonBody>(&bytes).map(|b| Reason(b.reason)).map_err(|e| {
-            AppError(ApiError::field("reason", format!("send {{\"reason\": \"…\"}}: {e}")))
-        })
-    }
-}
-
 /// `{"override_reason": "…"}`: an admin starting outside the window or inside a freeze.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct StartBody {
     #[serde(default)]
     override_reason: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/start", tag = "campaigns", summary = "Freeze the plan and start", description = "Needs the operator role or higher. An admin may send override_reason to start outside the window or in a freeze.", params(("id" = i64, Path, description = "The campaign's id")), request_body(content = Option<StartBody>, description = "Optional"), responses((status = 200, body = CampaignSummary)))]
 async fn start(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     body: axum::body::Bytes,
 ) -> Result<Json<CampaignSummary>, AppError> {
-    let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
+    let body: StartBody = if is_absent(&body) {
         StartBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
+        parse_json(&body, "", "override_reason").map_err(|e: AppError| {
             AppError(ApiError::field(
                 "override_reason",
-                format!("send {{\"override_reason\": \"…\"}}: {e}"),
+                format!("send {{\"override_reason\": \"…\"}}: {}", e.0.message),
             ))
         })?
     };
     Ok(Json(s.campaigns.start_with(&p, id, body.override_reason.as_deref()).await?))
 }
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/schedule", tag = "campaigns", summary = "Announce a draft's window: publish it and queue its notices", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = CampaignSummary)))]
 async fn schedule(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<CampaignSummary>, AppError> {
     Ok(Json(s.campaigns.schedule(&p, id).await?))
 }
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/reschedule", tag = "campaigns", summary = "Move a scheduled campaign's window (SEQUENCE goes up, an updated notice goes out)", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), request_body = app::domain::campaign::MaintenanceWindow, responses((status = 200, body = CampaignSummary)))]
 async fn reschedule(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     Body(window): Body<app::domain::campaign::MaintenanceWindow>,
 ) -> Result<Json<CampaignSummary>, AppError> {
     Ok(Json(s.campaigns.reschedule(&p, id, window).await?))
 }
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/notices", tag = "campaigns", summary = "The campaign's notice schedule and delivery log", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = Vec<crate::store::DeliveryRow>)))]
 async fn notices(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Vec<crate::store::DeliveryRow>>, AppError> {
     Ok(Json(s.campaigns.notices(&p, id).await?))
 }
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 struct ChartQuery {
+    /// One target's health only (its name); empty: the whole pool
     target: String,
+    /// The IANA zone for the time axis (e.g. Europe/Berlin); empty: UTC
     tz: String,
+    /// Width in pixels (0: 760; drawn at least 320 and at most 1200 wide)
+    #[param(maximum = 10_000)]
     width: u32,
 }
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/chart", tag = "campaigns", summary = "Health chart from stored samples (SVG in JSON)", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The campaign's id"), ChartQuery), responses((status = 200, body = app::domain::views::ChartView)))]
 async fn chart(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
-    Query(q): Query<ChartQuery>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<ChartQuery>,
 ) -> Result<Json<app::domain::views::ChartView>, AppError> {
     let target = (!q.target.is_empty()).then_some(q.target);
+    if q.width > 10_000 {
+        return Err(ApiError::field("width", "at most 10000 pixels").into());
+    }
     let width = if q.width == 0 { 760 } else { q.width };
     Ok(Json(s.charts.chart(&p, id, target, &q.tz, width).await?))
 }
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/traffic", tag = "campaigns", summary = "The pool's members and weights as the router reports them now, with each one's release", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = app::domain::views::TrafficView)))]
 async fn traffic(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<app::domain::views::TrafficView>, AppError> {
     Ok(Json(s.campaigns.traffic(&p, id).await?))
 }
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/pause", tag = "campaigns", summary = "Pause at the next pass boundary", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = CampaignSummary)))]
 async fn pause(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<CampaignSummary>, AppError> {
     Ok(Json(s.campaigns.pause(&p, id).await?))
 }
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/resume", tag = "campaigns", summary = "Resume (past a planned pause, or retry a failed step)", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = CampaignSummary)))]
 async fn resume(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<CampaignSummary>, AppError> {
     Ok(Json(s.campaigns.resume(&p, id).await?))
 }
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/approve", tag = "campaigns", summary = "Approve the current approval step (never your own campaign)", description = "Needs the approver role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = CampaignSummary)))]
 async fn approve(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<CampaignSummary>, AppError> {
     Ok(Json(s.campaigns.approve(&p, id).await?))
 }
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/reject", tag = "campaigns", summary = "Reject: roll back", description = "Needs the approver role or higher.", params(("id" = i64, Path, description = "The campaign's id")), request_body(content = Option<ReasonBody>, description = "Optional: `{\"reason\": \"…\"}`; an empty body means none"), responses((status = 200, body = CampaignSummary)))]
 async fn reject(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     Reason(r): Reason,
 ) -> Result<Json<CampaignSummary>, AppError> {
     Ok(Json(s.campaigns.reject(&p, id, &r).await?))
 }
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/skip", tag = "campaigns", summary = "Cut the current bake, pause or drain wait short", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), request_body(content = Option<ReasonBody>, description = "Optional: `{\"reason\": \"…\"}`; an empty body means none"), responses((status = 200, body = CampaignSummary)))]
 async fn skip(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     Reason(r): Reason,
 ) -> Result<Json<CampaignSummary>, AppError> {
     Ok(Json(s.campaigns.skip(&p, id, &r).await?))
 }
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/abort", tag = "campaigns", summary = "Stop and roll back until all traffic is on the from-release", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), request_body(content = Option<ReasonBody>, description = "Optional: `{\"reason\": \"…\"}`; an empty body means none"), responses((status = 200, body = CampaignSummary)))]
 async fn abort(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     Reason(r): Reason,
 ) -> Result<Json<CampaignSummary>, AppError> {
     Ok(Json(s.campaigns.abort(&p, id, &r).await?))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 struct EventsQuery {
     /// Resume after this event id (for clients that cannot send `Last-Event-ID`).
@@ -426,11 +421,12 @@ struct EventsQuery {
 /// Server-Sent Events: every stored event of the campaign after `Last-Event-ID` (or `?after=`),
 /// then new ones as they are stored. Ids are the events' database ids, so a reconnect after a
 /// network drop or a server restart catches up without gaps.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/events", tag = "campaigns", summary = "The campaign's events as Server-Sent Events", description = "Needs the viewer role or higher. Resumable with Last-Event-ID (or ?after=). Each stored health-sample round also arrives as a named `sample` event (no id).", params(("id" = i64, Path, description = "The campaign's id"), EventsQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id")), responses((status = 200, description = "An endless event stream", content_type = "text/event-stream", body = String)))]
 async fn events(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
-    Query(q): Query<EventsQuery>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
     let after = headers

@@ -2,32 +2,38 @@
 //! same text the editor exports, for `switchyard apply -f` or a repository.
 
 use app::domain::auth::Principal;
-use axum::extract::{Path, Query, State};
+use axum::Extension;
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Extension, Router};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::AppError;
+use super::extract::{ApiPath, ApiQuery};
 use crate::http::state::AppState;
 use crate::services::editor::{SpecFormat, write_spec};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/campaigns/{id}/spec", get(campaign_spec))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(campaign_spec))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 struct SpecQuery {
+    /// toml (the default), yaml or json
+    #[param(pattern = "^(toml|yaml|json)?$")]
     format: String,
 }
 
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/spec", tag = "campaigns", summary = "The campaign's spec as a file", description = "Needs the viewer role or higher. The same text the editor exports, for `switchyard apply -f`.", params(("id" = i64, Path, description = "The campaign's id"), SpecQuery), responses((status = 200, description = "The spec", content((String = "text/plain"), (app::domain::campaign::CampaignSpec = "application/json")))))]
 async fn campaign_spec(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
-    Query(q): Query<SpecQuery>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<SpecQuery>,
 ) -> Result<impl IntoResponse, AppError> {
     let format = SpecFormat::parse(if q.format.is_empty() { "toml" } else { &q.format })?;
     let detail = s.campaigns.get(&p, id).await?;

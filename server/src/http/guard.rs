@@ -268,7 +268,12 @@ pub async fn require_login(req: Request, next: Next) -> Response {
 /// authenticated by a bearer token or a signature carry no ambient credentials and are exempt.
 pub async fn same_origin_mutations(req: Request, next: Next) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    // A REST call without any credential is answered 401 by the sign-in gate: there is no
+    // ambient authority for a cross-site page to borrow, and the caller learns what is missing.
+    let anonymous_api =
+        req.uri().path().starts_with("/api/v1/") && req.extensions().get::<Principal>().is_none();
     if safe
+        || anonymous_api
         || req.headers().contains_key(header::AUTHORIZATION)
         || is_signed_callback(req.method(), req.uri().path())
     {

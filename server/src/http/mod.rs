@@ -6,6 +6,7 @@ pub mod backends;
 pub mod campaigns;
 pub mod editor;
 pub mod error;
+pub mod extract;
 pub mod guard;
 pub mod hardening;
 pub mod login;
@@ -66,7 +67,7 @@ fn public_routes(state: &AppState) -> Router<AppState> {
         .route("/auth/login", post(login::login))
         .route("/auth/logout", post(login::logout))
         .merge(status::public_router())
-        .merge(provider_callbacks::router())
+        .merge(Router::from(openapi::public()))
 }
 
 /// Every other route (the REST API, every page, every server function) answers only a
@@ -78,11 +79,7 @@ fn protected_routes(state: &AppState) -> Router<AppState> {
     let pages = generate_route_list(App).into_iter().filter(|r| r.path() != LOGIN_PAGE).collect();
     Router::new()
         .route("/api/v1/openapi.json", get(openapi::handler))
-        .merge(api::router())
-        .merge(backends::router())
-        .merge(campaigns::router())
-        .merge(editor::router())
-        .merge(status::subscribers_router())
+        .merge(Router::from(openapi::protected()))
         .leptos_routes_with_context(state, pages, context, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())

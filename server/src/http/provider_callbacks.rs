@@ -4,23 +4,22 @@
 //! path through (`auth::guard::is_signed_callback`). It must not do anything but wake a
 //! waiting call.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::adapters::webhook::{Callback, Status};
 use crate::http::error::json_error;
 use crate::http::state::AppState;
 
-pub const WEBHOOK_COMPLETE: &str = "/api/v1/providers/webhook/{backend}/complete";
-
-pub fn router() -> Router<AppState> {
-    Router::new().route(WEBHOOK_COMPLETE, post(webhook_complete))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(webhook_complete))
 }
 
+#[utoipa::path(post, path = "/api/v1/providers/webhook/{backend}/complete", tag = "providers", summary = "A webhook provider's endpoint reports an accepted action's end", description = "No session or token: signed with the backend's shared secret (`X-Switchyard-Timestamp`, `X-Switchyard-Signature`), as the webhook provider documents.", params(("backend" = String, Path, description = "The webhook backend's name"), ("X-Switchyard-Timestamp" = String, Header, description = "Unix seconds when the body was signed"), ("X-Switchyard-Signature" = String, Header, description = "hex HMAC-SHA256 of the timestamp, a dot and the body")), request_body = Callback, responses((status = 204, description = "The waiting call is woken")))]
 #[tracing::instrument(skip_all, fields(backend = %backend))]
 async fn webhook_complete(
     State(s): State<AppState>,

@@ -40,8 +40,8 @@ pub fn public_router() -> Router<AppState> {
 }
 
 /// The subscriber list, for operators (behind the sign-in gate).
-pub fn subscribers_router() -> Router<AppState> {
-    Router::new().route("/api/v1/subscribers", get(list_subscribers))
+pub fn subscribers_router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(list_subscribers))
 }
 
 fn internal(e: StoreError) -> AppError {
@@ -392,6 +392,7 @@ async fn unsubscribe(
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/subscribers", tag = "comms", summary = "Subscribers to maintenance notices", description = "Needs the operator role or higher.", responses((status = 200, body = Vec<SubscriberRow>)))]
 async fn list_subscribers(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,

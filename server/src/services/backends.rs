@@ -17,7 +17,7 @@ use crate::store::Store;
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One backend's answer, as the API returns it and the CLI prints it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BackendReport {
     pub environment: String,
     pub name: String,
@@ -41,7 +41,7 @@ impl BackendReport {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckReport {
     pub backends: Vec<BackendReport>,
 }

@@ -71,7 +71,7 @@ pub struct WindowRow {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, FromRow, serde::Serialize)]
+#[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct SubscriberRow {
     pub id: i64,
     pub email: String,
@@ -99,7 +99,7 @@ pub struct FeedEntryRow {
 }
 
 /// One delivery as the campaign page and the API show it.
-#[derive(Debug, Clone, FromRow, serde::Serialize)]
+#[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct DeliveryRow {
     pub id: i64,
     pub notice_id: i64,

@@ -13,6 +13,23 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+/// Polls `check` every 50 ms until it returns `Some`, for at most `limit`; panics naming `what`.
+/// The one poll loop of the test suites (integration and engine tests alike).
+pub async fn eventually<T>(
+    what: &str,
+    limit: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 static HANDED_OUT: Mutex<Vec<(u16, u16)>> = Mutex::new(Vec::new());
 
 /// A free block of `n` ports below Linux's ephemeral range (32768+), where the kernel never

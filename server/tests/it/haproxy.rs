@@ -162,14 +162,11 @@ async fn haproxy_membership_weights_drain_readback_and_outage() {
 /// Waits until the campaign has finished its first weight shift (step 4 of its plan, the
 /// canary at 25 %) and recorded it: it is baking.
 async fn canary_at_25(api: &server::testbed::scenarios::Api, id: i64) {
-    for _ in 0..600 {
+    crate::helpers::eventually("the canary reaching 25 %", Duration::from_secs(12), async || {
         let d = api.campaign(id).await.expect("campaign");
-        if d["summary"]["step_index"].as_i64().unwrap_or(0) >= 4 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the canary never reached 25 %");
+        (d["summary"]["step_index"].as_i64().unwrap_or(0) >= 4).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -280,21 +280,7 @@ impl TestApp {
     }
 }
 
-/// Polls `check` every 50 ms until it returns `Some`, for at most `limit`; panics naming `what`.
-pub async fn eventually<T>(
-    what: &str,
-    limit: std::time::Duration,
-    mut check: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(std::time::Instant::now() < deadline, "{what}: not within {limit:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
+pub use server::testbed::eventually;
 
 /// What a receiver saw: the hook's name, the headers and the body of every POST.
 pub type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, BTreeMap<String, String>, Vec<u8>)>>>;

@@ -235,22 +235,23 @@ async fn a_dns_blue_green_campaign_points_the_record_at_green_and_waits_out_the_
             .expect("id");
     api(&app, &token, Method::POST, &format!("/api/v1/campaigns/{id}/start"), None).await;
 
-    let mut detail = Value::Null;
-    for _ in 0..600 {
-        detail = api(&app, &token, Method::GET, &format!("/api/v1/campaigns/{id}"), None).await;
-        let status = detail["summary"]["status"].clone();
-        if status == "succeeded" {
-            break;
-        }
-        assert!(
-            status != "paused" && status != "failed" && status != "rolled_back",
-            "campaign {status}: {}\n{}",
-            detail["summary"]["last_error"],
-            pdns.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(detail["summary"]["status"], "succeeded", "{}", detail["summary"]);
+    let detail = crate::helpers::eventually(
+        "the campaign succeeding",
+        Duration::from_secs(60),
+        async || {
+            let detail =
+                api(&app, &token, Method::GET, &format!("/api/v1/campaigns/{id}"), None).await;
+            let status = detail["summary"]["status"].clone();
+            assert!(
+                status != "paused" && status != "failed" && status != "rolled_back",
+                "campaign {status}: {}\n{}",
+                detail["summary"]["last_error"],
+                pdns.log()
+            );
+            (status == "succeeded").then_some(detail)
+        },
+    )
+    .await;
 
     let steps = detail["plan"]["steps"].as_array().expect("steps");
     let described = |i: usize| steps[i]["description"].as_str().unwrap_or_default().to_string();

@@ -526,15 +526,12 @@ async fn a_signed_callback_to_the_server_completes_a_waiting_webhook_call() {
     let provider = app.engine.adapters().provider(&cfg).expect("webhook provider");
     let call = tokio::spawn(async move { provider.create("late-1", "v5", "blue").await });
 
-    let mut request = None;
-    for _ in 0..100 {
-        request = ep.seen.lock().expect("lock").posts.first().map(|(b, _)| b.clone());
-        if request.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let request = request.expect("the endpoint got the create");
+    let request = crate::helpers::eventually(
+        "the endpoint getting the create",
+        Duration::from_secs(2),
+        async || ep.seen.lock().expect("lock").posts.first().map(|(b, _)| b.clone()),
+    )
+    .await;
     let callback_url = request["callback_url"].as_str().expect("a callback URL").to_string();
     assert_eq!(callback_url, format!("{}/api/v1/providers/webhook/hooks/complete", app.url));
     let key = request["idempotency_key"].clone();

@@ -255,7 +255,7 @@ impl CampaignService {
 
 /// A campaign list's status filter: empty for every state, else one state by its stored name.
 pub fn status_filter(raw: Option<String>) -> Result<Option<CampaignState>, ApiError> {
-    match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    match raw.as_deref().filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(s) => CampaignState::parse(s).map(Some).ok_or_else(|| {
             let known: Vec<&str> = CampaignState::ALL.iter().map(|s| s.as_str()).collect();
