@@ -224,33 +224,30 @@ impl AuditPort for AuditService {
 
 /// CSV with a header row; fields quoted where needed (RFC 4180).
 pub fn to_csv(rows: &[AuditRow]) -> String {
-    fn field(s: &str) -> String {
-        if s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    }
     let mut out =
-        String::from("id,ts,actor,role,source_ip,action,object,outcome,details,prev_hash,hash\r\n");
-    for r in rows {
-        let cells = [
-            r.id.to_string(),
-            field(&r.ts),
-            field(&r.actor),
-            field(&r.role),
-            field(&r.source_ip),
-            field(&r.action),
-            field(&r.object),
-            field(&r.outcome),
-            field(&r.details),
-            field(&r.prev_hash),
-            field(&r.hash),
-        ];
-        out.push_str(&cells.join(","));
-        out.push_str("\r\n");
-    }
-    out
+        csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+    let header = ["id", "ts", "actor", "role", "source_ip", "action", "object", "outcome"];
+    let written =
+        out.write_record(header.iter().chain(&["details", "prev_hash", "hash"])).and_then(|()| {
+            rows.iter().try_for_each(|r| {
+                out.write_record([
+                    r.id.to_string().as_str(),
+                    &r.ts,
+                    &r.actor,
+                    &r.role,
+                    &r.source_ip,
+                    &r.action,
+                    &r.object,
+                    &r.outcome,
+                    &r.details,
+                    &r.prev_hash,
+                    &r.hash,
+                ])
+            })
+        });
+    // Writing to memory cannot fail; the text is UTF-8 because every field is.
+    debug_assert!(written.is_ok());
+    out.into_inner().ok().and_then(|bytes| String::from_utf8(bytes).ok()).unwrap_or_default()
 }
 
 /// One JSON object per line.

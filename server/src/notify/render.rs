@@ -233,62 +233,40 @@ pub struct CalendarEvent {
     pub url: String,
 }
 
-fn ics_text(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace(';', "\\;")
-        .replace(',', "\\,")
-        .replace("\r\n", "\\n")
-        .replace('\n', "\\n")
-}
-
-/// Folds a content line at 75 octets, never inside a UTF-8 character (RFC 5545 §3.1).
-fn fold(line: &str, out: &mut String) {
-    let mut width = 0;
-    for c in line.chars() {
-        if width + c.len_utf8() > 75 {
-            out.push_str("\r\n ");
-            width = 1;
-        }
-        out.push(c);
-        width += c.len_utf8();
-    }
-    out.push_str("\r\n");
-}
-
-fn ics_time(t: DateTime<Utc>) -> String {
-    t.format("%Y%m%dT%H%M%SZ").to_string()
-}
-
-/// A VCALENDAR of `events`. `method` is `PUBLISH` for the feed; an e-mail about a cancellation
-/// uses `CANCEL` so calendar programs remove the entry.
+/// A VCALENDAR of `events` (RFC 5545, written by the `icalendar` crate: escaping, CRLF and
+/// folding at 75 octets are its job). `method` is `PUBLISH` for the feed; an e-mail about a
+/// cancellation uses `CANCEL` so calendar programs remove the entry.
 pub fn calendar(method: &str, events: &[CalendarEvent]) -> String {
-    let mut out = String::new();
-    for l in [
-        "BEGIN:VCALENDAR",
-        "VERSION:2.0",
-        "PRODID:-//Switchyard//Maintenance windows//EN",
-        "CALSCALE:GREGORIAN",
+    use icalendar::{Calendar, Component, EventLike, EventStatus, Property};
+    let mut cal = Calendar::empty();
+    for (key, value) in [
+        ("VERSION", "2.0"),
+        ("PRODID", "-//Switchyard//Maintenance windows//EN"),
+        ("CALSCALE", "GREGORIAN"),
+        ("METHOD", method),
+        ("X-WR-CALNAME", "Maintenance windows"),
     ] {
-        fold(l, &mut out);
+        cal.append_property(Property::new(key, value));
     }
-    fold(&format!("METHOD:{method}"), &mut out);
-    fold("X-WR-CALNAME:Maintenance windows", &mut out);
+    // The crate escapes a line feed; a carriage return before it would stay in the text.
+    let text = |s: &str| s.replace("\r\n", "\n");
     for e in events {
-        fold("BEGIN:VEVENT", &mut out);
-        fold(&format!("UID:{}", ics_text(&e.uid)), &mut out);
-        fold(&format!("SEQUENCE:{}", e.sequence), &mut out);
-        fold(&format!("DTSTAMP:{}", ics_time(e.stamp)), &mut out);
-        fold(&format!("DTSTART:{}", ics_time(e.start)), &mut out);
-        fold(&format!("DTEND:{}", ics_time(e.end)), &mut out);
-        fold(&format!("SUMMARY:{}", ics_text(&e.summary)), &mut out);
-        fold(&format!("DESCRIPTION:{}", ics_text(&e.description)), &mut out);
-        fold(&format!("URL:{}", e.url), &mut out);
-        fold(if e.cancelled { "STATUS:CANCELLED" } else { "STATUS:CONFIRMED" }, &mut out);
-        fold("TRANSP:TRANSPARENT", &mut out);
-        fold("END:VEVENT", &mut out);
+        cal.push(
+            icalendar::Event::new()
+                .uid(&e.uid)
+                .sequence(u32::try_from(e.sequence).unwrap_or(0))
+                .timestamp(e.stamp)
+                .starts(e.start)
+                .ends(e.end)
+                .summary(&text(&e.summary))
+                .description(&text(&e.description))
+                .url(&e.url)
+                .status(if e.cancelled { EventStatus::Cancelled } else { EventStatus::Confirmed })
+                .add_property("TRANSP", "TRANSPARENT")
+                .done(),
+        );
     }
-    fold("END:VCALENDAR", &mut out);
-    out
+    cal.to_string()
 }
 
 // ---- Atom ------------------------------------------------------------------------------------
@@ -301,35 +279,41 @@ pub struct FeedEntry {
     pub link: String,
 }
 
-fn xml(s: &str) -> String {
-    esc(s).replace('\'', "&apos;")
-}
-
-/// An Atom 1.0 feed (RFC 4287): id, title, updated, author, self link; entries newest first.
+/// An Atom 1.0 feed (RFC 4287, written by the `atom_syndication` crate): id, title, updated,
+/// author, self and alternate links; entries newest first.
 pub fn atom(feed_id: &str, self_url: &str, page_url: &str, entries: &[FeedEntry]) -> String {
+    use atom_syndication::{Entry, Feed, Link, Person, Text};
+    let link = |rel: &str, mime: &str, href: &str| Link {
+        href: href.to_string(),
+        rel: rel.to_string(),
+        mime_type: Some(mime.to_string()),
+        ..Link::default()
+    };
     let updated = entries.iter().map(|e| e.updated).max().unwrap_or(DateTime::UNIX_EPOCH);
-    let mut out = format!(
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n\
-         <id>{}</id>\n<title>Maintenance and status</title>\n<updated>{}</updated>\n\
-         <author><name>Switchyard</name></author>\n<link rel=\"self\" type=\"application/atom+xml\" href=\"{}\"/>\n\
-         <link rel=\"alternate\" type=\"text/html\" href=\"{}\"/>\n",
-        xml(feed_id),
-        updated.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        xml(self_url),
-        xml(page_url)
+    let mut feed = Feed::default();
+    feed.set_id(feed_id);
+    feed.set_title(Text::plain("Maintenance and status"));
+    feed.set_updated(updated.fixed_offset());
+    feed.set_authors(vec![Person { name: "Switchyard".into(), ..Person::default() }]);
+    feed.set_links(vec![
+        link("self", "application/atom+xml", self_url),
+        link("alternate", "text/html", page_url),
+    ]);
+    feed.set_entries(
+        entries
+            .iter()
+            .map(|e| {
+                let mut entry = Entry::default();
+                entry.set_id(e.id.as_str());
+                entry.set_title(Text::plain(e.title.as_str()));
+                entry.set_updated(e.updated.fixed_offset());
+                entry.set_links(vec![link("alternate", "text/html", &e.link)]);
+                entry.set_summary(Some(Text::plain(e.summary.as_str())));
+                entry
+            })
+            .collect::<Vec<_>>(),
     );
-    for e in entries {
-        out.push_str(&format!(
-            "<entry>\n<id>{}</id>\n<title>{}</title>\n<updated>{}</updated>\n<link rel=\"alternate\" type=\"text/html\" href=\"{}\"/>\n<summary type=\"text\">{}</summary>\n</entry>\n",
-            xml(&e.id),
-            xml(&e.title),
-            e.updated.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            xml(&e.link),
-            xml(&e.summary)
-        ));
-    }
-    out.push_str("</feed>\n");
-    out
+    feed.to_string()
 }
 
 #[cfg(test)]
