@@ -20,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::AppError;
-use super::extract::{ApiPath, ApiQuery, Body, Reason, ReasonBody, is_absent, parse_json};
+use super::extract::{ApiPath, ApiQuery, Body, Reason, ReasonBody, optional_json};
 use crate::http::state::AppState;
 use crate::services::campaigns::FeedItem;
 use crate::store::CampaignQuery;
@@ -139,7 +139,7 @@ async fn gate_replay(
     ApiPath(id): ApiPath<i64>,
     body: axum::body::Bytes,
 ) -> Result<Json<app::domain::views::GateReplay>, AppError> {
-    let gate = if is_absent(&body) { None } else { Some(parse_json(&body, "gate.", "gate")?) };
+    let gate = optional_json(&body, "gate.", "gate")?;
     Ok(Json(s.campaigns.replay_gate(&p, id, gate).await?))
 }
 
@@ -287,16 +287,14 @@ async fn start(
     ApiPath(id): ApiPath<i64>,
     body: axum::body::Bytes,
 ) -> Result<Json<CampaignSummary>, AppError> {
-    let body: StartBody = if is_absent(&body) {
-        StartBody::default()
-    } else {
-        parse_json(&body, "", "override_reason").map_err(|e: AppError| {
+    let body: StartBody = optional_json(&body, "", "override_reason")
+        .map_err(|e| {
             AppError(ApiError::field(
                 "override_reason",
                 format!("send {{\"override_reason\": \"…\"}}: {}", e.0.message),
             ))
         })?
-    };
+        .unwrap_or_default();
     Ok(Json(s.campaigns.start_with(&p, id, body.override_reason.as_deref()).await?))
 }
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/schedule", tag = "campaigns", summary = "Announce a draft's window: publish it and queue its notices", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = CampaignSummary)))]

@@ -34,10 +34,18 @@ pub fn parse_json<T: DeserializeOwned>(
         .map_err(|e| wrong(e.path().to_string(), e.inner().to_string()))
 }
 
-/// Whether a body is absent: empty, only whitespace, or JSON `null`.
-pub fn is_absent(bytes: &[u8]) -> bool {
+/// A body that may be left out: empty, only whitespace or JSON `null` is `None`; anything
+/// else is parsed as [`parse_json`] does.
+pub fn optional_json<T: DeserializeOwned>(
+    bytes: &[u8],
+    prefix: &str,
+    whole: &str,
+) -> Result<Option<T>, AppError> {
     let text = bytes.trim_ascii();
-    text.is_empty() || text == b"null"
+    if text.is_empty() || text == b"null" {
+        return Ok(None);
+    }
+    parse_json(bytes, prefix, whole).map(Some)
 }
 
 fn integral_floats_to_integers(value: &mut serde_json::Value) {
@@ -123,18 +131,14 @@ pub struct Reason(pub String);
 impl<S: Send + Sync> FromRequest<S> for Reason {
     type Rejection = AppError;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| {
-            AppError(ApiError::new(ErrorCode::Invalid, "the request body could not be read"))
-        })?;
-        if is_absent(&bytes) {
-            return Ok(Reason(String::new()));
-        }
-        parse_json::<ReasonBody>(&bytes, "", "reason").map(|b| Reason(b.reason)).map_err(|e| {
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| unreadable())?;
+        let body = optional_json::<ReasonBody>(&bytes, "", "reason").map_err(|e| {
             AppError(ApiError::field(
                 "reason",
                 format!("send {{\"reason\": \"…\"}}: {}", e.0.message),
             ))
-        })
+        })?;
+        Ok(Reason(body.map(|b| b.reason).unwrap_or_default()))
     }
 }
 
