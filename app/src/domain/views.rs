@@ -242,8 +242,8 @@ pub struct GateReplayStep {
     /// The plan step (0-based) whose recorded samples were replayed.
     pub step: usize,
     pub description: String,
-    /// RFC 3339: when that step opened.
-    pub opened: String,
+    /// When that step opened.
+    pub opened: chrono::DateTime<chrono::Utc>,
     pub targets: Vec<String>,
     pub samples: usize,
     /// Every change of outcome, the first point included.

@@ -10,7 +10,6 @@ use app::domain::gate::Sample;
 use app::domain::ids::Weight;
 use app::domain::plan::MemberState;
 use async_trait::async_trait;
-use chrono::Utc;
 
 use super::registry::AdapterFactory;
 use super::{
@@ -52,6 +51,8 @@ impl Faults {
 /// The state a real provider and router would hold, shared by the fakes.
 #[derive(Default)]
 pub struct World {
+    /// What the fake health source stamps its samples with (a test gives it the engine's clock).
+    pub clock: crate::clock::Clock,
     pub instances: BTreeMap<String, Instance>,
     pub pools: BTreeMap<String, BTreeMap<String, MemberReadback>>,
     pub dns: BTreeMap<String, Vec<String>>,
@@ -349,9 +350,9 @@ impl HealthSource for Fake {
         Ok(Probe { ok, latency_ms: 1.0, detail: if ok { "200 OK".into() } else { "503".into() } })
     }
     async fn sample(&self, _pool: &str, targets: &[(String, String)]) -> AdapterResult<Sample> {
-        let scripted = self.with(|w| w.samples.pop_front());
+        let (scripted, now) = self.with(|w| (w.samples.pop_front(), w.clock.now()));
         let healthy = Sample {
-            at: Utc::now(),
+            at: now,
             requests: 100,
             errors: 0,
             p99_ms: Some(20.0),
@@ -361,12 +362,12 @@ impl HealthSource for Fake {
         Ok(match scripted {
             None => healthy,
             Some(Some(mut s)) => {
-                s.at = Utc::now();
+                s.at = now;
                 s
             }
             // A scripted `None`: a sample with no data at all.
             Some(None) => Sample {
-                at: Utc::now(),
+                at: now,
                 requests: 0,
                 errors: 0,
                 p99_ms: None,

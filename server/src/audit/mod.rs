@@ -11,7 +11,7 @@ use app::domain::auth::{Principal, Role};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::store::{AuditQuery, AuditRecord, AuditRow, Store, format_ts};
+use crate::store::{AuditQuery, AuditRecord, AuditRow, Store};
 
 /// Exports stop at this many events; narrow the filter for more.
 pub const EXPORT_LIMIT: u32 = 100_000;
@@ -95,14 +95,14 @@ pub fn parse_filter(f: &AuditFilter) -> Result<AuditQuery, ApiError> {
     })
 }
 
-fn parse_instant(s: &str) -> Result<String, String> {
+fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(format_ts(t.with_timezone(&Utc)));
+        return Ok(t.with_timezone(&Utc));
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d")
         && let Some(t) = d.and_hms_opt(0, 0, 0)
     {
-        return Ok(format_ts(t.and_utc()));
+        return Ok(t.and_utc());
     }
     Err(format!(
         "'{s}' is not a date or time: use YYYY-MM-DD or RFC 3339 like 2026-11-22T08:00:00Z"
@@ -268,14 +268,13 @@ pub fn to_jsonl(rows: Vec<AuditRow>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::format_ts;
 
     #[test]
     fn dates_and_instants_parse_and_garbage_names_the_format() {
-        assert_eq!(parse_instant("2026-11-01").as_deref(), Ok("2026-11-01T00:00:00.000000Z"));
-        assert_eq!(
-            parse_instant("2026-11-01T10:00:00+02:00").as_deref(),
-            Ok("2026-11-01T08:00:00.000000Z")
-        );
+        let text = |s| parse_instant(s).map(format_ts);
+        assert_eq!(text("2026-11-01").as_deref(), Ok("2026-11-01T00:00:00.000000Z"));
+        assert_eq!(text("2026-11-01T10:00:00+02:00").as_deref(), Ok("2026-11-01T08:00:00.000000Z"));
         assert!(parse_instant("yesterday").unwrap_err().contains("YYYY-MM-DD"));
     }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{password, tokens};
 use crate::audit::record;
-use crate::store::{NewUser, Store, TokenRow, UserRow};
+use crate::store::{NewUser, Store, TokenRow, UserRow, format_ts};
 
 pub struct AccountsService {
     store: Store,
@@ -62,21 +62,21 @@ pub fn user_view(u: UserRow) -> UserView {
         username: u.username,
         disabled: u.disabled,
         must_change_password: u.must_change_password,
-        created_at: u.created_at,
-        last_login_at: u.last_login_at,
+        created_at: format_ts(u.created_at),
+        last_login_at: u.last_login_at.map(format_ts),
     }
 }
 
 fn token_view(t: TokenRow, owner: String) -> TokenView {
-    let expired = t.expires_at.as_deref().is_some_and(|e| e <= crate::store::now_ts().as_str());
+    let expired = t.expires_at.is_some_and(|e| e <= chrono::Utc::now());
     TokenView {
         id: t.id,
         name: t.name,
         prefix: t.prefix,
-        created_at: t.created_at,
-        last_used_at: t.last_used_at,
+        created_at: format_ts(t.created_at),
+        last_used_at: t.last_used_at.map(format_ts),
         revoked: t.revoked_at.is_some(),
-        expires_at: t.expires_at,
+        expires_at: t.expires_at.map(format_ts),
         expired,
         revoked_reason: t.revoked_reason,
         owner,
@@ -377,24 +377,16 @@ pub async fn issue_token_with(
         }
         (Some(d), _) => d,
     };
-    let expires_at = (days > 0).then(|| {
-        crate::store::format_ts(chrono::Utc::now() + chrono::Duration::days(i64::from(days)))
-    });
+    let expires_at =
+        (days > 0).then(|| chrono::Utc::now() + chrono::Duration::days(i64::from(days)));
     let generated = tokens::generate();
     let mut audit = audit;
     if let Some(obj) = audit.details.as_object_mut() {
         obj.insert("prefix".into(), json!(generated.prefix));
-        obj.insert("expires_at".into(), json!(expires_at));
+        obj.insert("expires_at".into(), json!(expires_at.map(format_ts)));
     }
     let row = store
-        .create_token(
-            user_id,
-            name,
-            &generated.prefix,
-            &generated.hash,
-            expires_at.as_deref(),
-            audit,
-        )
+        .create_token(user_id, name, &generated.prefix, &generated.hash, expires_at, audit)
         .await?;
     let owner = store.find_user(user_id).await?.map(|u| u.username).unwrap_or_default();
     Ok(NewToken { view: token_view(row, owner), secret: generated.secret })

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::Engine;
 use super::alerts::AlertEvent;
-use crate::store::{AuditRecord, CampaignPatch, CampaignRow, SampleRow, StoreError, now_ts};
+use crate::store::{AuditRecord, CampaignPatch, CampaignRow, SampleRow, StoreError};
 
 /// What the analysis of one round found.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,17 +26,13 @@ pub enum Finding {
     Breach(Verdict),
 }
 
-fn parse_ts(t: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&Utc))
-}
-
 /// The sampler's rows of `targets`, one gate sample per round.
 pub fn gate_samples(rows: &[SampleRow], targets: &[String]) -> Vec<Sample> {
-    let mut by_round: std::collections::BTreeMap<&str, Sample> = std::collections::BTreeMap::new();
+    let mut by_round: std::collections::BTreeMap<DateTime<Utc>, Sample> =
+        std::collections::BTreeMap::new();
     for r in rows.iter().filter(|r| targets.contains(&r.target)) {
-        let Some(at) = parse_ts(&r.at) else { continue };
-        let s = by_round.entry(r.at.as_str()).or_insert(Sample {
-            at,
+        let s = by_round.entry(r.at).or_insert(Sample {
+            at: r.at,
             requests: 0,
             errors: 0,
             p99_ms: None,
@@ -106,7 +102,7 @@ impl Engine {
         ) else {
             return Ok(Finding::NotWatching);
         };
-        let now = Utc::now();
+        let now = self.now();
         let idx = usize::try_from(row.step_index).unwrap_or(usize::MAX);
         let kind = plan.steps.get(idx).map(|s| s.kind);
         let watching = match row.status {
@@ -116,7 +112,7 @@ impl Engine {
             CampaignState::AwaitingApproval => true,
             CampaignState::Paused => row.pause_cause == Some(PauseCause::Person),
             CampaignState::Succeeded => {
-                let until = row.finished_at.as_deref().and_then(parse_ts).map(|f| {
+                let until = row.finished_at.map(|f| {
                     f + chrono::Duration::seconds(
                         i64::try_from(spec.rollback.watch_secs).unwrap_or(0),
                     )
@@ -145,9 +141,9 @@ impl Engine {
             .and_then(|s| {
                 runs.iter()
                     .find(|r| r.phase == Phase::Forward && r.step_index == s.index as i64)
-                    .and_then(|r| r.finished_at.as_deref().and_then(parse_ts))
+                    .and_then(|r| r.finished_at)
             })
-            .or_else(|| row.started_at.as_deref().and_then(parse_ts))
+            .or(row.started_at)
             .unwrap_or(now);
         let rows = store.samples_since(id, since, 20_000).await?;
         let samples = gate_samples(&rows, &targets);
@@ -212,7 +208,7 @@ impl Engine {
                 status: Some(CampaignState::Aborting),
                 pause_cause: Some(None),
                 abort_reason: Some(message.clone()),
-                abort_requested_at: Some(now_ts()),
+                abort_requested_at: Some(self.now()),
                 last_error: Some(Some(message.clone())),
                 alert: self.alert_for_row(row, AlertEvent::GateFailed, &message),
                 ..Default::default()
@@ -270,7 +266,7 @@ mod tests {
         SampleRow {
             id: 0,
             campaign_id: 1,
-            at: at.into(),
+            at: DateTime::parse_from_rfc3339(at).unwrap().with_timezone(&Utc),
             secs: 1.0,
             target: target.into(),
             release: Some("v2".into()),

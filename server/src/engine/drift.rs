@@ -238,7 +238,7 @@ mod tests {
             weight_bp: bp,
             state: state.into(),
             campaign_id: None,
-            set_at: String::new(),
+            set_at: chrono::DateTime::UNIX_EPOCH,
         }
     }
 

@@ -11,13 +11,9 @@ use app::domain::gate::Verdict;
 use app::domain::lifecycle::Phase;
 use app::domain::plan::{Plan, Step};
 use app::domain::views::{GateMoment, ImpactReport, ReleaseImpact, StepTime};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
-use crate::store::{CampaignRow, Store, StoreError};
-
-fn parse_ts(t: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&Utc))
-}
+use crate::store::{CampaignRow, Store, StoreError, format_ts};
 
 /// The report of campaign `row` as it stands (a running campaign's so far).
 pub async fn report(store: &Store, row: &CampaignRow) -> Result<ImpactReport, StoreError> {
@@ -25,13 +21,12 @@ pub async fn report(store: &Store, row: &CampaignRow) -> Result<ImpactReport, St
     let plan: Option<Plan> = row.plan.as_deref().and_then(|p| serde_json::from_str(p).ok());
     let env: Option<Environment> =
         row.env_snapshot.as_deref().and_then(|e| serde_json::from_str(e).ok());
-    let started = row.started_at.as_deref().and_then(parse_ts);
-    let finished = row.finished_at.as_deref().and_then(parse_ts);
+    let (started, finished) = (row.started_at, row.finished_at);
     let mut by_release: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     if let Some(start) = started {
         let end = finished.unwrap_or_else(Utc::now);
         for r in store.samples_since(row.id, start, 1_000_000).await? {
-            if parse_ts(&r.at).is_none_or(|t| t > end) {
+            if r.at > end {
                 continue;
             }
             let e = by_release.entry(r.release.clone().unwrap_or_else(|| "?".into())).or_default();
@@ -53,12 +48,7 @@ pub async fn report(store: &Store, row: &CampaignRow) -> Result<ImpactReport, St
     let mut steps = Vec::new();
     for r in &runs {
         let step = step_of(r.phase, r.step_index);
-        let secs = r
-            .finished_at
-            .as_deref()
-            .and_then(parse_ts)
-            .zip(parse_ts(&r.started_at))
-            .map(|(f, s)| (f - s).num_milliseconds() as f64 / 1000.0);
+        let secs = r.finished_at.map(|f| (f - r.started_at).num_milliseconds() as f64 / 1000.0);
         steps.push(StepTime {
             phase: r.phase,
             step: usize::try_from(r.step_index).unwrap_or(0) + 1,
@@ -72,7 +62,7 @@ pub async fn report(store: &Store, row: &CampaignRow) -> Result<ImpactReport, St
         {
             for v in verdicts {
                 gates.push(GateMoment {
-                    at: r.finished_at.clone().unwrap_or_else(|| r.started_at.clone()),
+                    at: format_ts(r.finished_at.unwrap_or(r.started_at)),
                     step: Some(usize::try_from(r.step_index).unwrap_or(0) + 1),
                     outcome: format!("{:?}", v.outcome).to_lowercase(),
                     reason: v.reason,
@@ -89,7 +79,7 @@ pub async fn report(store: &Store, row: &CampaignRow) -> Result<ImpactReport, St
             let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
             if data.get("verdict").is_some() {
                 gates.push(GateMoment {
-                    at: e.ts,
+                    at: format_ts(e.ts),
                     step: (kind != "watch_breach")
                         .then(|| usize::try_from(row.step_index).unwrap_or(0) + 1),
                     outcome: "fail".into(),
@@ -117,8 +107,8 @@ pub async fn report(store: &Store, row: &CampaignRow) -> Result<ImpactReport, St
         status: row.status,
         from_release: spec.as_ref().map(|s| s.from_release.clone()).unwrap_or_default(),
         to_release: spec.as_ref().map(|s| s.to_release.clone()).unwrap_or_default(),
-        started_at: row.started_at.clone(),
-        finished_at: row.finished_at.clone(),
+        started_at: row.started_at.map(format_ts),
+        finished_at: row.finished_at.map(format_ts),
         duration_secs: started
             .zip(finished)
             .map(|(s, f)| (f - s).num_milliseconds() as f64 / 1000.0),

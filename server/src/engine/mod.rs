@@ -9,6 +9,7 @@
 pub mod alerts;
 mod analysis;
 mod calls;
+pub use crate::clock::Clock;
 pub use analysis::{gate_samples, sides};
 pub use calls::Adapters;
 pub mod drift;
@@ -42,6 +43,8 @@ pub struct EngineConfig {
     pub alert_webhook: Option<String>,
     /// How long a drain or removal waits for enough healthy members to remain before pausing.
     pub safety_wait: Duration,
+    /// What "now" is to the engine (the system clock, or tokio's in a test).
+    pub clock: Clock,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +56,7 @@ impl Default for EngineConfig {
             retry_max: Duration::from_secs(5),
             alert_webhook: None,
             safety_wait: Duration::from_secs(60),
+            clock: Clock::System,
         }
     }
 }
@@ -79,6 +83,8 @@ struct Inner {
     watch_alerted: Mutex<std::collections::HashSet<i64>>,
     /// Router drift found by the last look, by (environment, backend, pool).
     drift: Mutex<std::collections::BTreeMap<(String, String, String), drift::DriftFinding>>,
+    /// Reconcile passes made, over all campaigns.
+    passes: std::sync::atomic::AtomicU64,
 }
 
 impl Engine {
@@ -96,6 +102,7 @@ impl Engine {
                 watchers: Mutex::default(),
                 watch_alerted: Mutex::default(),
                 drift: Mutex::default(),
+                passes: Default::default(),
             }),
         }
     }
@@ -201,6 +208,17 @@ impl Engine {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The engine's now: what step start times, bakes, deadlines and samples are measured by.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.config.clock.now()
+    }
+
+    /// Reconcile passes made since the engine started, over all campaigns (a test waits for
+    /// passes to be sure the engine looked).
+    pub fn passes(&self) -> u64 {
+        self.inner.passes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops every reconciler wherever it is, as a crash would (the next start resumes them).

@@ -26,7 +26,7 @@ use crate::adapters::AdapterError;
 use crate::notify::plan::CommsEvent;
 use crate::store::NewAlert;
 use crate::store::{
-    AuditRecord, CampaignPatch, CampaignRow, EnvironmentUpdate, StepRun, StoreError, now_ts,
+    AuditRecord, CampaignPatch, CampaignRow, EnvironmentUpdate, StepRun, StoreError,
 };
 
 /// What the reconciler does after a pass.
@@ -59,7 +59,9 @@ const MAX_ERRORS_IN_A_ROW: u32 = 10;
 pub async fn run(engine: Engine, id: i64, wake: Arc<Notify>) {
     let mut errors = 0_u32;
     loop {
-        let next = match pass(&engine, id).await {
+        let result = pass(&engine, id).await;
+        engine.inner.passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let next = match result {
             Ok(n) => {
                 errors = 0;
                 n
@@ -205,11 +207,8 @@ fn closing_comms(c: &Loaded, event: CommsEvent, line: &str) -> Option<crate::sto
     Some(change)
 }
 
-fn since(ts: &Option<String>, now: DateTime<Utc>) -> Duration {
-    ts.as_deref()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| (now - t.with_timezone(&Utc)).to_std().unwrap_or_default())
-        .unwrap_or_default()
+fn since(ts: &Option<DateTime<Utc>>, now: DateTime<Utc>) -> Duration {
+    ts.map(|t| (now - t).to_std().unwrap_or_default()).unwrap_or_default()
 }
 
 async fn load(engine: &Engine, id: i64) -> Result<Option<Loaded>, PassError> {
@@ -253,7 +252,7 @@ async fn forward(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
             .patch_campaign(
                 id,
                 &[c.state],
-                CampaignPatch { step_started_at: Some(Some(now_ts())), ..Default::default() },
+                CampaignPatch { step_started_at: Some(Some(engine.now())), ..Default::default() },
                 None,
                 Some((
                     "step_started",
@@ -276,7 +275,7 @@ async fn forward(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
         engine.announce(id);
         return Ok(Next::Again);
     }
-    let now = Utc::now();
+    let now = engine.now();
     let elapsed = since(&c.row.step_started_at, now);
     let adapters = Adapters { env: &c.env, factory: &*engine.inner.adapters };
     match step.kind {
@@ -657,13 +656,7 @@ async fn gate(
 ) -> Result<Next, PassError> {
     let store = engine.store();
     let id = c.row.id;
-    let started = c
-        .row
-        .step_started_at
-        .as_deref()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or(now);
+    let started = c.row.step_started_at.unwrap_or(now);
     // Samples gathered so far live in the step run, so a restart keeps them.
     let mut samples: Vec<Sample> = store
         .step_runs(id)
@@ -827,7 +820,7 @@ async fn gate(
                         CampaignPatch {
                             status: Some(c.to(Command::Abort)?),
                             abort_reason: Some(message.clone()),
-                            abort_requested_at: Some(now_ts()),
+                            abort_requested_at: Some(engine.now()),
                             last_error: Some(Some(message.clone())),
                             alert: alert(engine, c, AlertEvent::GateFailed, &message),
                             ..Default::default()
@@ -1127,7 +1120,7 @@ async fn finish(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
             &[c.state],
             CampaignPatch {
                 status: Some(c.to(Command::Complete)?),
-                finished_at: Some(now_ts()),
+                finished_at: Some(engine.now()),
                 comms: closing_comms(c, CommsEvent::Completed, &report),
                 alert: alert(
                     engine,
@@ -1380,7 +1373,7 @@ async fn rolled_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
             None
         }
     };
-    let secs = since(&c.row.abort_requested_at, Utc::now()).as_secs_f64();
+    let secs = since(&c.row.abort_requested_at, engine.now()).as_secs_f64();
     let report = report_line(engine, c).await;
     engine
         .store()
@@ -1390,7 +1383,7 @@ async fn rolled_back(engine: &Engine, c: &Loaded) -> Result<Next, PassError> {
             CampaignPatch {
                 status: Some(c.to(Command::RollbackDone)?),
                 rollback_secs: Some(secs),
-                finished_at: Some(now_ts()),
+                finished_at: Some(engine.now()),
                 last_error: Some(None),
                 comms: closing_comms(c, CommsEvent::RolledBack, &report),
                 alert: alert(

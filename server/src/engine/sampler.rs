@@ -66,7 +66,7 @@ impl Engine {
                     let done = Done(busy.clone(), id);
                     tokio::spawn(async move {
                         let _done = done;
-                        let now = Utc::now();
+                        let now = engine.now();
                         let since =
                             last.lock().ok().and_then(|mut l| l.insert(id, now)).unwrap_or(
                                 now - chrono::Duration::from_std(every).unwrap_or_default(),
@@ -98,12 +98,7 @@ impl Engine {
         if row.status.is_active() {
             return true;
         }
-        let Some(finished) = row
-            .finished_at
-            .as_deref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
-        else {
+        let Some(finished) = row.finished_at else {
             return false;
         };
         let watch = match row.status {

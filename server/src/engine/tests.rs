@@ -13,7 +13,7 @@ use app::domain::lifecycle::{Phase, StepStatus};
 use app::domain::plan::{Plan, StepKind};
 use serde_json::{Value, json};
 
-use super::{Engine, EngineConfig};
+use super::{Clock, Engine, EngineConfig};
 use crate::adapters::AdapterError;
 use crate::adapters::fake::{Fake, World};
 use crate::audit::system_record;
@@ -87,6 +87,16 @@ struct Harness {
     service: CampaignService,
 }
 
+/// Moves tokio's clock, and with it the engine's ([`Clock::following_tokio`]), `d` ahead at
+/// once: every timer due meanwhile fires, nobody waits. The clock is paused only for the jump,
+/// never while the database is read: a query waits on SQLite's worker thread, and a paused
+/// clock would meanwhile jump to the next timer, the pool's acquire timeout among them.
+async fn jump(d: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(d).await;
+    tokio::time::resume();
+}
+
 fn fast() -> EngineConfig {
     EngineConfig {
         tick: Duration::from_millis(50),
@@ -95,6 +105,7 @@ fn fast() -> EngineConfig {
         retry_max: Duration::from_millis(20),
         alert_webhook: None,
         safety_wait: Duration::from_millis(500),
+        clock: Clock::following_tokio(),
     }
 }
 
@@ -123,7 +134,9 @@ async fn harness() -> Harness {
             ("web-4", "10.0.1.4:8080", V1, w(2500)),
         ],
     );
-    let engine = Engine::new(store.clone(), Arc::new(fake.clone()), fast());
+    let config = fast();
+    fake.with(|w| w.clock = config.clock);
+    let engine = Engine::new(store.clone(), Arc::new(fake.clone()), config);
     let service = CampaignService::new(store.clone(), engine.clone());
     Harness { _dir: dir, store, fake, engine, service }
 }
@@ -147,14 +160,28 @@ impl Harness {
         .await
     }
 
-    /// Waits until the campaign's status is `want`, skipping bakes on the way if asked.
+    /// Wakes the campaign's reconciler and waits for its pass, `n` times: the engine has
+    /// certainly looked at it since.
+    async fn passes_over(&self, id: i64, n: usize) {
+        for _ in 0..n {
+            let before = self.engine.passes();
+            self.engine.wake(id);
+            crate::testbed::eventually("a reconcile pass", Duration::from_secs(10), async || {
+                (self.engine.passes() > before).then_some(())
+            })
+            .await;
+        }
+    }
+
+    /// Waits until the campaign's status is `want` (10 s at most).
     async fn wait_for(&self, id: i64, want: &str) -> (String, i64) {
-        for _ in 0..400 {
+        let reached = crate::testbed::within(Duration::from_secs(10), async || {
             let s = self.status(id).await;
-            if s.0 == want {
-                return s;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            (s.0 == want).then_some(s)
+        })
+        .await;
+        if let Some(s) = reached {
+            return s;
         }
         let row = self.store.find_campaign(id).await.expect("read").expect("exists");
         panic!(
@@ -253,7 +280,11 @@ async fn a_feature_flag_campaign_raises_the_flag_to_100_percent() {
 #[tokio::test]
 async fn without_a_flag_store_a_feature_flag_campaign_pauses_saying_why() {
     let h = harness().await;
-    let engine = Engine::new(h.store.clone(), Arc::new(NoFlags(h.fake.clone())), fast());
+    let engine = Engine::new(
+        h.store.clone(),
+        Arc::new(NoFlags(h.fake.clone())),
+        EngineConfig { clock: h.fake.with(|w| w.clock), ..fast() },
+    );
     let service = CampaignService::new(h.store.clone(), engine);
     let strategy = json!({ "kind": "feature_flag", "flag": "new-checkout", "steps": [{ "percent": 100, "bake_secs": 1 }] });
     let id = service.create(&operator(), spec(strategy)).await.expect("draft").summary.id;
@@ -309,7 +340,10 @@ async fn pause_holds_the_campaign_and_resume_finishes_it() {
     h.wait_step(id, "step == bake as i64", |at| at == bake as i64).await;
     h.service.pause(&operator(), id).await.expect("pause");
     let (_, at) = h.wait_for(id, "paused").await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // An hour passes on the engine's clock, long past the 2 s bake, and the reconciler is made
+    // to look again and again: nothing moves.
+    jump(Duration::from_secs(3600)).await;
+    h.passes_over(id, 5).await;
     assert_eq!(h.status(id).await, ("paused".to_string(), at), "nothing moves while paused");
     h.service.resume(&operator(), id).await.expect("resume");
     h.wait_for(id, "succeeded").await;
@@ -533,13 +567,31 @@ async fn a_gate_without_data_waits_and_then_fails_at_its_deadline() {
     h.fake.with(|w| w.samples = std::iter::repeat_n(None, 10_000).collect());
     let mut s =
         spec(canary(json!([{ "weight": 10, "bake_secs": 1 }, { "weight": 100, "bake_secs": 1 }])));
-    s.gates[0].deadline_secs = 2;
+    s.gates[0].deadline_secs = 60;
     s.gates[0].window_secs = 1;
+    let gate = h.plan(&s).steps.iter().position(|s| s.kind == StepKind::Gate).expect("a gate");
     let id = h.create(s, &operator()).await;
     h.service.start(&operator(), id).await.expect("start");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (status, _) = h.status(id).await;
-    assert_eq!(status, "running", "no data: the gate waits instead of passing or failing");
+    h.wait_step(id, "the gate step", |at| at == gate as i64).await;
+    let opened =
+        crate::testbed::eventually("the gate opens", Duration::from_secs(10), async || {
+            h.store.find_campaign(id).await.expect("read").and_then(|r| r.step_started_at)
+        })
+        .await;
+    // On the engine's clock: 45 s after the gate opened it still waits (however slow the
+    // machine); past its 60 s deadline it fails.
+    let to = |secs: i64| {
+        (opened + chrono::Duration::seconds(secs) - h.engine.now()).to_std().unwrap_or_default()
+    };
+    jump(to(45)).await;
+    h.passes_over(id, 3).await;
+    let (status, at) = h.status(id).await;
+    assert_eq!(
+        (status.as_str(), at),
+        ("running", gate as i64),
+        "no data: the gate waits instead of passing or failing"
+    );
+    jump(to(61)).await;
     h.wait_for(id, "rolled_back").await;
     let waits = h
         .store
@@ -594,7 +646,8 @@ async fn a_crash_mid_run_is_survived_and_every_backend_call_was_repeatable() {
     h.engine.kill();
     let (_, at) = h.status(id).await;
     assert!(at >= 6, "crashed mid-run");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // An hour on the engine's clock: no reconciler and no timer it left acts.
+    jump(Duration::from_secs(3600)).await;
     assert_eq!(h.status(id).await.1, at, "nothing runs after the crash");
     // The "process" is gone: its connections close, dropping any lock a cut-off write held.
     h.store.close().await;
@@ -603,7 +656,9 @@ async fn a_crash_mid_run_is_survived_and_every_backend_call_was_repeatable() {
         crate::store::connect(&format!("sqlite://{}", h._dir.path().join("t.db").display()))
             .await
             .expect("store");
-    let engine = Engine::new(store.clone(), Arc::new(h.fake.clone()), fast());
+    // Its clock is the world's, an hour on (the fake health source stamps samples with it).
+    let config = EngineConfig { clock: h.fake.with(|w| w.clock), ..fast() };
+    let engine = Engine::new(store.clone(), Arc::new(h.fake.clone()), config);
     assert_eq!(engine.resume_all().await.expect("resume"), 1);
     crate::testbed::eventually(
         "the resumed campaign finished",

@@ -14,7 +14,7 @@ use crate::audit;
 use crate::auth::throttle::InFlight;
 use crate::auth::{SESSION_EPOCH, SESSION_LOGIN_AT, SESSION_USER, password};
 use crate::http::state::AppState;
-use crate::store::{AuditRecord, format_ts};
+use crate::store::AuditRecord;
 
 #[derive(Deserialize)]
 pub struct LoginForm {
@@ -68,14 +68,13 @@ pub async fn login(
     };
     let username = form.username.trim().to_string();
     let limits = &state.config.auth;
-    let since =
-        format_ts(chrono::Utc::now() - chrono::Duration::seconds(limits.failure_window_secs));
+    let since = chrono::Utc::now() - chrono::Duration::seconds(limits.failure_window_secs);
     // Failures of this account from this address, and of this address: a stranger guessing
     // alice's password locks out the stranger, not alice (who signs in from elsewhere).
     let recorded = async {
         let by_account =
-            state.store.count_login_failures(Some(&username), Some(&ip), &since).await?;
-        let by_ip = state.store.count_login_failures(None, Some(&ip), &since).await?;
+            state.store.count_login_failures(Some(&username), Some(&ip), since).await?;
+        let by_ip = state.store.count_login_failures(None, Some(&ip), since).await?;
         Ok::<_, crate::store::StoreError>((by_account, by_ip))
     };
     let (by_account, by_ip) = match recorded.await {

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 
 use std::sync::Arc;
@@ -48,10 +48,6 @@ fn internal(e: StoreError) -> AppError {
     AppError(e.into())
 }
 
-fn parse(ts: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(ts).map(|t| t.to_utc()).unwrap_or_default()
-}
-
 fn impact_label(impact: &str) -> &'static str {
     match impact {
         "degraded" => "degraded performance",
@@ -63,7 +59,7 @@ fn impact_label(impact: &str) -> &'static str {
 
 fn local_range(w: &WindowRow) -> String {
     let tz: chrono_tz::Tz = w.timezone.parse().unwrap_or(chrono_tz::Tz::UTC);
-    let (s, e) = (parse(&w.start_at).with_timezone(&tz), parse(&w.end_at).with_timezone(&tz));
+    let (s, e) = (w.start_at.with_timezone(&tz), w.end_at.with_timezone(&tz));
     format!(
         "{} – {} ({})",
         s.format("%a %-d %b %Y %H:%M"),
@@ -130,7 +126,7 @@ async fn page(State(s): State<AppState>) -> Result<Html<String>, AppError> {
     let now = Utc::now();
     let current: Vec<&WindowRow> = windows.iter().filter(|w| w.status == "in_progress").collect();
     let mut upcoming: Vec<&WindowRow> =
-        windows.iter().filter(|w| w.status == "scheduled" && parse(&w.end_at) > now).collect();
+        windows.iter().filter(|w| w.status == "scheduled" && w.end_at > now).collect();
     upcoming.reverse();
     let history: Vec<&WindowRow> = windows
         .iter()
@@ -190,7 +186,7 @@ async fn atom(State(s): State<AppState>) -> Result<Response, AppError> {
             FeedEntry {
                 id: format!("{base}/status#notice-{}", e.id),
                 title: n.headline(),
-                updated: parse(&e.due_at),
+                updated: e.due_at,
                 summary: format!("{} — {}. {message}", n.when(), n.impact()).trim().to_string(),
                 link: format!("{base}/status"),
             }
@@ -213,12 +209,12 @@ async fn ics(State(s): State<AppState>) -> Result<Response, AppError> {
         .map(|w| CalendarEvent {
             uid: w.uid.clone(),
             sequence: w.sequence,
-            start: parse(&w.start_at),
-            end: parse(&w.end_at),
+            start: w.start_at,
+            end: w.end_at,
             summary: format!("Maintenance: {}", w.title),
             description: format!("{} — {}", impact_label(&w.impact), w.message),
             cancelled: w.status == "cancelled",
-            stamp: parse(&w.updated_at),
+            stamp: w.updated_at,
             url: format!("{base}/status"),
         })
         .collect();

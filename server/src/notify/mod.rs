@@ -24,7 +24,7 @@ use chrono::Utc;
 use tokio::sync::Notify;
 
 use crate::config::NotifyConfig;
-use crate::store::{DeliveryJob, DeliveryOutcome, NewNotice, Store, format_ts};
+use crate::store::{DeliveryJob, DeliveryOutcome, NewNotice, Store};
 
 /// After this many attempts a delivery is `failed` (visible on the campaign page).
 pub const MAX_ATTEMPTS: i64 = 8;
@@ -180,7 +180,7 @@ impl Notifier {
                 let delay =
                     chrono::Duration::seconds(i64::try_from(delay.min(3600)).unwrap_or(3600));
                 tracing::info!(error = %e, retry_in_secs = delay.num_seconds(), "delivery will be retried");
-                DeliveryOutcome::Retry { error: e, next_attempt_at: format_ts(Utc::now() + delay) }
+                DeliveryOutcome::Retry { error: e, next_attempt_at: Utc::now() + delay }
             }
         }
     }
@@ -188,7 +188,7 @@ impl Notifier {
     /// Windows of running campaigns that have ended: extend by [`EXTENSION_MINUTES`], announce.
     async fn extend_overruns(&self) -> Result<(), crate::store::StoreError> {
         let now = Utc::now();
-        for w in self.store.overrun_windows(&format_ts(now)).await? {
+        for w in self.store.overrun_windows(now).await? {
             let new_end = now + chrono::Duration::minutes(EXTENSION_MINUTES);
             let components: Vec<String> = serde_json::from_str(&w.components).unwrap_or_default();
             let spec: Option<CampaignSpec> = self
@@ -197,30 +197,23 @@ impl Notifier {
                 .await?
                 .and_then(|row| serde_json::from_str(&row.spec).ok());
             // The campaign's own wording (its template for `extended`) when its spec is readable.
-            let payload = match (&spec, chrono::DateTime::parse_from_rfc3339(&w.start_at)) {
-                (Some(spec), Ok(start)) => {
+            let payload = match &spec {
+                Some(spec) => {
                     let tz = w.timezone.parse().unwrap_or(chrono_tz::Tz::UTC);
-                    let window = ResolvedWindow { start: start.to_utc(), end: new_end, tz };
+                    let window = ResolvedWindow { start: w.start_at, end: new_end, tz };
                     plan::payload("extended", spec, &window)
                 }
-                _ => serde_json::json!({
-                    "kind": "extended", "title": w.title, "start": w.start_at, "end": new_end.to_rfc3339(),
+                None => serde_json::json!({
+                    "kind": "extended", "title": w.title, "start": w.start_at.to_rfc3339(), "end": new_end.to_rfc3339(),
                     "timezone": w.timezone, "impact": w.impact, "components": components, "message": w.message,
                 }),
             };
-            let notice = NewNotice { kind: "extended".into(), due_at: format_ts(now), payload };
+            let notice = NewNotice { kind: "extended".into(), due_at: now, payload };
             // A campaign that does not notify still has its window extended in public, quietly.
             let quiet = spec.is_some_and(|s| !s.communications.notify);
             if self
                 .store
-                .extend_window(
-                    w.campaign_id,
-                    &w.end_at,
-                    &format_ts(new_end),
-                    notice,
-                    components,
-                    quiet,
-                )
+                .extend_window(w.campaign_id, w.end_at, new_end, notice, components, quiet)
                 .await?
             {
                 tracing::info!(

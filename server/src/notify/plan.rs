@@ -6,7 +6,7 @@ use app::domain::notice::{reminder_kind, template_key};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::store::{CommsChange, NewNotice, WindowPublish, format_ts};
+use crate::store::{CommsChange, NewNotice, WindowPublish};
 
 /// What happened to the campaign, from the notices' point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +70,7 @@ pub fn change(
     }
     let notice = |kind: &str, due: DateTime<Utc>| NewNotice {
         kind: kind.to_string(),
-        due_at: format_ts(due),
+        due_at: due,
         payload: payload(kind, spec, w),
     };
     let (status, bump, cancel, mut notices) = match event {
@@ -93,8 +93,8 @@ pub fn change(
         window: publish.then(|| WindowPublish {
             status: status.into(),
             title: title(spec),
-            start_at: format_ts(w.start),
-            end_at: format_ts(w.end),
+            start_at: w.start,
+            end_at: w.end,
             timezone: w.tz.name().into(),
             impact: serde_json::to_value(spec.window.impact)
                 .ok()
@@ -115,6 +115,7 @@ pub fn change(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::format_ts;
 
     fn spec(start: &str, end: &str) -> CampaignSpec {
         serde_json::from_value(json!({
@@ -136,14 +137,14 @@ mod tests {
         let s = spec("2026-11-24T08:00", "2026-11-24T10:00");
         let w = s.window.resolve().expect("window");
         let c = change(CommsEvent::Scheduled, &s, &w, at("2026-11-22T07:00:00Z")).expect("notify");
-        let kinds: Vec<(&str, &str)> =
-            c.notices.iter().map(|n| (n.kind.as_str(), n.due_at.as_str())).collect();
+        let kinds: Vec<(&str, String)> =
+            c.notices.iter().map(|n| (n.kind.as_str(), format_ts(n.due_at))).collect();
         assert_eq!(
             kinds,
             [
-                ("scheduled", "2026-11-22T07:00:00.000000Z"),
-                ("reminder_24h", "2026-11-23T07:00:00.000000Z"),
-                ("reminder_1h", "2026-11-24T06:00:00.000000Z"),
+                ("scheduled", "2026-11-22T07:00:00.000000Z".into()),
+                ("reminder_24h", "2026-11-23T07:00:00.000000Z".into()),
+                ("reminder_1h", "2026-11-24T06:00:00.000000Z".into()),
             ]
         );
         assert_eq!(c.window.map(|w| w.status), Some("scheduled".into()));
@@ -179,14 +180,14 @@ mod tests {
         s.communications.reminders = serde_json::from_value(json!(["2h", 90])).expect("offsets");
         let w = s.window.resolve().expect("window");
         let c = change(CommsEvent::Scheduled, &s, &w, at("2026-11-22T07:00:00Z")).expect("notify");
-        let kinds: Vec<(&str, &str)> =
-            c.notices.iter().map(|n| (n.kind.as_str(), n.due_at.as_str())).collect();
+        let kinds: Vec<(&str, String)> =
+            c.notices.iter().map(|n| (n.kind.as_str(), format_ts(n.due_at))).collect();
         assert_eq!(
             kinds,
             [
-                ("scheduled", "2026-11-22T07:00:00.000000Z"),
-                ("reminder_2h", "2026-11-24T05:00:00.000000Z"),
-                ("reminder_90s", "2026-11-24T06:58:30.000000Z"),
+                ("scheduled", "2026-11-22T07:00:00.000000Z".into()),
+                ("reminder_2h", "2026-11-24T05:00:00.000000Z".into()),
+                ("reminder_90s", "2026-11-24T06:58:30.000000Z".into()),
             ]
         );
     }

@@ -57,7 +57,7 @@ pub fn buckets(
         probes: f64,
         probes_ok: f64,
         /// Per round (sample time): weight by release.
-        rounds: BTreeMap<String, BTreeMap<String, f64>>,
+        rounds: BTreeMap<DateTime<Utc>, BTreeMap<String, f64>>,
         sampled: bool,
     }
     let mut acc: Vec<Acc> = (0..n).map(|_| Acc::default()).collect();
@@ -65,9 +65,7 @@ pub fn buckets(
         if target.is_some_and(|t| t != r.target) {
             continue;
         }
-        let Ok(at) = DateTime::parse_from_rfc3339(&r.at).map(|t| t.with_timezone(&Utc)) else {
-            continue;
-        };
+        let at = r.at;
         if at < from || at > to {
             continue;
         }
@@ -95,7 +93,7 @@ pub fn buckets(
         }
         let serving = r.state.as_deref().is_none_or(|s| s == "ready");
         let weight = if serving { r.weight_bp.unwrap_or(0) as f64 / 100.0 } else { 0.0 };
-        *a.rounds.entry(r.at.clone()).or_default().entry(release).or_default() += weight;
+        *a.rounds.entry(r.at).or_default().entry(release).or_default() += weight;
     }
     acc.into_iter()
         .enumerate()
@@ -377,10 +375,6 @@ const CACHE_ENTRIES: usize = 256;
 /// Campaigns longer than this are charted over their last hour.
 const MAX_SPAN: chrono::Duration = chrono::Duration::hours(1);
 
-fn parse_ts(t: Option<&str>) -> Option<DateTime<Utc>> {
-    t.and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc))
-}
-
 /// The newest round's figures in words, for screen readers and tests.
 fn summary(rows: &[SampleRow], target: Option<&str>) -> String {
     let Some(last_at) =
@@ -498,14 +492,15 @@ impl ChartService {
         };
         let spec: app::domain::campaign::CampaignSpec =
             serde_json::from_str(&row.spec).map_err(|_| ApiError::internal())?;
-        let to = parse_ts(Some(&last_at)).unwrap_or_else(Utc::now);
-        let since = parse_ts(row.started_at.as_deref())
+        let to = last_at;
+        let since = row
+            .started_at
             .map(|s| s - chrono::Duration::seconds(5))
             .unwrap_or(to - chrono::Duration::minutes(2))
             .max(to - MAX_SPAN);
         let rows = self.store.samples_since(id, since, 200_000).await?;
         // From the first sample on (a short campaign fills the width), at least 10 s wide.
-        let first = rows.first().and_then(|r| parse_ts(Some(&r.at))).unwrap_or(since);
+        let first = rows.first().map_or(since, |r| r.at);
         let from = (first - chrono::Duration::seconds(1)).min(to - chrono::Duration::seconds(10));
         let mut targets: Vec<String> = rows.iter().map(|r| r.target.clone()).collect();
         targets.sort();
@@ -534,7 +529,7 @@ impl ChartService {
                     "completed" => "done".into(),
                     _ => return None,
                 };
-                parse_ts(Some(&e.ts)).map(|t| (t, label))
+                Some((e.ts, label))
             })
             .collect();
         let span = (to - from).num_milliseconds() as f64 / 1000.0;
@@ -576,9 +571,7 @@ mod tests {
         SampleRow {
             id: secs,
             campaign_id: 1,
-            at: crate::store::format_ts(
-                DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs),
-            ),
+            at: DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs),
             secs: 1.0,
             target: target.into(),
             release: Some(release.into()),
@@ -625,7 +618,7 @@ mod tests {
         let rows: Vec<SampleRow> = (0..60)
             .map(|s| {
                 let mut r = row(s, "a", if s < 30 { "v1" } else { "v2" }, 5, 0);
-                r.at = crate::store::format_ts(t0 + chrono::Duration::seconds(s));
+                r.at = t0 + chrono::Duration::seconds(s);
                 r
             })
             .collect();
@@ -654,7 +647,7 @@ mod tests {
             .filter(|s| !(10..20).contains(s))
             .map(|s| {
                 let mut r = row(s, "a", "v1", 5, 0);
-                r.at = crate::store::format_ts(t0 + chrono::Duration::seconds(s));
+                r.at = t0 + chrono::Duration::seconds(s);
                 r
             })
             .collect();
@@ -670,7 +663,7 @@ mod tests {
             &buckets(
                 &rows
                     .iter()
-                    .filter(|r| r.at < crate::store::format_ts(t0 + chrono::Duration::seconds(10)))
+                    .filter(|r| r.at < t0 + chrono::Duration::seconds(10))
                     .cloned()
                     .collect::<Vec<_>>(),
                 None,

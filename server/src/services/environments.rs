@@ -49,8 +49,8 @@ fn env_view(row: EnvironmentRow) -> Result<EnvironmentView, ApiError> {
         id: row.id,
         name: row.name,
         spec,
-        created_at: row.created_at,
-        updated_at: row.updated_at,
+        created_at: crate::store::format_ts(row.created_at),
+        updated_at: crate::store::format_ts(row.updated_at),
     })
 }
 

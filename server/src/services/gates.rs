@@ -9,14 +9,10 @@ use app::domain::gate::{Outcome, fold_comparison, replay_with};
 use app::domain::lifecycle::Phase;
 use app::domain::plan::{BackendCall, HealthCall, Plan, StepKind};
 use app::domain::views::{GateReplay, GateReplayStep};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use crate::services::access::{invalid, require};
 use crate::services::campaigns::CampaignService;
-
-fn parse_ts(t: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&Utc))
-}
 
 impl CampaignService {
     /// Replays `gate` (the campaign's own first gate when `None`) over campaign `id`'s samples.
@@ -42,7 +38,7 @@ impl CampaignService {
                 ))
             })?;
         let runs = self.store.step_runs(id).await?;
-        let end = row.finished_at.as_deref().and_then(parse_ts).unwrap_or_else(Utc::now);
+        let end = row.finished_at.unwrap_or_else(Utc::now);
         let mut steps = Vec::new();
         for step in plan.steps.iter().filter(|s| s.kind == StepKind::Gate) {
             let Some(run) = runs
@@ -51,8 +47,8 @@ impl CampaignService {
             else {
                 continue;
             };
-            let Some(opened) = parse_ts(&run.started_at) else { continue };
-            let until = run.finished_at.as_deref().and_then(parse_ts).unwrap_or(end);
+            let opened = run.started_at;
+            let until = run.finished_at.unwrap_or(end);
             let targets: Vec<String> = step
                 .calls
                 .iter()
@@ -68,7 +64,7 @@ impl CampaignService {
                 .samples_since(id, opened, 200_000)
                 .await?
                 .into_iter()
-                .filter(|r| parse_ts(&r.at).is_some_and(|t| t <= until))
+                .filter(|r| r.at <= until)
                 .collect();
             let samples = crate::engine::gate_samples(&rows, &targets);
             // A comparative gate is judged as the gate step judges it: the comparison of the
@@ -81,11 +77,8 @@ impl CampaignService {
             let points = replay_with(&gate, &samples, opened, |at, mut v| {
                 let Some(cmp_spec) = &gate.compare else { return v };
                 let from = opened.max(at - window);
-                let inside: Vec<crate::store::SampleRow> = rows
-                    .iter()
-                    .filter(|r| parse_ts(&r.at).is_some_and(|t| t >= from && t <= at))
-                    .cloned()
-                    .collect();
+                let inside: Vec<crate::store::SampleRow> =
+                    rows.iter().filter(|r| r.at >= from && r.at <= at).cloned().collect();
                 let (canary, baseline) = crate::engine::sides(
                     &inside,
                     &targets,
@@ -102,7 +95,7 @@ impl CampaignService {
             steps.push(GateReplayStep {
                 step: step.index,
                 description: step.description.clone(),
-                opened: opened.to_rfc3339(),
+                opened,
                 targets,
                 samples: samples.len(),
                 points,
@@ -118,11 +111,7 @@ impl CampaignService {
             .map(|s| {
                 let first = |o: Outcome| {
                     s.points.iter().find(|p| p.verdict.outcome == o).map(|p| {
-                        format!(
-                            "{:.0} s",
-                            (p.at - parse_ts(&s.opened).unwrap_or(p.at)).num_milliseconds() as f64
-                                / 1000.0
-                        )
+                        format!("{:.0} s", (p.at - s.opened).num_milliseconds() as f64 / 1000.0)
                     })
                 };
                 let last = s.points.last().map(|p| p.verdict.outcome);

@@ -46,8 +46,8 @@ pub struct AuditQuery {
     pub actor: Option<String>,
     pub action_prefix: Option<String>,
     pub object_prefix: Option<String>,
-    pub from_ts: Option<String>,
-    pub to_ts: Option<String>,
+    pub from_ts: Option<super::Timestamp>,
+    pub to_ts: Option<super::Timestamp>,
 }
 
 const AUDIT_COLUMNS: &str =
@@ -83,10 +83,10 @@ fn push_where(qb: &mut QueryBuilder<'_, Sqlite>, q: &AuditQuery) {
         }
     }
     if let Some(from) = &q.from_ts {
-        qb.push(" AND ts >= ").push_bind(from.clone());
+        qb.push(" AND ts >= ").push_bind(super::format_ts(*from));
     }
     if let Some(to) = &q.to_ts {
-        qb.push(" AND ts < ").push_bind(to.clone());
+        qb.push(" AND ts < ").push_bind(super::format_ts(*to));
     }
 }
 
@@ -143,12 +143,12 @@ impl AuditStore for SqliteStore {
         &self,
         username: Option<&str>,
         source_ip: Option<&str>,
-        since_ts: &str,
+        since: super::Timestamp,
     ) -> StoreResult<i64> {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "SELECT COUNT(*) FROM audit_events WHERE action = 'auth.login' AND outcome = 'failure' AND ts >= ",
         );
-        qb.push_bind(since_ts.to_string());
+        qb.push_bind(super::format_ts(since));
         if let Some(u) = username {
             qb.push(" AND object = ").push_bind(format!("user:{u}")).push(" COLLATE NOCASE");
         }

@@ -6,7 +6,10 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, QueryBuilder, Row as _, Sqlite, SqliteConnection};
 
 use super::traits::*;
-use super::{AuditRecord, SqliteStore, StoreError, StoreResult, now_ts};
+use super::{
+    AuditRecord, OptTsText, SqliteStore, StoreError, StoreResult, Timestamp, TsText, format_ts,
+    now_ts,
+};
 
 /// A text column read into one of the domain's enums; an unknown value is a decode error.
 fn enum_col<T: TryFrom<String, Error = String>>(row: &SqliteRow, col: &str) -> sqlx::Result<T> {
@@ -25,8 +28,10 @@ pub struct EnvironmentRow {
     pub id: i64,
     pub name: String,
     pub spec: String,
-    pub created_at: String,
-    pub updated_at: String,
+    #[sqlx(try_from = "super::TsText")]
+    pub created_at: Timestamp,
+    #[sqlx(try_from = "super::TsText")]
+    pub updated_at: Timestamp,
 }
 
 #[derive(Debug, Clone)]
@@ -43,19 +48,19 @@ pub struct CampaignRow {
     pub plan: Option<String>,
     pub env_snapshot: Option<String>,
     pub step_index: i64,
-    pub step_started_at: Option<String>,
+    pub step_started_at: Option<Timestamp>,
     pub rollback_plan: Option<String>,
     pub rollback_index: i64,
     pub approvals: String,
     pub last_error: Option<String>,
     pub abort_reason: Option<String>,
-    pub abort_requested_at: Option<String>,
+    pub abort_requested_at: Option<Timestamp>,
     pub rollback_secs: Option<f64>,
     pub created_by: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
 }
 
 const ENV_COLUMNS: &str = "id, name, spec, created_at, updated_at";
@@ -82,19 +87,19 @@ impl FromRow<'_, SqliteRow> for CampaignRow {
             plan: row.try_get("plan")?,
             env_snapshot: row.try_get("env_snapshot")?,
             step_index: row.try_get("step_index")?,
-            step_started_at: row.try_get("step_started_at")?,
+            step_started_at: row.try_get::<OptTsText, _>("step_started_at")?.into(),
             rollback_plan: row.try_get("rollback_plan")?,
             rollback_index: row.try_get("rollback_index")?,
             approvals: row.try_get("approvals")?,
             last_error: row.try_get("last_error")?,
             abort_reason: row.try_get("abort_reason")?,
-            abort_requested_at: row.try_get("abort_requested_at")?,
+            abort_requested_at: row.try_get::<OptTsText, _>("abort_requested_at")?.into(),
             rollback_secs: row.try_get("rollback_secs")?,
             created_by: row.try_get("created_by")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            started_at: row.try_get("started_at")?,
-            finished_at: row.try_get("finished_at")?,
+            created_at: row.try_get::<TsText, _>("created_at")?.into(),
+            updated_at: row.try_get::<TsText, _>("updated_at")?.into(),
+            started_at: row.try_get::<OptTsText, _>("started_at")?.into(),
+            finished_at: row.try_get::<OptTsText, _>("finished_at")?.into(),
         })
     }
 }
@@ -117,16 +122,16 @@ pub struct CampaignPatch {
     pub plan: Option<String>,
     pub env_snapshot: Option<String>,
     pub step_index: Option<i64>,
-    pub step_started_at: Option<Option<String>>,
+    pub step_started_at: Option<Option<Timestamp>>,
     pub rollback_plan: Option<String>,
     pub rollback_index: Option<i64>,
     pub approvals: Option<String>,
     pub last_error: Option<Option<String>>,
     pub abort_reason: Option<String>,
-    pub abort_requested_at: Option<String>,
+    pub abort_requested_at: Option<Timestamp>,
     pub rollback_secs: Option<f64>,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
     /// A new spec (a reschedule changes the window of a scheduled campaign).
     pub spec: Option<String>,
     /// The window, notices and deliveries this change causes, written in its transaction.
@@ -154,7 +159,9 @@ pub struct EnvironmentUpdate {
 pub struct CampaignEventRow {
     pub id: i64,
     pub campaign_id: i64,
-    pub ts: String,
+    #[serde(with = "super::ts_text")]
+    #[sqlx(try_from = "super::TsText")]
+    pub ts: Timestamp,
     pub kind: String,
     pub data: String,
 }
@@ -165,8 +172,8 @@ pub struct StepRunRow {
     pub phase: Phase,
     pub step_index: i64,
     pub status: StepStatus,
-    pub started_at: String,
-    pub finished_at: Option<String>,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
     pub attempts: i64,
     pub calls: String,
     pub verdict: Option<String>,
@@ -180,8 +187,8 @@ impl FromRow<'_, SqliteRow> for StepRunRow {
             phase: enum_col(row, "phase")?,
             step_index: row.try_get("step_index")?,
             status: enum_col(row, "status")?,
-            started_at: row.try_get("started_at")?,
-            finished_at: row.try_get("finished_at")?,
+            started_at: row.try_get::<TsText, _>("started_at")?.into(),
+            finished_at: row.try_get::<OptTsText, _>("finished_at")?.into(),
             attempts: row.try_get("attempts")?,
             calls: row.try_get("calls")?,
             verdict: row.try_get("verdict")?,
@@ -481,16 +488,16 @@ impl CampaignStore for SqliteStore {
         set!("plan", patch.plan);
         set!("env_snapshot", patch.env_snapshot);
         set!("step_index", patch.step_index);
-        set!("step_started_at", patch.step_started_at);
+        set!("step_started_at", patch.step_started_at.map(|t| t.map(format_ts)));
         set!("rollback_plan", patch.rollback_plan);
         set!("rollback_index", patch.rollback_index);
         set!("approvals", patch.approvals);
         set!("last_error", patch.last_error);
         set!("abort_reason", patch.abort_reason);
-        set!("abort_requested_at", patch.abort_requested_at);
+        set!("abort_requested_at", patch.abort_requested_at.map(format_ts));
         set!("rollback_secs", patch.rollback_secs);
-        set!("started_at", patch.started_at);
-        set!("finished_at", patch.finished_at);
+        set!("started_at", patch.started_at.map(format_ts));
+        set!("finished_at", patch.finished_at.map(format_ts));
         set!("spec", patch.spec);
         qb.push(" WHERE id = ").push_bind(id);
         if !expect.is_empty() {

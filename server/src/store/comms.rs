@@ -6,15 +6,15 @@ use rand::RngCore as _;
 use sqlx::{FromRow, SqliteConnection};
 
 use super::traits::*;
-use super::{SqliteStore, StoreError, StoreResult, format_ts, now_ts};
+use super::{SqliteStore, StoreError, StoreResult, Timestamp, format_ts, now_ts};
 
 /// How a campaign's published window changes.
 #[derive(Debug, Clone)]
 pub struct WindowPublish {
     pub status: String,
     pub title: String,
-    pub start_at: String,
-    pub end_at: String,
+    pub start_at: Timestamp,
+    pub end_at: Timestamp,
     pub timezone: String,
     pub impact: String,
     pub components: Vec<String>,
@@ -26,7 +26,7 @@ pub struct WindowPublish {
 #[derive(Debug, Clone)]
 pub struct NewNotice {
     pub kind: String,
-    pub due_at: String,
+    pub due_at: Timestamp,
     /// A snapshot of what the notice is about; `sequence` is added when it is written.
     pub payload: serde_json::Value,
 }
@@ -61,14 +61,22 @@ pub struct WindowRow {
     pub sequence: i64,
     pub status: String,
     pub title: String,
-    pub start_at: String,
-    pub end_at: String,
+    #[serde(with = "super::ts_text")]
+    #[sqlx(try_from = "super::TsText")]
+    pub start_at: Timestamp,
+    #[serde(with = "super::ts_text")]
+    #[sqlx(try_from = "super::TsText")]
+    pub end_at: Timestamp,
     pub timezone: String,
     pub impact: String,
     pub components: String,
     pub message: String,
-    pub created_at: String,
-    pub updated_at: String,
+    #[serde(with = "super::ts_text")]
+    #[sqlx(try_from = "super::TsText")]
+    pub created_at: Timestamp,
+    #[serde(with = "super::ts_text")]
+    #[sqlx(try_from = "super::TsText")]
+    pub updated_at: Timestamp,
 }
 
 #[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
@@ -82,9 +90,18 @@ pub struct SubscriberRow {
     pub components: String,
     #[serde(skip)]
     pub token: String,
-    pub created_at: String,
-    pub confirmed_at: Option<String>,
-    pub unsubscribed_at: Option<String>,
+    #[serde(with = "super::ts_text")]
+    #[schema(value_type = String, format = DateTime)]
+    #[sqlx(try_from = "super::TsText")]
+    pub created_at: Timestamp,
+    #[serde(with = "super::ts_text::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[sqlx(try_from = "super::OptTsText")]
+    pub confirmed_at: Option<Timestamp>,
+    #[serde(with = "super::ts_text::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[sqlx(try_from = "super::OptTsText")]
+    pub unsubscribed_at: Option<Timestamp>,
 }
 
 /// A published notice for the Atom feed.
@@ -94,7 +111,8 @@ pub struct FeedEntryRow {
     pub campaign_id: i64,
     pub kind: String,
     pub sequence: i64,
-    pub due_at: String,
+    #[sqlx(try_from = "super::TsText")]
+    pub due_at: Timestamp,
     pub payload: String,
 }
 
@@ -107,11 +125,17 @@ pub struct DeliveryRow {
     pub channel: String,
     pub recipient: String,
     pub idempotency_key: String,
-    pub due_at: String,
+    #[serde(with = "super::ts_text")]
+    #[schema(value_type = String, format = DateTime)]
+    #[sqlx(try_from = "super::TsText")]
+    pub due_at: Timestamp,
     pub status: String,
     pub attempts: i64,
     pub last_error: Option<String>,
-    pub sent_at: Option<String>,
+    #[serde(with = "super::ts_text::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[sqlx(try_from = "super::OptTsText")]
+    pub sent_at: Option<Timestamp>,
     /// The last attempt: its outcome and what the server or receiver said.
     pub last_result: Option<String>,
 }
@@ -122,7 +146,9 @@ pub struct NoticeRow {
     pub id: i64,
     pub kind: String,
     pub sequence: i64,
-    pub due_at: String,
+    #[serde(with = "super::ts_text")]
+    #[sqlx(try_from = "super::TsText")]
+    pub due_at: Timestamp,
     pub status: String,
     pub payload: String,
 }
@@ -148,7 +174,7 @@ pub struct DeliveryJob {
 
 pub enum DeliveryOutcome {
     Sent(String),
-    Retry { error: String, next_attempt_at: String },
+    Retry { error: String, next_attempt_at: Timestamp },
     Failed(String),
 }
 
@@ -172,6 +198,12 @@ struct Recipient {
     webhook_url: Option<String>,
     components: String,
 }
+
+/// A [`DeliveryRow`]'s columns, `d` the delivery and `n` its notice.
+const DELIVERY_COLUMNS: &str = "d.id, d.notice_id, n.kind, d.channel, d.recipient, \
+    d.idempotency_key, d.due_at, d.status, d.attempts, d.last_error, d.sent_at, \
+    (SELECT COALESCE(a.outcome, 'in progress') || COALESCE(': ' || a.detail, '') \
+     FROM delivery_attempts a WHERE a.delivery_id = d.id ORDER BY a.id DESC LIMIT 1) AS last_result";
 
 const WINDOW_COLUMNS: &str = "campaign_id, uid, sequence, status, title, start_at, end_at, \
     timezone, impact, components, message, created_at, updated_at";
@@ -364,11 +396,11 @@ impl OutboxStore for SqliteStore {
         .await?)
     }
 
-    async fn overrun_windows(&self, now: &str) -> StoreResult<Vec<WindowRow>> {
+    async fn overrun_windows(&self, now: Timestamp) -> StoreResult<Vec<WindowRow>> {
         Ok(sqlx::query_as(&format!(
             "SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE status = 'in_progress' AND end_at <= ?"
         ))
-        .bind(now)
+        .bind(format_ts(now))
         .fetch_all(&self.pool)
         .await?)
     }
@@ -376,8 +408,8 @@ impl OutboxStore for SqliteStore {
     async fn extend_window(
         &self,
         campaign_id: i64,
-        old_end: &str,
-        new_end: &str,
+        old_end: Timestamp,
+        new_end: Timestamp,
         notice: NewNotice,
         components: Vec<String>,
         quiet: bool,
@@ -387,10 +419,10 @@ impl OutboxStore for SqliteStore {
             "UPDATE maintenance_windows SET end_at = ?, sequence = sequence + 1, updated_at = ? \
              WHERE campaign_id = ? AND status = 'in_progress' AND end_at = ?",
         )
-        .bind(new_end)
+        .bind(format_ts(new_end))
         .bind(now_ts())
         .bind(campaign_id)
-        .bind(old_end)
+        .bind(format_ts(old_end))
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -518,7 +550,7 @@ impl OutboxStore for SqliteStore {
             DeliveryOutcome::Retry { error, next_attempt_at } => sqlx::query(
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, lease_until = NULL, last_error = ? WHERE id = ?",
             )
-            .bind(next_attempt_at)
+            .bind(format_ts(next_attempt_at))
             .bind(error)
             .bind(job.id),
             DeliveryOutcome::Failed(error) => sqlx::query(
@@ -532,24 +564,22 @@ impl OutboxStore for SqliteStore {
         Ok(())
     }
 
-    async fn next_delivery_due(&self) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(d.next_attempt_at) FROM deliveries d JOIN notices n ON n.id = d.notice_id \
-             WHERE d.status = 'pending' AND n.status = 'active'",
-        )
-        .fetch_one(&self.pool)
+    async fn deliveries_due_by(&self, at: Timestamp, limit: u32) -> StoreResult<Vec<DeliveryRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN notices n ON n.id = d.notice_id \
+             WHERE n.due_at <= ? ORDER BY d.due_at, d.id LIMIT ?"
+        ))
+        .bind(format_ts(at))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
         .await?)
     }
 
     async fn campaign_deliveries(&self, campaign_id: i64) -> StoreResult<Vec<DeliveryRow>> {
-        Ok(sqlx::query_as(
-            "SELECT d.id, d.notice_id, n.kind, d.channel, d.recipient, d.idempotency_key, d.due_at, d.status, \
-             d.attempts, d.last_error, d.sent_at, \
-             (SELECT COALESCE(a.outcome, 'in progress') || COALESCE(': ' || a.detail, '') FROM delivery_attempts a \
-              WHERE a.delivery_id = d.id ORDER BY a.id DESC LIMIT 1) AS last_result \
-             FROM deliveries d JOIN notices n ON n.id = d.notice_id \
-             WHERE n.campaign_id = ? ORDER BY d.due_at, d.id",
-        )
+        Ok(sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN notices n ON n.id = d.notice_id \
+             WHERE n.campaign_id = ? ORDER BY d.due_at, d.id"
+        ))
         .bind(campaign_id)
         .fetch_all(&self.pool)
         .await?)
@@ -586,8 +616,8 @@ impl SqliteStore {
             .bind(format!("campaign-{campaign_id}-{}@switchyard", random_hex(6)))
             .bind(&w.status)
             .bind(&w.title)
-            .bind(&w.start_at)
-            .bind(&w.end_at)
+            .bind(format_ts(w.start_at))
+            .bind(format_ts(w.end_at))
             .bind(&w.timezone)
             .bind(&w.impact)
             .bind(serde_json::json!(w.components).to_string())
@@ -645,7 +675,7 @@ impl SqliteStore {
             .bind(campaign_id)
             .bind(&n.kind)
             .bind(sequence)
-            .bind(&n.due_at)
+            .bind(format_ts(n.due_at))
             .bind(payload.to_string())
             .bind(&now)
             .fetch_optional(&mut *conn)
@@ -658,7 +688,7 @@ impl SqliteStore {
                     r.id,
                     &r.email,
                     r.webhook_url.as_deref(),
-                    &n.due_at,
+                    &format_ts(n.due_at),
                 )
                 .await?;
             }

@@ -15,7 +15,8 @@ pub struct ExpectationRow {
     pub weight_bp: i64,
     pub state: String,
     pub campaign_id: Option<i64>,
-    pub set_at: String,
+    #[sqlx(try_from = "super::TsText")]
+    pub set_at: super::Timestamp,
 }
 
 const COLUMNS: &str =

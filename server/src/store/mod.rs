@@ -188,11 +188,99 @@ pub fn sqlite_file(database_url: &str) -> Option<std::path::PathBuf> {
     Some(f.to_path_buf())
 }
 
-/// Current time in the store's text format: RFC 3339 UTC with microseconds, sortable as text.
-pub fn now_ts() -> String {
+/// A moment as the store hands it out and takes it in: every row and every method of the
+/// store traits carries time as this type, never as text. SQLite keeps it as RFC 3339 text in
+/// UTC with microseconds (`2026-12-03T17:52:52.123456Z`, written by [`format_ts`]), so that
+/// comparing and ordering the text in SQL is comparing the moments; sqlx reads it back.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// Now, in the store's text form (for SQL parameters).
+pub(crate) fn now_ts() -> String {
     format_ts(chrono::Utc::now())
 }
 
-pub fn format_ts(t: chrono::DateTime<chrono::Utc>) -> String {
+/// A moment in the store's text form; also the form the API and the feeds show.
+pub fn format_ts(t: Timestamp) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// Reads a stored moment back: RFC 3339 (the form [`format_ts`] writes).
+pub(crate) fn parse_ts(s: &str) -> Result<Timestamp, chrono::ParseError> {
+    chrono::DateTime::parse_from_rfc3339(s).map(|t| t.to_utc())
+}
+
+/// How a moment is read out of SQLite: the text form, parsed; a column that does not parse is a
+/// decode error, never a silent default. sqlx's own chrono support is not compiled in, so a
+/// `DateTime` cannot be bound or read any other way: parameters are [`format_ts`] text, rows
+/// read through `#[sqlx(try_from = "TsText")]` (or [`OptTsText`] for a nullable column).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TsText(Timestamp);
+
+/// [`TsText`] for a nullable column.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OptTsText(Option<Timestamp>);
+
+impl From<TsText> for Timestamp {
+    fn from(t: TsText) -> Self {
+        t.0
+    }
+}
+
+impl From<OptTsText> for Option<Timestamp> {
+    fn from(t: OptTsText) -> Self {
+        t.0
+    }
+}
+
+impl sqlx::Type<Sqlite> for TsText {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <String as sqlx::Type<Sqlite>>::type_info()
+    }
+}
+
+impl sqlx::Type<Sqlite> for OptTsText {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <String as sqlx::Type<Sqlite>>::type_info()
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Sqlite> for TsText {
+    fn decode(value: sqlx::sqlite::SqliteValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let text = <&str as sqlx::Decode<Sqlite>>::decode(value)?;
+        Ok(Self(parse_ts(text).map_err(|e| format!("stored time {text:?}: {e}"))?))
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Sqlite> for OptTsText {
+    fn decode(value: sqlx::sqlite::SqliteValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        use sqlx::ValueRef as _;
+        if value.is_null() {
+            return Ok(Self(None));
+        }
+        Ok(Self(Some(<TsText as sqlx::Decode<Sqlite>>::decode(value)?.0)))
+    }
+}
+
+/// Serializes a [`Timestamp`] (or an optional one) in the store's text form, for rows that are
+/// answered as they are (`#[serde(with = "ts_text")]`).
+pub mod ts_text {
+    use super::{Timestamp, format_ts};
+
+    pub fn serialize<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_ts(*t))
+    }
+
+    pub mod option {
+        use super::{Timestamp, format_ts};
+
+        pub fn serialize<S: serde::Serializer>(
+            t: &Option<Timestamp>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_some(&format_ts(*t)),
+                None => s.serialize_none(),
+            }
+        }
+    }
 }

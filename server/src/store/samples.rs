@@ -9,7 +9,8 @@ use super::{SqliteStore, StoreResult, format_ts};
 pub struct SampleRow {
     pub id: i64,
     pub campaign_id: i64,
-    pub at: String,
+    #[sqlx(try_from = "super::TsText")]
+    pub at: super::Timestamp,
     pub secs: f64,
     pub target: String,
     pub release: Option<String>,
@@ -100,13 +101,17 @@ impl SampleStore for SqliteStore {
         Ok(rows)
     }
 
-    async fn latest_sample(&self, campaign_id: i64) -> StoreResult<Option<(i64, String)>> {
-        Ok(sqlx::query_as(
+    async fn latest_sample(
+        &self,
+        campaign_id: i64,
+    ) -> StoreResult<Option<(i64, super::Timestamp)>> {
+        let last: Option<(i64, super::TsText)> = sqlx::query_as(
             "SELECT id, at FROM health_samples WHERE campaign_id = ? ORDER BY id DESC LIMIT 1",
         )
         .bind(campaign_id)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        Ok(last.map(|(id, at)| (id, at.into())))
     }
 
     async fn campaigns_to_sample(&self, grace_secs: i64, watch_secs: i64) -> StoreResult<Vec<i64>> {

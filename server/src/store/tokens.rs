@@ -11,10 +11,14 @@ pub struct TokenRow {
     pub user_id: i64,
     pub name: String,
     pub prefix: String,
-    pub created_at: String,
-    pub last_used_at: Option<String>,
-    pub revoked_at: Option<String>,
-    pub expires_at: Option<String>,
+    #[sqlx(try_from = "super::TsText")]
+    pub created_at: super::Timestamp,
+    #[sqlx(try_from = "super::OptTsText")]
+    pub last_used_at: Option<super::Timestamp>,
+    #[sqlx(try_from = "super::OptTsText")]
+    pub revoked_at: Option<super::Timestamp>,
+    #[sqlx(try_from = "super::OptTsText")]
+    pub expires_at: Option<super::Timestamp>,
     pub revoked_reason: Option<String>,
 }
 
@@ -48,7 +52,7 @@ impl TokenStore for SqliteStore {
         name: &str,
         prefix: &str,
         token_hash: &str,
-        expires_at: Option<&str>,
+        expires_at: Option<super::Timestamp>,
         audit: AuditRecord,
     ) -> StoreResult<TokenRow> {
         let mut tx = self.write_tx().await?;
@@ -62,7 +66,7 @@ impl TokenStore for SqliteStore {
             .bind(prefix)
             .bind(token_hash)
             .bind(now_ts())
-            .bind(expires_at)
+            .bind(expires_at.map(super::format_ts))
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| StoreError::from_write(e, || "token collision; try again".into()))?;

@@ -39,7 +39,7 @@ pub trait AuditStore: Send + Sync {
         &self,
         username: Option<&str>,
         source_ip: Option<&str>,
-        since_ts: &str,
+        since: Timestamp,
     ) -> StoreResult<i64>;
 }
 
@@ -190,15 +190,15 @@ pub trait OutboxStore: Send + Sync {
     async fn feed_entries(&self, limit: u32) -> StoreResult<Vec<FeedEntryRow>>;
 
     /// Running campaigns whose published window has ended before `now`.
-    async fn overrun_windows(&self, now: &str) -> StoreResult<Vec<WindowRow>>;
+    async fn overrun_windows(&self, now: Timestamp) -> StoreResult<Vec<WindowRow>>;
 
     /// Extends a window that ran over to `new_end` and announces it, in one transaction;
     /// `false` if it was no longer in progress or already extended past `old_end`.
     async fn extend_window(
         &self,
         campaign_id: i64,
-        old_end: &str,
-        new_end: &str,
+        old_end: Timestamp,
+        new_end: Timestamp,
         notice: NewNotice,
         components: Vec<String>,
         quiet: bool,
@@ -217,8 +217,9 @@ pub trait OutboxStore: Send + Sync {
     async fn finish_delivery(&self, job: &DeliveryJob, outcome: DeliveryOutcome)
     -> StoreResult<()>;
 
-    /// The earliest time a pending delivery becomes due, to sleep until then.
-    async fn next_delivery_due(&self) -> StoreResult<Option<String>>;
+    /// Every delivery whose notice was due by `at` (confirmations and operator alerts
+    /// included), oldest first, at most `limit`: the whole outbox as it stands.
+    async fn deliveries_due_by(&self, at: Timestamp, limit: u32) -> StoreResult<Vec<DeliveryRow>>;
 
     /// Every delivery of a campaign's notices, in order: the schedule and the delivery log.
     async fn campaign_deliveries(&self, campaign_id: i64) -> StoreResult<Vec<DeliveryRow>>;
@@ -310,7 +311,7 @@ pub trait SampleStore: Send + Sync {
     ) -> StoreResult<Vec<SampleRow>>;
 
     /// The newest sample's id and time for a campaign, if any.
-    async fn latest_sample(&self, campaign_id: i64) -> StoreResult<Option<(i64, String)>>;
+    async fn latest_sample(&self, campaign_id: i64) -> StoreResult<Option<(i64, Timestamp)>>;
 
     /// Campaigns to sample now: the active ones, those that ended less than `grace_secs` ago
     /// (so the chart shows traffic settling), and succeeded ones of the last `watch_secs` (the
@@ -327,7 +328,7 @@ pub trait TokenStore: Send + Sync {
         name: &str,
         prefix: &str,
         token_hash: &str,
-        expires_at: Option<&str>,
+        expires_at: Option<Timestamp>,
         audit: AuditRecord,
     ) -> StoreResult<TokenRow>;
 

@@ -14,8 +14,10 @@ pub struct UserRow {
     pub disabled: bool,
     pub must_change_password: bool,
     pub session_epoch: i64,
-    pub created_at: String,
-    pub last_login_at: Option<String>,
+    #[sqlx(try_from = "super::TsText")]
+    pub created_at: super::Timestamp,
+    #[sqlx(try_from = "super::OptTsText")]
+    pub last_login_at: Option<super::Timestamp>,
 }
 
 pub struct NewUser<'a> {

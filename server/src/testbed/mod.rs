@@ -18,14 +18,25 @@ use anyhow::{Context as _, bail};
 pub async fn eventually<T>(
     what: &str,
     limit: Duration,
-    mut check: impl AsyncFnMut() -> Option<T>,
+    check: impl AsyncFnMut() -> Option<T>,
 ) -> T {
+    match within(limit, check).await {
+        Some(v) => v,
+        None => panic!("{what}: not within {limit:?}"),
+    }
+}
+
+/// [`eventually`] for a caller with its own message: `None` once `limit` has passed. The limit
+/// is wall time (`std::time::Instant`), so a test that pauses tokio's clock still gets it.
+pub async fn within<T>(limit: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = check().await {
-            return v;
+            return Some(v);
         }
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -15,7 +15,7 @@ use crate::audit::record;
 use crate::engine::alerts::AlertEvent;
 use crate::notify::plan::{self as comms, CommsEvent};
 use crate::services::access::{invalid, require};
-use crate::store::{CampaignPatch, CampaignRow, StoreError, now_ts};
+use crate::store::{CampaignPatch, CampaignRow, StoreError};
 
 use super::{CampaignService, state_of, summary, transition};
 
@@ -90,7 +90,7 @@ impl CampaignService {
             env_snapshot: Some(serde_json::to_string(&env).map_err(|_| ApiError::internal())?),
             step_index: Some(0),
             step_started_at: Some(None),
-            started_at: Some(now_ts()),
+            started_at: Some(self.engine.now()),
             last_error: Some(None),
             comms: comms::change(CommsEvent::Started, &spec, &window, now),
             ..Default::default()
@@ -290,7 +290,7 @@ impl CampaignService {
         let patch = CampaignPatch {
             status: Some(CampaignState::Aborting),
             abort_reason: Some(format!("rejected by {}: {reason}", actor.username)),
-            abort_requested_at: Some(now_ts()),
+            abort_requested_at: Some(self.engine.now()),
             ..Default::default()
         };
         self.command(actor, &row, Command::Reject, patch, json!({ "reason": reason })).await
@@ -378,7 +378,7 @@ impl CampaignService {
             CampaignPatch {
                 status: Some(CampaignState::Aborting),
                 abort_reason: Some(reason.to_string()),
-                abort_requested_at: Some(now_ts()),
+                abort_requested_at: Some(self.engine.now()),
                 alert: self.engine.alert_for_row(&row, AlertEvent::RollingBack, &message),
                 ..Default::default()
             }

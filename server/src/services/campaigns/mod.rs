@@ -25,7 +25,7 @@ use app::domain::plan::Plan;
 use app::domain::views::{CampaignDetail, CampaignPage, CampaignSummary, StepRunView};
 
 use crate::services::access::require;
-use crate::store::{CampaignQuery, CampaignRow};
+use crate::store::{CampaignQuery, CampaignRow, format_ts};
 
 use crate::engine::Engine;
 use crate::notify::Notifier;
@@ -72,9 +72,9 @@ pub fn summary(row: &CampaignRow) -> CampaignSummary {
         step_index: row.step_index,
         steps_total,
         created_by: row.created_by.clone(),
-        created_at: row.created_at.clone(),
-        started_at: row.started_at.clone(),
-        finished_at: row.finished_at.clone(),
+        created_at: format_ts(row.created_at),
+        started_at: row.started_at.map(format_ts),
+        finished_at: row.finished_at.map(format_ts),
         window_start: spec
             .as_ref()
             .map(|s| {
@@ -174,14 +174,13 @@ impl CampaignService {
             Some(p) => (serde_json::from_str(p).ok(), true),
             None => (self.preview_for(actor, &spec, Some(id)).await.ok(), false),
         };
-        let watch = match (state_of(&row), row.finished_at.as_deref()) {
+        let watch = match (state_of(&row), row.finished_at) {
             (CampaignState::Succeeded, Some(f)) if spec.rollback.watch_secs > 0 => {
-                let until = chrono::DateTime::parse_from_rfc3339(f).ok().map(|f| {
-                    f.with_timezone(&chrono::Utc)
-                        + chrono::Duration::seconds(
-                            i64::try_from(spec.rollback.watch_secs).unwrap_or(0),
-                        )
-                });
+                let until = Some(
+                    f + chrono::Duration::seconds(
+                        i64::try_from(spec.rollback.watch_secs).unwrap_or(0),
+                    ),
+                );
                 let breach = self
                     .store
                     .latest_event(id, "watch_breach")
@@ -215,8 +214,8 @@ impl CampaignService {
                 phase: r.phase,
                 index: r.step_index,
                 status: r.status,
-                started_at: r.started_at,
-                finished_at: r.finished_at,
+                started_at: format_ts(r.started_at),
+                finished_at: r.finished_at.map(format_ts),
                 attempts: r.attempts,
                 calls: serde_json::from_str(&r.calls).unwrap_or_default(),
                 verdict: r.verdict.as_deref().and_then(|v| serde_json::from_str(v).ok()),

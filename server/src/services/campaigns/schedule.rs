@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::audit::record;
 use crate::notify::plan::{self as comms, CommsEvent};
 use crate::services::access::{invalid, require};
-use crate::store::CampaignPatch;
+use crate::store::{CampaignPatch, format_ts};
 
 use super::{CampaignService, summary};
 
@@ -182,7 +182,7 @@ impl CampaignService {
                     id: n.id,
                     kind: n.kind,
                     sequence: n.sequence,
-                    due_at: n.due_at,
+                    due_at: format_ts(n.due_at),
                     status: n.status,
                 })
                 .collect(),
@@ -193,11 +193,11 @@ impl CampaignService {
                     kind: d.kind,
                     channel: d.channel,
                     recipient: d.recipient,
-                    due_at: d.due_at,
+                    due_at: format_ts(d.due_at),
                     status: d.status,
                     attempts: d.attempts,
                     last_result: d.last_result,
-                    sent_at: d.sent_at,
+                    sent_at: d.sent_at.map(format_ts),
                 })
                 .collect(),
             previews,

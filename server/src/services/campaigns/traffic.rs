@@ -8,7 +8,7 @@ use app::domain::views::TrafficView;
 use crate::services::access::require;
 
 /// A router read-back shared by viewers: when it was read, the campaign's update time then.
-pub(super) type SharedReadBack = (std::time::Instant, String, TrafficView);
+pub(super) type SharedReadBack = (std::time::Instant, crate::store::Timestamp, TrafficView);
 
 /// How long one router read-back serves every viewer of a campaign.
 pub(super) const TRAFFIC_FRESH: std::time::Duration = std::time::Duration::from_millis(250);
@@ -50,7 +50,7 @@ impl CampaignService {
         .await;
         if let Ok(mut c) = self.traffic_cache.lock() {
             c.retain(|_, (at, _, _)| at.elapsed() < TRAFFIC_FRESH);
-            c.insert(id, (std::time::Instant::now(), row.updated_at.clone(), view.clone()));
+            c.insert(id, (std::time::Instant::now(), row.updated_at, view.clone()));
         }
         Ok(view)
     }
