@@ -36,12 +36,12 @@ struct Me {
     via: app::domain::auth::AuthVia,
 }
 
-#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", summary = "The caller's name and role", description = "Needs the viewer role or higher.", responses((status = 200, body = Me)))]
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", summary = "The caller's name and role", extensions(("x-switchyard-role" = json!("viewer"))), responses((status = 200, body = Me)))]
 async fn me(Extension(p): Extension<Principal>) -> Json<Me> {
     Json(Me { username: p.username, role: p.role, via: p.via })
 }
 
-#[utoipa::path(get, path = "/api/v1/users", tag = "accounts", summary = "List users", description = "Needs the admin role.", responses((status = 200, body = Vec<UserView>)))]
+#[utoipa::path(get, path = "/api/v1/users", tag = "accounts", summary = "List users", extensions(("x-switchyard-role" = json!("admin"))), responses((status = 200, body = Vec<UserView>)))]
 async fn list_users(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -59,7 +59,7 @@ struct NewUserBody {
     password: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/users", tag = "accounts", summary = "Add a user", description = "Needs the admin role.", request_body = NewUserBody, responses((status = 201, body = UserView)))]
+#[utoipa::path(post, path = "/api/v1/users", tag = "accounts", summary = "Add a user", extensions(("x-switchyard-role" = json!("admin"))), request_body = NewUserBody, responses((status = 201, body = UserView)))]
 async fn add_user(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -73,7 +73,7 @@ async fn add_user(
     Ok((axum::http::StatusCode::CREATED, Json(user)))
 }
 
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "accounts", summary = "Your API tokens", description = "Needs the viewer role or higher.", responses((status = 200, body = Vec<TokenView>)))]
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "accounts", summary = "Your API tokens", extensions(("x-switchyard-role" = json!("viewer"))), responses((status = 200, body = Vec<TokenView>)))]
 async fn list_tokens(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -96,7 +96,7 @@ struct CreatedToken {
     secret: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "accounts", summary = "Create an API token (the secret is returned once)", description = "Needs the viewer role or higher.", request_body = NewTokenBody, responses((status = 201, body = CreatedToken)))]
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "accounts", summary = "Create an API token (the secret is returned once)", extensions(("x-switchyard-role" = json!("viewer"))), request_body = NewTokenBody, responses((status = 201, body = CreatedToken)))]
 async fn create_token(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -106,7 +106,7 @@ async fn create_token(
     Ok((axum::http::StatusCode::CREATED, Json(CreatedToken { token: t.view, secret: t.secret })))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "accounts", summary = "Revoke one of your tokens (an admin: anyone's)", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The token's id")), responses((status = 204, description = "Revoked")))]
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "accounts", summary = "Revoke one of your tokens (an admin: anyone's)", extensions(("x-switchyard-role" = json!("viewer"))), params(("id" = i64, Path, description = "The token's id")), responses((status = 204, description = "Revoked")))]
 async fn revoke_token(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -116,7 +116,7 @@ async fn revoke_token(
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/tokens", tag = "accounts", summary = "Every user's API tokens", description = "Needs the admin role.", responses((status = 200, body = Vec<TokenView>)))]
+#[utoipa::path(get, path = "/api/v1/admin/tokens", tag = "accounts", summary = "Every user's API tokens", extensions(("x-switchyard-role" = json!("admin"))), responses((status = 200, body = Vec<TokenView>)))]
 async fn list_all_tokens(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -124,7 +124,7 @@ async fn list_all_tokens(
     Ok(Json(s.ports.accounts.list_all_tokens(&p).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/settings/tokens", tag = "accounts", summary = "How long new API tokens live", description = "Needs the viewer role or higher.", responses((status = 200, body = TokenPolicy)))]
+#[utoipa::path(get, path = "/api/v1/settings/tokens", tag = "accounts", summary = "How long new API tokens live", extensions(("x-switchyard-role" = json!("viewer"))), responses((status = 200, body = TokenPolicy)))]
 async fn token_policy(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -132,7 +132,7 @@ async fn token_policy(
     Ok(Json(s.ports.accounts.token_policy(&p).await?))
 }
 
-#[utoipa::path(put, path = "/api/v1/settings/tokens", tag = "accounts", summary = "Set the default (and longest) lifetime of new tokens; 0: no expiry", description = "Needs the admin role.", request_body = TokenPolicy, responses((status = 200, body = TokenPolicy)))]
+#[utoipa::path(put, path = "/api/v1/settings/tokens", tag = "accounts", summary = "Set the default (and longest) lifetime of new tokens; 0: no expiry", extensions(("x-switchyard-role" = json!("admin"))), request_body = TokenPolicy, responses((status = 200, body = TokenPolicy)))]
 async fn set_token_policy(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -142,7 +142,7 @@ async fn set_token_policy(
     Ok(Json(s.ports.accounts.token_policy(&p).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", summary = "Audit events, newest first, filtered and paged", description = "Needs the viewer role or higher.", params(AuditFilter), responses((status = 200, body = AuditPage)))]
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", summary = "Audit events, newest first, filtered and paged", extensions(("x-switchyard-role" = json!("viewer"))), params(AuditFilter), responses((status = 200, body = AuditPage)))]
 async fn search_audit(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -160,7 +160,7 @@ struct ExportFormat {
     format: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", summary = "Export the filtered audit events as CSV or JSON Lines", description = "Needs the viewer role or higher.", params(ExportFormat, AuditFilter), responses((status = 200, description = "The events, oldest first", content((String = "text/csv"), (String = "application/x-ndjson")))))]
+#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", summary = "Export the filtered audit events as CSV or JSON Lines", extensions(("x-switchyard-role" = json!("viewer"))), params(ExportFormat, AuditFilter), responses((status = 200, description = "The events, oldest first", content((String = "text/csv"), (String = "application/x-ndjson")))))]
 async fn export_audit(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -188,7 +188,7 @@ async fn export_audit(
         .into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", summary = "Verify the audit hash chain", description = "Needs the admin role.", responses((status = 200, body = ChainReport)))]
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", summary = "Verify the audit hash chain", extensions(("x-switchyard-role" = json!("admin"))), responses((status = 200, body = ChainReport)))]
 async fn verify_audit(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,

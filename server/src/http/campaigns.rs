@@ -54,7 +54,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(traffic))
 }
 
-#[utoipa::path(get, path = "/api/v1/environments", tag = "environments", summary = "List environments", description = "Needs the viewer role or higher.", responses((status = 200, body = Vec<EnvironmentView>)))]
+#[utoipa::path(get, path = "/api/v1/environments", tag = "environments", summary = "List environments", extensions(("x-switchyard-role" = json!("viewer"))), responses((status = 200, body = Vec<EnvironmentView>)))]
 async fn list_environments(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -62,7 +62,7 @@ async fn list_environments(
     Ok(Json(s.environments.list(&p).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/environments", tag = "environments", summary = "Create an environment", description = "Needs the admin role.", request_body = Environment, responses((status = 201, body = EnvironmentView)))]
+#[utoipa::path(post, path = "/api/v1/environments", tag = "environments", summary = "Create an environment", extensions(("x-switchyard-role" = json!("admin"))), request_body = Environment, responses((status = 201, body = EnvironmentView)))]
 async fn create_environment(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -71,7 +71,7 @@ async fn create_environment(
     Ok((StatusCode::CREATED, Json(s.environments.create(&p, env).await?)))
 }
 
-#[utoipa::path(get, path = "/api/v1/environments/{id}", tag = "environments", summary = "One environment", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The environment's id")), responses((status = 200, body = EnvironmentView)))]
+#[utoipa::path(get, path = "/api/v1/environments/{id}", tag = "environments", summary = "One environment", extensions(("x-switchyard-role" = json!("viewer"))), params(("id" = i64, Path, description = "The environment's id")), responses((status = 200, body = EnvironmentView)))]
 async fn get_environment(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -80,7 +80,7 @@ async fn get_environment(
     Ok(Json(s.environments.get(&p, id).await?))
 }
 
-#[utoipa::path(put, path = "/api/v1/environments/{id}", tag = "environments", summary = "Replace an environment", description = "Needs the admin role.", params(("id" = i64, Path, description = "The environment's id")), request_body = Environment, responses((status = 200, body = EnvironmentView)))]
+#[utoipa::path(put, path = "/api/v1/environments/{id}", tag = "environments", summary = "Replace an environment", extensions(("x-switchyard-role" = json!("admin"))), params(("id" = i64, Path, description = "The environment's id")), request_body = Environment, responses((status = 200, body = EnvironmentView)))]
 async fn update_environment(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -90,7 +90,7 @@ async fn update_environment(
     Ok(Json(s.environments.update(&p, id, env).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/environments/{id}", tag = "environments", summary = "Delete an unused environment", description = "Needs the admin role.", params(("id" = i64, Path, description = "The environment's id")), responses((status = 204, description = "Deleted")))]
+#[utoipa::path(delete, path = "/api/v1/environments/{id}", tag = "environments", summary = "Delete an unused environment", extensions(("x-switchyard-role" = json!("admin"))), params(("id" = i64, Path, description = "The environment's id")), responses((status = 204, description = "Deleted")))]
 async fn delete_environment(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -101,7 +101,7 @@ async fn delete_environment(
 }
 
 /// A pool's record beside what its router and provider have now, with every difference.
-#[utoipa::path(get, path = "/api/v1/environments/{id}/pools/{pool}", tag = "environments", summary = "A pool's record beside what its router and provider have now, with every difference", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The environment's id"), ("pool" = String, Path, description = "The pool's name")), responses((status = 200, body = app::domain::views::PoolOverview)))]
+#[utoipa::path(get, path = "/api/v1/environments/{id}/pools/{pool}", tag = "environments", summary = "A pool's record beside what its router and provider have now, with every difference", extensions(("x-switchyard-role" = json!("viewer"))), params(("id" = i64, Path, description = "The environment's id"), ("pool" = String, Path, description = "The pool's name")), responses((status = 200, body = app::domain::views::PoolOverview)))]
 async fn pool_overview(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -111,7 +111,7 @@ async fn pool_overview(
 }
 
 /// Rewrites the pool's record from its router and provider (operators; audited).
-#[utoipa::path(post, path = "/api/v1/environments/{id}/pools/{pool}/accept-live", tag = "environments", summary = "Rewrite the pool's record from its router and provider (audited)", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The environment's id"), ("pool" = String, Path, description = "The pool's name")), responses((status = 200, body = app::domain::views::PoolOverview)))]
+#[utoipa::path(post, path = "/api/v1/environments/{id}/pools/{pool}/accept-live", tag = "environments", summary = "Rewrite the pool's record from its router and provider (audited)", extensions(("x-switchyard-role" = json!("operator"))), params(("id" = i64, Path, description = "The environment's id"), ("pool" = String, Path, description = "The pool's name")), responses((status = 200, body = app::domain::views::PoolOverview)))]
 async fn accept_live(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -121,7 +121,7 @@ async fn accept_live(
 }
 
 /// What the campaign did to its users, measured.
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}/impact", tag = "campaigns", summary = "The impact report: requests and failures by release, gate verdicts, rollback time, step durations", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = app::domain::views::ImpactReport)))]
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/impact", tag = "campaigns", summary = "The impact report: requests and failures by release, gate verdicts, rollback time, step durations", extensions(("x-switchyard-role" = json!("viewer"))), params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = app::domain::views::ImpactReport)))]
 async fn impact(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -132,7 +132,7 @@ async fn impact(
 
 /// A gate definition (the body; empty: the campaign's own first gate) replayed against the
 /// campaign's stored samples at each of its gate steps.
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/gate-replay", tag = "campaigns", summary = "Replay a gate (the body, or the campaign's own) against the campaign's stored samples", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The campaign's id")), request_body(content = Option<app::domain::campaign::GateSpec>, description = "Optional: a gate; an empty body replays the campaign's own first gate"), responses((status = 200, body = app::domain::views::GateReplay)))]
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/gate-replay", tag = "campaigns", summary = "Replay a gate (the body, or the campaign's own) against the campaign's stored samples", extensions(("x-switchyard-role" = json!("viewer"))), params(("id" = i64, Path, description = "The campaign's id")), request_body(content = Option<app::domain::campaign::GateSpec>, description = "Optional: a gate; an empty body replays the campaign's own first gate"), responses((status = 200, body = app::domain::views::GateReplay)))]
 async fn gate_replay(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -144,7 +144,7 @@ async fn gate_replay(
 }
 
 /// A new draft copied from the campaign, starting from what its pool runs now.
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/clone", tag = "campaigns", summary = "A new draft copied from the campaign, from what its pool runs now", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 201, body = CampaignDetail)))]
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/clone", tag = "campaigns", summary = "A new draft copied from the campaign, from what its pool runs now", extensions(("x-switchyard-role" = json!("operator"))), params(("id" = i64, Path, description = "The campaign's id")), responses((status = 201, body = CampaignDetail)))]
 async fn clone_campaign(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -155,7 +155,7 @@ async fn clone_campaign(
 }
 
 /// A new draft that takes a succeeded campaign's pool back to the release it replaced.
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/rollback-release", tag = "campaigns", summary = "A new draft taking a succeeded campaign's pool back to the release it replaced", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 201, body = CampaignDetail)))]
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/rollback-release", tag = "campaigns", summary = "A new draft taking a succeeded campaign's pool back to the release it replaced", extensions(("x-switchyard-role" = json!("operator"))), params(("id" = i64, Path, description = "The campaign's id")), responses((status = 201, body = CampaignDetail)))]
 async fn rollback_release(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -168,7 +168,7 @@ async fn rollback_release(
     Ok((StatusCode::CREATED, Json(d)))
 }
 
-#[utoipa::path(post, path = "/api/v1/plan", tag = "campaigns", summary = "Validate a campaign spec and preview its plan", description = "Needs the viewer role or higher.", request_body = CampaignSpec, responses((status = 200, body = Plan)))]
+#[utoipa::path(post, path = "/api/v1/plan", tag = "campaigns", summary = "Validate a campaign spec and preview its plan", extensions(("x-switchyard-role" = json!("viewer"))), request_body = CampaignSpec, responses((status = 200, body = Plan)))]
 async fn plan_spec(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -198,7 +198,7 @@ struct ListQuery {
     per_page: u32,
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", summary = "List campaigns, newest first, filtered and paged", description = "Needs the viewer role or higher.", params(ListQuery), responses((status = 200, body = CampaignPage)))]
+#[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", summary = "List campaigns, newest first, filtered and paged", extensions(("x-switchyard-role" = json!("viewer"))), params(ListQuery), responses((status = 200, body = CampaignPage)))]
 async fn list_campaigns(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -221,7 +221,7 @@ async fn list_campaigns(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", summary = "Create a draft campaign", description = "Needs the operator role or higher.", request_body = CampaignSpec, responses((status = 201, body = CampaignDetail)))]
+#[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", summary = "Create a draft campaign", extensions(("x-switchyard-role" = json!("operator"))), request_body = CampaignSpec, responses((status = 201, body = CampaignDetail)))]
 async fn create_campaign(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -230,7 +230,7 @@ async fn create_campaign(
     Ok((StatusCode::CREATED, Json(s.campaigns.create(&p, spec).await?)))
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", summary = "One campaign with its plan, step runs and approvals", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = CampaignDetail)))]
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", summary = "One campaign with its plan, step runs and approvals", extensions(("x-switchyard-role" = json!("viewer"))), params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = CampaignDetail)))]
 async fn get_campaign(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -239,7 +239,7 @@ async fn get_campaign(
     Ok(Json(s.campaigns.get(&p, id).await?))
 }
 
-#[utoipa::path(put, path = "/api/v1/campaigns/{id}", tag = "campaigns", summary = "Replace a draft's spec", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), request_body = CampaignSpec, responses((status = 200, body = CampaignDetail)))]
+#[utoipa::path(put, path = "/api/v1/campaigns/{id}", tag = "campaigns", summary = "Replace a draft's spec", extensions(("x-switchyard-role" = json!("operator"))), params(("id" = i64, Path, description = "The campaign's id")), request_body = CampaignSpec, responses((status = 200, body = CampaignDetail)))]
 async fn update_campaign(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -249,7 +249,7 @@ async fn update_campaign(
     Ok(Json(s.campaigns.update(&p, id, spec).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/campaigns/{id}", tag = "campaigns", summary = "Delete a draft", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 204, description = "Deleted")))]
+#[utoipa::path(delete, path = "/api/v1/campaigns/{id}", tag = "campaigns", summary = "Delete a draft", extensions(("x-switchyard-role" = json!("operator"))), params(("id" = i64, Path, description = "The campaign's id")), responses((status = 204, description = "Deleted")))]
 async fn delete_campaign(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -260,7 +260,7 @@ async fn delete_campaign(
 }
 
 /// The campaign's plan: frozen once started, otherwise a fresh preview of the draft.
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/plan", tag = "campaigns", summary = "The campaign's plan: frozen once started, else a preview", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = Plan)))]
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/plan", tag = "campaigns", summary = "The campaign's plan: frozen once started, else a preview", extensions(("x-switchyard-role" = json!("viewer"))), params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = Plan)))]
 async fn plan_campaign(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -280,7 +280,7 @@ struct StartBody {
     override_reason: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/start", tag = "campaigns", summary = "Freeze the plan and start", description = "Needs the operator role or higher. An admin may send override_reason to start outside the window or in a freeze.", params(("id" = i64, Path, description = "The campaign's id")), request_body(content = Option<StartBody>, description = "Optional"), responses((status = 200, body = CampaignSummary)))]
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/start", tag = "campaigns", summary = "Freeze the plan and start", extensions(("x-switchyard-role" = json!("operator"))), description = "An admin may send override_reason to start outside the window or in a freeze.", params(("id" = i64, Path, description = "The campaign's id")), request_body(content = Option<StartBody>, description = "Optional"), responses((status = 200, body = CampaignSummary)))]
 async fn start(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -297,7 +297,7 @@ async fn start(
         .unwrap_or_default();
     Ok(Json(s.campaigns.start_with(&p, id, body.override_reason.as_deref()).await?))
 }
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/schedule", tag = "campaigns", summary = "Announce a draft's window: publish it and queue its notices", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = CampaignSummary)))]
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/schedule", tag = "campaigns", summary = "Announce a draft's window: publish it and queue its notices", extensions(("x-switchyard-role" = json!("operator"))), params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = CampaignSummary)))]
 async fn schedule(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -305,7 +305,7 @@ async fn schedule(
 ) -> Result<Json<CampaignSummary>, AppError> {
     Ok(Json(s.campaigns.schedule(&p, id).await?))
 }
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/reschedule", tag = "campaigns", summary = "Move a scheduled campaign's window (SEQUENCE goes up, an updated notice goes out)", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), request_body = app::domain::campaign::MaintenanceWindow, responses((status = 200, body = CampaignSummary)))]
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/reschedule", tag = "campaigns", summary = "Move a scheduled campaign's window (SEQUENCE goes up, an updated notice goes out)", extensions(("x-switchyard-role" = json!("operator"))), params(("id" = i64, Path, description = "The campaign's id")), request_body = app::domain::campaign::MaintenanceWindow, responses((status = 200, body = CampaignSummary)))]
 async fn reschedule(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -314,7 +314,7 @@ async fn reschedule(
 ) -> Result<Json<CampaignSummary>, AppError> {
     Ok(Json(s.campaigns.reschedule(&p, id, window).await?))
 }
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}/notices", tag = "campaigns", summary = "The campaign's notice schedule and delivery log", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = Vec<crate::store::DeliveryRow>)))]
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/notices", tag = "campaigns", summary = "The campaign's notice schedule and delivery log", extensions(("x-switchyard-role" = json!("viewer"))), params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = Vec<crate::store::DeliveryRow>)))]
 async fn notices(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -334,7 +334,7 @@ struct ChartQuery {
     #[param(maximum = 10_000)]
     width: u32,
 }
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}/chart", tag = "campaigns", summary = "Health chart from stored samples (SVG in JSON)", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The campaign's id"), ChartQuery), responses((status = 200, body = app::domain::views::ChartView)))]
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/chart", tag = "campaigns", summary = "Health chart from stored samples (SVG in JSON)", extensions(("x-switchyard-role" = json!("viewer"))), params(("id" = i64, Path, description = "The campaign's id"), ChartQuery), responses((status = 200, body = app::domain::views::ChartView)))]
 async fn chart(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -348,7 +348,7 @@ async fn chart(
     let width = if q.width == 0 { 760 } else { q.width };
     Ok(Json(s.charts.chart(&p, id, target, &q.tz, width).await?))
 }
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}/traffic", tag = "campaigns", summary = "The pool's members and weights as the router reports them now, with each one's release", description = "Needs the viewer role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = app::domain::views::TrafficView)))]
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/traffic", tag = "campaigns", summary = "The pool's members and weights as the router reports them now, with each one's release", extensions(("x-switchyard-role" = json!("viewer"))), params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = app::domain::views::TrafficView)))]
 async fn traffic(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -356,7 +356,7 @@ async fn traffic(
 ) -> Result<Json<app::domain::views::TrafficView>, AppError> {
     Ok(Json(s.campaigns.traffic(&p, id).await?))
 }
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/pause", tag = "campaigns", summary = "Pause at the next pass boundary", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = CampaignSummary)))]
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/pause", tag = "campaigns", summary = "Pause at the next pass boundary", extensions(("x-switchyard-role" = json!("operator"))), params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = CampaignSummary)))]
 async fn pause(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -364,7 +364,7 @@ async fn pause(
 ) -> Result<Json<CampaignSummary>, AppError> {
     Ok(Json(s.campaigns.pause(&p, id).await?))
 }
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/resume", tag = "campaigns", summary = "Resume (past a planned pause, or retry a failed step)", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = CampaignSummary)))]
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/resume", tag = "campaigns", summary = "Resume (past a planned pause, or retry a failed step)", extensions(("x-switchyard-role" = json!("operator"))), params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = CampaignSummary)))]
 async fn resume(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -372,7 +372,7 @@ async fn resume(
 ) -> Result<Json<CampaignSummary>, AppError> {
     Ok(Json(s.campaigns.resume(&p, id).await?))
 }
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/approve", tag = "campaigns", summary = "Approve the current approval step (never your own campaign)", description = "Needs the approver role or higher.", params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = CampaignSummary)))]
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/approve", tag = "campaigns", summary = "Approve the current approval step (never your own campaign)", extensions(("x-switchyard-role" = json!("approver"))), params(("id" = i64, Path, description = "The campaign's id")), responses((status = 200, body = CampaignSummary)))]
 async fn approve(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -380,7 +380,7 @@ async fn approve(
 ) -> Result<Json<CampaignSummary>, AppError> {
     Ok(Json(s.campaigns.approve(&p, id).await?))
 }
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/reject", tag = "campaigns", summary = "Reject: roll back", description = "Needs the approver role or higher.", params(("id" = i64, Path, description = "The campaign's id")), request_body(content = Option<ReasonBody>, description = "Optional: `{\"reason\": \"…\"}`; an empty body means none"), responses((status = 200, body = CampaignSummary)))]
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/reject", tag = "campaigns", summary = "Reject: roll back", extensions(("x-switchyard-role" = json!("approver"))), params(("id" = i64, Path, description = "The campaign's id")), request_body(content = Option<ReasonBody>, description = "Optional: `{\"reason\": \"…\"}`; an empty body means none"), responses((status = 200, body = CampaignSummary)))]
 async fn reject(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -389,7 +389,7 @@ async fn reject(
 ) -> Result<Json<CampaignSummary>, AppError> {
     Ok(Json(s.campaigns.reject(&p, id, &r).await?))
 }
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/skip", tag = "campaigns", summary = "Cut the current bake, pause or drain wait short", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), request_body(content = Option<ReasonBody>, description = "Optional: `{\"reason\": \"…\"}`; an empty body means none"), responses((status = 200, body = CampaignSummary)))]
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/skip", tag = "campaigns", summary = "Cut the current bake, pause or drain wait short", extensions(("x-switchyard-role" = json!("operator"))), params(("id" = i64, Path, description = "The campaign's id")), request_body(content = Option<ReasonBody>, description = "Optional: `{\"reason\": \"…\"}`; an empty body means none"), responses((status = 200, body = CampaignSummary)))]
 async fn skip(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -398,7 +398,7 @@ async fn skip(
 ) -> Result<Json<CampaignSummary>, AppError> {
     Ok(Json(s.campaigns.skip(&p, id, &r).await?))
 }
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/abort", tag = "campaigns", summary = "Stop and roll back until all traffic is on the from-release", description = "Needs the operator role or higher.", params(("id" = i64, Path, description = "The campaign's id")), request_body(content = Option<ReasonBody>, description = "Optional: `{\"reason\": \"…\"}`; an empty body means none"), responses((status = 200, body = CampaignSummary)))]
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/abort", tag = "campaigns", summary = "Stop and roll back until all traffic is on the from-release", extensions(("x-switchyard-role" = json!("operator"))), params(("id" = i64, Path, description = "The campaign's id")), request_body(content = Option<ReasonBody>, description = "Optional: `{\"reason\": \"…\"}`; an empty body means none"), responses((status = 200, body = CampaignSummary)))]
 async fn abort(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -419,7 +419,7 @@ struct EventsQuery {
 /// Server-Sent Events: every stored event of the campaign after `Last-Event-ID` (or `?after=`),
 /// then new ones as they are stored. Ids are the events' database ids, so a reconnect after a
 /// network drop or a server restart catches up without gaps.
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}/events", tag = "campaigns", summary = "The campaign's events as Server-Sent Events", description = "Needs the viewer role or higher. Resumable with Last-Event-ID (or ?after=). Each stored health-sample round also arrives as a named `sample` event (no id).", params(("id" = i64, Path, description = "The campaign's id"), EventsQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id")), responses((status = 200, description = "An endless event stream", content_type = "text/event-stream", body = String)))]
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/events", tag = "campaigns", summary = "The campaign's events as Server-Sent Events", extensions(("x-switchyard-role" = json!("viewer"))), description = "Resumable with Last-Event-ID (or ?after=). Each stored health-sample round also arrives as a named `sample` event (no id).", params(("id" = i64, Path, description = "The campaign's id"), EventsQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id")), responses((status = 200, description = "An endless event stream", content_type = "text/event-stream", body = String)))]
 async fn events(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,

@@ -28,7 +28,7 @@ struct SpecQuery {
     format: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}/spec", tag = "campaigns", summary = "The campaign's spec as a file", description = "Needs the viewer role or higher. The same text the editor exports, for `switchyard apply -f`.", params(("id" = i64, Path, description = "The campaign's id"), SpecQuery), responses((status = 200, description = "The spec", content((String = "text/plain"), (app::domain::campaign::CampaignSpec = "application/json")))))]
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/spec", tag = "campaigns", summary = "The campaign's spec as a file", extensions(("x-switchyard-role" = json!("viewer"))), description = "The same text the editor exports, for `switchyard apply -f`.", params(("id" = i64, Path, description = "The campaign's id"), SpecQuery), responses((status = 200, description = "The spec", content((String = "text/plain"), (app::domain::campaign::CampaignSpec = "application/json")))))]
 async fn campaign_spec(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,

@@ -94,7 +94,11 @@ pub fn document() -> &'static Document {
                 utoipa::openapi::path::OperationBuilder::new()
                     .operation_id(Some("openapi"))
                     .summary(Some("This document"))
-                    .description(Some("Needs the viewer role or higher."))
+                    .extensions(Some(
+                        [(ROLE_EXTENSION, "viewer")]
+                            .into_iter()
+                            .collect::<utoipa::openapi::extensions::Extensions>(),
+                    ))
                     .tag("meta")
                     .response("200", Response::new("The OpenAPI 3.1 document")),
             ),
@@ -108,9 +112,23 @@ pub fn document() -> &'static Document {
 /// The "role" of operations that take no session or token but an HMAC signature.
 pub const SIGNED: &str = "signed";
 
+/// The extension each operation declares its least role in (`viewer` … `admin`, or
+/// [`SIGNED`]); the sentence that says so opens its description.
+pub const ROLE_EXTENSION: &str = "x-switchyard-role";
+
+/// The least role an operation declares (`""` when it declares none).
+fn role_of(op: &Operation) -> String {
+    op.extensions
+        .as_ref()
+        .and_then(|e| e.get(ROLE_EXTENSION))
+        .and_then(|r| r.as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Every documented operation as (method, path, least role or [`SIGNED`]), read from the
-/// document: the role from its description ("Needs the operator role or higher."), which the
-/// role-matrix test holds against what the server really does.
+/// document's role extension, which the role-matrix test holds against what the server
+/// really does.
 pub fn operations() -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for (path, item) in &document().paths.paths {
@@ -123,16 +141,7 @@ pub fn operations() -> Vec<(String, String, String)> {
         ];
         for (method, op) in ops {
             let Some(op) = op else { continue };
-            let text = op.description.as_deref().unwrap_or_default();
-            let role = if text.starts_with("No session or token") {
-                SIGNED.to_string()
-            } else {
-                text.split_once("Needs the ")
-                    .and_then(|(_, rest)| rest.split_once(' '))
-                    .map(|(role, _)| role.to_string())
-                    .unwrap_or_default()
-            };
-            out.push((method.to_string(), path.clone(), role));
+            out.push((method.to_string(), path.clone(), role_of(op)));
         }
     }
     out
@@ -177,6 +186,20 @@ fn document_errors(doc: &mut Document) {
             if signed {
                 op.security = Some(Vec::new());
             }
+            // The declared role, said in words for people, before the rest of the description.
+            let who = match role_of(op).as_str() {
+                SIGNED => "No session or token: the request is authenticated by its signature."
+                    .to_string(),
+                "admin" => "Needs the admin role.".to_string(),
+                "" => String::new(),
+                role => format!("Needs the {role} role or higher."),
+            };
+            let text = [who, op.description.take().unwrap_or_default()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            op.description = (!text.is_empty()).then_some(text);
             let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
             let mut add = |status: &str, what: &str| {
                 op.responses

@@ -19,7 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(webhook_complete))
 }
 
-#[utoipa::path(post, path = "/api/v1/providers/webhook/{backend}/complete", tag = "providers", summary = "A webhook provider's endpoint reports an accepted action's end", description = "No session or token: signed with the backend's shared secret (`X-Switchyard-Timestamp`, `X-Switchyard-Signature`), as the webhook provider documents.", params(("backend" = String, Path, description = "The webhook backend's name"), ("X-Switchyard-Timestamp" = String, Header, description = "Unix seconds when the body was signed"), ("X-Switchyard-Signature" = String, Header, description = "hex HMAC-SHA256 of the timestamp, a dot and the body")), request_body = Callback, responses((status = 204, description = "The waiting call is woken")))]
+#[utoipa::path(post, path = "/api/v1/providers/webhook/{backend}/complete", tag = "providers", summary = "A webhook provider's endpoint reports an accepted action's end", extensions(("x-switchyard-role" = json!("signed"))), description = "Signed with the backend's shared secret (`X-Switchyard-Timestamp`, `X-Switchyard-Signature`), as the webhook provider documents.", params(("backend" = String, Path, description = "The webhook backend's name"), ("X-Switchyard-Timestamp" = String, Header, description = "Unix seconds when the body was signed"), ("X-Switchyard-Signature" = String, Header, description = "hex HMAC-SHA256 of the timestamp, a dot and the body")), request_body = Callback, responses((status = 204, description = "The waiting call is woken")))]
 #[tracing::instrument(skip_all, fields(backend = %backend))]
 async fn webhook_complete(
     State(s): State<AppState>,

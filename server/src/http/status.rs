@@ -388,7 +388,7 @@ async fn unsubscribe(
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/subscribers", tag = "comms", summary = "Subscribers to maintenance notices", description = "Needs the operator role or higher.", responses((status = 200, body = Vec<SubscriberRow>)))]
+#[utoipa::path(get, path = "/api/v1/subscribers", tag = "comms", summary = "Subscribers to maintenance notices", extensions(("x-switchyard-role" = json!("operator"))), responses((status = 200, body = Vec<SubscriberRow>)))]
 async fn list_subscribers(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,

@@ -82,6 +82,20 @@ impl EnvironmentService {
         check(&self.store, self.engine.adapters()).await
     }
 
+    /// The full `backends check` report, as the REST API answers it (operators and above).
+    pub async fn backends_report(
+        &self,
+        actor: &Principal,
+    ) -> Result<crate::services::backends::CheckReport, ApiError> {
+        require(actor, Role::Operator)?;
+        crate::services::backends::check_all(
+            &self.store,
+            self.engine.adapters(),
+            crate::services::backends::CHECK_TIMEOUT,
+        )
+        .await
+    }
+
     pub async fn list(&self, actor: &Principal) -> Result<Vec<EnvironmentView>, ApiError> {
         require(actor, Role::Viewer)?;
         self.store

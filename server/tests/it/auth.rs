@@ -149,12 +149,13 @@ async fn a_disabled_user_cannot_sign_in_and_their_open_session_stops_working() {
     let (res, cookie) = app.login("dora", PASSWORD).await;
     assert_eq!(location(&res), "/login?error=invalid");
     assert!(cookie.is_none());
-    let failures: Vec<String> = sqlx::query_scalar(
-        "SELECT details FROM audit_events WHERE action = 'auth.login' AND outcome = 'failure'",
-    )
-    .fetch_all(&app.raw_pool().await)
-    .await
-    .expect("rows");
+    let failures: Vec<String> = app
+        .audit_rows("auth.login")
+        .await
+        .into_iter()
+        .filter(|r| r.outcome == "failure")
+        .map(|r| r.details)
+        .collect();
     assert!(failures.iter().any(|d| d.contains("account disabled")));
     app.stop().await;
 }

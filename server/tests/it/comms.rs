@@ -546,15 +546,9 @@ async fn a_freeze_refuses_a_start_and_an_admin_override_of_the_window_gate_is_au
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let pool = c.app.raw_pool().await;
-    let (actor, details): (String, String) = sqlx::query_as(
-        "SELECT actor, details FROM audit_events WHERE action = 'campaign.start' ORDER BY id DESC LIMIT 1",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("the start is audited");
-    let details: Value = serde_json::from_str(&details).expect("json");
-    assert_eq!(actor, "ada");
+    let start = c.app.audit_rows("campaign.start").await.pop().expect("the start is audited");
+    let details: Value = serde_json::from_str(&start.details).expect("json");
+    assert_eq!(start.actor, "ada");
     assert_eq!(details["override"]["reason"], "security hotfix CVE-1");
     assert_eq!(details["override"]["overrode"].as_array().map(Vec::len), Some(2), "{details}");
     c.app.stop().await;
@@ -827,13 +821,15 @@ async fn reminder_offsets_are_the_campaigns_and_bad_ones_name_their_field() {
         call(&c.app, &c.operator, Method::POST, &format!("/api/v1/campaigns/{id}/schedule"), None)
             .await;
     assert_eq!(status, StatusCode::OK);
-    let pool = c.app.raw_pool().await;
-    let kinds: Vec<String> =
-        sqlx::query_scalar("SELECT kind FROM notices WHERE campaign_id = ? ORDER BY due_at")
-            .bind(id)
-            .fetch_all(&pool)
-            .await
-            .expect("notices");
+    let kinds: Vec<String> = c
+        .app
+        .store
+        .campaign_notices(id)
+        .await
+        .expect("notices")
+        .into_iter()
+        .map(|n| n.kind)
+        .collect();
     assert_eq!(kinds, ["scheduled", "reminder_24h", "reminder_30m", "reminder_45s"]);
     c.app.stop().await;
 }
@@ -1084,19 +1080,16 @@ async fn email_goes_over_starttls_and_implicit_tls_to_a_server_a_private_ca_vouc
                 .await;
             assert!(!subjects_with(&mails, "Confirm your subscription").is_empty());
         } else {
-            let pool = app.raw_pool().await;
-            let deadline = Instant::now() + Duration::from_secs(20);
-            let error = loop {
-                let e: Option<String> = sqlx::query_scalar("SELECT last_error FROM deliveries")
-                    .fetch_one(&pool)
-                    .await
-                    .expect("delivery");
-                if let Some(e) = e {
-                    break e;
-                }
-                assert!(Instant::now() < deadline, "no attempt was recorded");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            };
+            let error =
+                eventually("a failed attempt is recorded", Duration::from_secs(20), async || {
+                    let all = app
+                        .store
+                        .deliveries_due_by(chrono::Utc::now(), 10)
+                        .await
+                        .expect("deliveries");
+                    all.into_iter().find_map(|d| d.last_error)
+                })
+                .await;
             assert!(error.to_lowercase().contains("certificate"), "{error}");
             assert!(!smtp.mails().iter().any(|m| m["to"] == address.as_str()));
         }

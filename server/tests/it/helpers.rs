@@ -187,13 +187,27 @@ impl TestApp {
     }
 
     pub async fn audit_actions(&self) -> Vec<(String, String, String)> {
-        sqlx::query_as("SELECT action, object, outcome FROM audit_events ORDER BY id")
-            .fetch_all(&self.raw_pool().await)
-            .await
-            .expect("audit rows")
+        self.audit_rows("").await.into_iter().map(|r| (r.action, r.object, r.outcome)).collect()
     }
 
-    /// A separate connection for poking at the database the way an attacker could.
+    /// The audit events of `action` (every event for `""`), in chain order, read through the
+    /// store.
+    pub async fn audit_rows(&self, action: &str) -> Vec<server::store::AuditRow> {
+        let q = server::store::AuditQuery {
+            action_prefix: (!action.is_empty()).then(|| action.to_string()),
+            ..Default::default()
+        };
+        let rows = self.store.export_audit(&q, 100_000).await.expect("audit rows");
+        rows.into_iter().filter(|r| action.is_empty() || r.action == action).collect()
+    }
+
+    /// How many API tokens exist, anyone's.
+    pub async fn token_count(&self) -> usize {
+        self.store.list_all_tokens().await.expect("tokens").len()
+    }
+
+    /// A separate connection for poking at the database the way an attacker could (tampering,
+    /// reading what is really on disk); everything else goes through the store.
     pub async fn raw_pool(&self) -> sqlx::SqlitePool {
         sqlx::SqlitePool::connect(&format!("sqlite://{}", self.db_path.display()))
             .await

@@ -41,10 +41,7 @@ async fn login_from(app: &TestApp, user: &str, password: &str, xff: &str) -> req
 }
 
 async fn last_login_ips(app: &TestApp) -> Vec<String> {
-    sqlx::query_scalar("SELECT source_ip FROM audit_events WHERE action = 'auth.login' ORDER BY id")
-        .fetch_all(&app.raw_pool().await)
-        .await
-        .expect("rows")
+    app.audit_rows("auth.login").await.into_iter().map(|r| r.source_ip).collect()
 }
 
 #[tokio::test]
@@ -91,12 +88,8 @@ async fn failed_guesses_lock_out_the_guesser_from_that_address_not_the_account_o
     let guesses = (0..10).map(|_| login_from(&app, "olivia", "wrong wrong wrong", "203.0.113.50"));
     let answers = futures_util::future::join_all(guesses).await;
     let throttled = answers.iter().filter(|r| location(r) == "/login?error=throttled").count();
-    let failures: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit_events WHERE action = 'auth.login' AND outcome = 'failure'",
-    )
-    .fetch_one(&app.raw_pool().await)
-    .await
-    .expect("count");
+    let failures =
+        app.audit_rows("auth.login").await.iter().filter(|r| r.outcome == "failure").count() as i64;
     assert!(failures <= 5, "{failures} guesses were hashed; the limit is 5");
     assert_eq!(throttled as i64, 10 - failures);
     let res = login_from(&app, "olivia", PASSWORD, "203.0.113.50").await;
@@ -191,11 +184,7 @@ async fn a_user_who_must_change_their_password_can_do_nothing_else_until_they_ha
         .await
         .expect("request");
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let tokens: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens")
-        .fetch_one(&app.raw_pool().await)
-        .await
-        .expect("count");
-    assert_eq!(tokens, 0);
+    assert_eq!(app.token_count().await, 0);
 
     // Changing the password lifts it.
     let res = server_fn(
@@ -321,7 +310,8 @@ async fn tokens_expire_are_revoked_by_a_reset_or_a_disable_and_admins_see_and_re
     assert!((167..=168).contains(&in_days), "{expires}");
     let o2 = created["secret"].as_str().expect("secret").to_string();
 
-    // An expired token is refused like a revoked one.
+    // An expired token is refused like a revoked one (time travel: its expiry is moved into the
+    // past behind the store's back).
     sqlx::query("UPDATE api_tokens SET expires_at = '2000-01-01T00:00:00.000Z' WHERE id = ?")
         .bind(created["token"]["id"].as_i64())
         .execute(&app.raw_pool().await)
@@ -431,11 +421,7 @@ async fn a_cross_site_server_function_call_and_a_cross_site_rest_put_are_refused
         let res = req.json(&json!({ "name": "production" })).send().await.expect("request");
         assert_eq!(res.status(), StatusCode::FORBIDDEN, "REST PUT with {headers:?}");
     }
-    let tokens: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens")
-        .fetch_one(&app.raw_pool().await)
-        .await
-        .expect("count");
-    assert_eq!(tokens, 0, "nothing was created");
+    assert_eq!(app.token_count().await, 0, "nothing was created");
     // The same calls from the same origin go through (the PUT then fails on its merits).
     let res =
         server_fn(&app, app::api::accounts::CreateToken::PATH, &cookie, &[("name", "ok")]).await;
