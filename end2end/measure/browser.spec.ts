@@ -1,7 +1,6 @@
 import { test, expect } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
-import * as zlib from 'zlib';
 
 // Browser-side figures for BENCHMARKS.md: what the browser downloads, time to interactive of
 // the campaign page, and the delay from a health sample being stored to the chart showing it.
@@ -23,6 +22,33 @@ test('measure the campaign page in Chromium', async ({ page }) => {
   await expect(page.getByTestId('home-title')).toBeVisible();
   const list = await page.evaluate(async () => (await (await fetch('/api/v1/campaigns?q=demo-canary')).json()));
   const id = list.campaigns[0].id;
+
+  // Transfer of a cold load (empty cache) and of a warm one, as the browser counted it.
+  const cdp = await page.context().newCDPSession(page);
+  const transfer = async () => {
+    await page.waitForFunction(() => document.documentElement.dataset.hydrated === 'true');
+    await page.waitForLoadState('networkidle').catch(() => {});
+    return await page.evaluate(() => {
+      const entries = [
+        ...performance.getEntriesByType('navigation'),
+        ...performance.getEntriesByType('resource'),
+      ] as PerformanceResourceTiming[];
+      // The live event stream never finishes; only what has arrived is counted.
+      const done = entries.filter((e) => !e.name.includes('/events'));
+      return {
+        requests: done.length,
+        transfer: done.reduce((n, e) => n + e.transferSize, 0),
+        decoded: done.reduce((n, e) => n + e.decodedBodySize, 0),
+        files: done.map((e) => `${new URL(e.name).pathname} ${e.transferSize}/${e.decodedBodySize}`),
+      };
+    });
+  };
+  await cdp.send('Network.clearBrowserCache');
+  await page.goto(`/campaigns/${id}`);
+  const cold = await transfer();
+  await page.goto(`/campaigns/${id}`);
+  const warm = await transfer();
+  console.log('cold load', JSON.stringify(cold, null, 1));
 
   // Time to interactive: navigation start → the app hydrated (html[data-hydrated]).
   const tti: number[] = [];
@@ -69,10 +95,14 @@ test('measure the campaign page in Chromium', async ({ page }) => {
 
   // What the browser downloads.
   const pkg = path.join(ROOT, 'target', 'site', 'pkg');
-  const rows = fs.readdirSync(pkg).filter((f) => /\.(wasm|js|css)$/.test(f)).sort().map((f) => {
-    const raw = fs.readFileSync(path.join(pkg, f));
-    return `| \`${f}\` | ${raw.length.toLocaleString('en')} B | ${zlib.gzipSync(raw, { level: 9 }).length.toLocaleString('en')} B |`;
+  // The fingerprinted files the pages name, with the precompressed copies served beside them.
+  const name = fs.readFileSync(path.join(pkg, 'manifest.txt'), 'utf8').trim().replace('output_name=', '');
+  const size = (f: string) => (fs.existsSync(f) ? `${fs.statSync(f).size.toLocaleString('en')} B` : '—');
+  const rows = [`${name}.js`, `${name}_bg.wasm`, `${name}.css`].map((f) => {
+    const file = path.join(pkg, f);
+    return `| \`${f}\` | ${size(file)} | ${size(file + '.gz')} | ${size(file + '.br')} |`;
   });
+  const kb = (v: number) => `${v.toLocaleString('en')} B`;
 
   const ms = (v: number) => `${Math.round(v)} ms`;
   const section = `<!-- browser:begin (written by scripts/bench: end2end/measure/browser.spec.ts) -->
@@ -80,9 +110,13 @@ test('measure the campaign page in Chromium', async ({ page }) => {
 
 Measured on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC.
 
-| file in \`target/site/pkg\` | raw | gzip -9 |
-|---|---|---|
+| file in \`target/site/pkg\` (served as) | raw | gzip -9 (\`.gz\`) | brotli 11 (\`.br\`) |
+|---|---|---|---|
 ${rows.join('\n')}
+
+- **Cold load of a campaign page** (empty cache, signed in; Chromium offers br): **${kb(cold.transfer)}**
+  transferred in ${cold.requests} requests for ${kb(cold.decoded)} of content.
+  Loaded again: ${kb(warm.transfer)} transferred (the client is cached as immutable).
 
 - **Time to interactive** of a campaign page (navigation start → hydrated), ${LOADS} loads:
   p50 **${ms(pct(tti, 0.5))}**, min ${ms(tti[0])}, max ${ms(tti[tti.length - 1])}.

@@ -77,7 +77,7 @@ impl Application {
         })?;
         let addr = listener.local_addr()?;
         let leptos_options = LeptosOptions::builder()
-            .output_name("switchyard")
+            .output_name(http::assets::output_name(&config.site_root))
             .site_root(config.site_root.display().to_string())
             .site_pkg_dir("pkg")
             .site_addr(addr)

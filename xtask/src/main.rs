@@ -1,6 +1,8 @@
 //! Builds the browser client without cargo-leptos: compiles `app` to wasm32 with `hydrate`,
 //! runs wasm-bindgen (as a library, so nothing has to be installed), optionally shrinks the
-//! result with `wasm-opt`, and copies the stylesheet and assets into the site folder.
+//! result with `wasm-opt`, copies the stylesheet and assets into the site folder, and
+//! fingerprints the client: content-hashed copies (`switchyard.<hash>.js`, `…_bg.wasm`,
+//! `….css`) with brotli and gzip beside each, named in `pkg/manifest.txt` for the server.
 //!
 //! Usage: `cargo run -p xtask -- site [--release] [--site-root target/site]`
 
@@ -65,7 +67,98 @@ fn build_site(release: bool, site_root: &Path) -> anyhow::Result<()> {
         bindgen(&wasm, &pkg, release)?;
         std::fs::write(&stamp, &fresh)?;
     }
-    copy_static(&root, site_root, &pkg)
+    copy_static(&root, site_root, &pkg)?;
+    let name = fingerprint(&pkg, release)?;
+    eprintln!("==> site ready in {} (client {name})", site_root.display());
+    Ok(())
+}
+
+/// The file the server reads the fingerprinted name from (`output_name=switchyard.<hash>`).
+const MANIFEST: &str = "manifest.txt";
+
+/// Content-hashed copies of the client's three files under one name (the hash covers all three,
+/// so a page never pairs new JavaScript with an old module), each with a `.br` and `.gz` beside
+/// it; older fingerprinted copies are removed. Returns the name. Compression runs only when the
+/// name is new: brotli at its best setting for release builds, a quick one for dev builds.
+fn fingerprint(pkg: &Path, release: bool) -> anyhow::Result<String> {
+    use sha2::Digest as _;
+    let files = [
+        (format!("{OUTPUT_NAME}.js"), ".js"),
+        (format!("{OUTPUT_NAME}_bg.wasm"), "_bg.wasm"),
+        (format!("{OUTPUT_NAME}.css"), ".css"),
+    ];
+    let mut hasher = sha2::Sha256::new();
+    let mut contents = Vec::new();
+    for (file, _) in &files {
+        let bytes = std::fs::read(pkg.join(file)).with_context(|| format!("reading {file}"))?;
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+        contents.push(bytes);
+    }
+    let hash = hex_prefix(&hasher.finalize(), 10);
+    let name = format!("{OUTPUT_NAME}.{hash}");
+    for entry in std::fs::read_dir(pkg)? {
+        let file = entry?.file_name().to_string_lossy().to_string();
+        if is_fingerprinted(&file)
+            && !file.starts_with(&format!("{name}."))
+            && !file.starts_with(&format!("{name}_"))
+        {
+            std::fs::remove_file(pkg.join(&file))?;
+        }
+    }
+    let quality = if release { 11 } else { 4 };
+    for ((_, suffix), bytes) in files.iter().zip(&contents) {
+        let out = pkg.join(format!("{name}{suffix}"));
+        if std::fs::metadata(out.with_extension(ext_with(&out, "br"))).is_ok() {
+            continue;
+        }
+        std::fs::write(&out, bytes)?;
+        let started = std::time::Instant::now();
+        let (br, gz) = compress(bytes, quality)?;
+        std::fs::write(out.with_extension(ext_with(&out, "gz")), &gz)?;
+        std::fs::write(out.with_extension(ext_with(&out, "br")), &br)?;
+        eprintln!(
+            "    {name}{suffix}: {} B, gzip {} B, brotli {} B ({} ms)",
+            bytes.len(),
+            gz.len(),
+            br.len(),
+            started.elapsed().as_millis()
+        );
+    }
+    std::fs::write(pkg.join(MANIFEST), format!("output_name={name}\n"))?;
+    Ok(name)
+}
+
+/// `file.js` + `br` → `js.br` (for `with_extension`, which replaces only the last one).
+fn ext_with(path: &Path, more: &str) -> String {
+    let ext = path.extension().map(|e| e.to_string_lossy().to_string()).unwrap_or_default();
+    format!("{ext}.{more}")
+}
+
+/// `switchyard.<10 hex>.…` or `switchyard.<10 hex>_bg.wasm…`.
+fn is_fingerprinted(file: &str) -> bool {
+    let Some(rest) = file.strip_prefix(&format!("{OUTPUT_NAME}.")) else { return false };
+    rest.len() > 10
+        && rest.as_bytes()[..10].iter().all(u8::is_ascii_hexdigit)
+        && matches!(rest.as_bytes()[10], b'.' | b'_')
+}
+
+fn hex_prefix(bytes: &[u8], n: usize) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()[..n].to_string()
+}
+
+/// Brotli (window 2^22) and gzip (level 9) of `bytes`.
+fn compress(bytes: &[u8], quality: u32) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    use std::io::Write as _;
+    let mut br = Vec::new();
+    {
+        let mut w = brotli::CompressorWriter::new(&mut br, 64 * 1024, quality, 22);
+        w.write_all(bytes)?;
+        w.flush()?;
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(bytes)?;
+    Ok((br, gz.finish()?))
 }
 
 /// Size and modification time of the compiled module: a rebuild changes at least one.
@@ -115,7 +208,6 @@ fn copy_static(root: &Path, site_root: &Path, pkg: &Path) -> anyhow::Result<()> 
         let len = std::fs::metadata(pkg.join(&f)).map(|m| m.len()).unwrap_or(0);
         eprintln!("    {f}: {len} bytes");
     }
-    eprintln!("==> site ready in {}", site_root.display());
     Ok(())
 }
 
@@ -163,4 +255,69 @@ fn optimise(wasm: &Path) -> anyhow::Result<()> {
     }
     eprintln!("    no wasm-opt found: serving the unoptimised client");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read as _;
+
+    fn site(js: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("switchyard.js"), js).expect("js");
+        std::fs::write(dir.path().join("switchyard_bg.wasm"), b"\0asm module".repeat(500))
+            .expect("wasm");
+        std::fs::write(dir.path().join("switchyard.css"), "body { color: red }").expect("css");
+        dir
+    }
+
+    fn manifest(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join(MANIFEST)).expect("manifest")
+    }
+
+    #[test]
+    fn fingerprinted_copies_decompress_to_the_originals_and_replace_older_ones() {
+        let dir = site("export default function init() {}");
+        let first = fingerprint(dir.path(), false).expect("fingerprint");
+        assert!(first.starts_with("switchyard.") && first.len() == "switchyard.".len() + 10);
+        assert_eq!(manifest(dir.path()), format!("output_name={first}\n"));
+        for (suffix, original) in [
+            (".js", "switchyard.js"),
+            ("_bg.wasm", "switchyard_bg.wasm"),
+            (".css", "switchyard.css"),
+        ] {
+            let raw = std::fs::read(dir.path().join(original)).expect("original");
+            let copy = std::fs::read(dir.path().join(format!("{first}{suffix}"))).expect("copy");
+            assert_eq!(copy, raw, "{suffix}");
+            let mut un_br = Vec::new();
+            brotli::Decompressor::new(
+                &std::fs::read(dir.path().join(format!("{first}{suffix}.br"))).expect("br")[..],
+                4096,
+            )
+            .read_to_end(&mut un_br)
+            .expect("brotli decodes");
+            assert_eq!(un_br, raw, "{suffix}.br");
+            let mut un_gz = Vec::new();
+            flate2::read::GzDecoder::new(
+                &std::fs::read(dir.path().join(format!("{first}{suffix}.gz"))).expect("gz")[..],
+            )
+            .read_to_end(&mut un_gz)
+            .expect("gzip decodes");
+            assert_eq!(un_gz, raw, "{suffix}.gz");
+        }
+        // Same content, same name; new content, a new name and the old copies gone.
+        assert_eq!(fingerprint(dir.path(), false).expect("again"), first);
+        std::fs::write(dir.path().join("switchyard.js"), "export default function init() { 1 }")
+            .expect("js");
+        let second = fingerprint(dir.path(), false).expect("changed");
+        assert_ne!(second, first);
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
+            .filter(|f| is_fingerprinted(f))
+            .collect();
+        assert_eq!(left.len(), 9, "three files and their .br and .gz: {left:?}");
+        assert!(left.iter().all(|f| f.starts_with(&second)), "{left:?}");
+        assert!(!is_fingerprinted("switchyard.css") && !is_fingerprinted("switchyard_bg.wasm"));
+    }
 }

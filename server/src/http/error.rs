@@ -54,7 +54,7 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
 pub fn panic_response(_err: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
     let body = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Something went wrong · Switchyard</title>\
-<link rel=\"stylesheet\" href=\"/pkg/switchyard.css\"></head><body><main class=\"container\"><h1>Something went wrong</h1>\
+<link rel=\"stylesheet\" href=\"/pkg/switchyard.css\"><link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\"></head><body><main class=\"container\"><h1>Something went wrong</h1>\
 <p>The server hit an unexpected error. It has been logged. Try again, or go back to the <a href=\"/\">home page</a>.</p></main></body></html>";
     (StatusCode::INTERNAL_SERVER_ERROR, [("content-type", "text/html; charset=utf-8")], body)
         .into_response()

@@ -2,6 +2,7 @@
 //! metrics, assembled with the guards in a fixed order.
 
 pub mod api;
+pub mod assets;
 pub mod backends;
 pub mod campaigns;
 pub mod editor;
@@ -46,7 +47,7 @@ fn routes(state: &AppState) -> Router<AppState> {
 
 /// What anyone may reach: health and metrics, signing in and out, the public status page with
 /// its feeds and sign-up, and the webhook provider's callback (which its handler authenticates
-/// by signature). Static assets are served by the fallback. Nothing else is public.
+/// by signature). The client under /pkg and other static files are served outside both. Nothing else is public.
 fn public_routes(state: &AppState) -> Router<AppState> {
     let context = {
         let state = state.clone();
@@ -142,6 +143,7 @@ pub fn app(state: AppState) -> Router {
         .with_expiry(Expiry::OnInactivity(CookieDuration::seconds(cfg.idle_timeout_secs)));
 
     routes(&state)
+        .nest_service("/pkg", assets::pkg(&state.config.site_root))
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
         // Layers run bottom-up on the way in: security headers (on every answer, panics too) →
         // body limit → metrics → sessions → caller → cross-site check → password-change gate,
@@ -155,6 +157,9 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(state.config.security.max_body_bytes))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
         .layer(from_fn_with_state(state.config.session.cookie_secure, hardening::security_headers))
+        // Pages and JSON gzipped on the fly for clients that ask (never event streams, nor
+        // answers already encoded: /pkg serves its own precompressed brotli and gzip).
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
 }
 

@@ -76,7 +76,7 @@ fn shell(title: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
          content=\"width=device-width, initial-scale=1\"><title>{}</title>\
-         <link rel=\"stylesheet\" href=\"/pkg/switchyard.css\">\
+         <link rel=\"stylesheet\" href=\"/pkg/switchyard.css\"><link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\">\
          <link rel=\"alternate\" type=\"application/atom+xml\" title=\"Maintenance feed\" href=\"/status/feed.atom\">\
          </head><body><main class=\"container\" id=\"main\">{body}</main></body></html>",
         esc(title)

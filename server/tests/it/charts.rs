@@ -51,10 +51,13 @@ async fn a_running_canary_is_sampled_every_second_charted_per_target_and_announc
         .http
         .get(format!("{}/api/v1/campaigns/{id}/events", app.url))
         .bearer_auth(&api.token)
+        .header(reqwest::header::ACCEPT_ENCODING, "gzip")
         .send()
         .await
         .expect("event stream");
     assert_eq!(res.status(), StatusCode::OK);
+    // Offered gzip, the stream stays uncompressed: a compressor would sit on the events.
+    assert!(res.headers().get(reqwest::header::CONTENT_ENCODING).is_none());
     let mut body = res;
     let mut text = String::new();
     let mut sample_times = Vec::new();

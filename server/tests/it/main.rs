@@ -3,6 +3,7 @@
 
 mod analysis;
 mod approvals;
+mod assets;
 mod audit_trail;
 mod auth;
 mod backends_check;
