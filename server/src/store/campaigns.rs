@@ -348,16 +348,22 @@ impl CampaignStore for SqliteStore {
                 qb.push_bind(like).push(" ESCAPE '\\')");
             }
         }
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM campaigns");
+        // A search scans the covering `campaigns_search` index (no spec JSON read) for the
+        // count and the page's ids; only the page's rows are read whole.
+        let from =
+            if q.search.is_some() { "campaigns INDEXED BY campaigns_search" } else { "campaigns" };
+        let mut count = QueryBuilder::<Sqlite>::new(format!("SELECT COUNT(*) FROM {from}"));
         push_where(&mut count, q);
         let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
-        let mut qb =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns"));
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id IN (SELECT id FROM {from}"
+        ));
         push_where(&mut qb, q);
         qb.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(limit))
             .push(" OFFSET ")
-            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .push(") ORDER BY id DESC");
         Ok((qb.build_query_as().fetch_all(&self.pool).await?, total))
     }
 
